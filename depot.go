@@ -1,0 +1,174 @@
+// Package depot holds the vocabulary that every depot process shares: the
+// names of stored things (volume ids, needle ids, cookies, fids), the
+// description of a volume and its members, the metadata of an object, and the
+// sentinel errors that cross package and process boundaries.
+//
+// The roles themselves live in their own packages: erasure (striping and
+// reconstruction), dataserver (shard files on disk, served over HTTP),
+// nameserver (cluster map and namespace), client (the native Go API) and
+// gateway (S3 and /v1 over HTTP). See DESIGN.md in the shared folder for the
+// words; this file is the short, exact version of them.
+package depot
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VolumeID names a volume: a logical append-only container stored as k+m
+// shard files, one on each member dataserver.
+type VolumeID uint32
+
+// NeedleID names one needle inside a volume. The same needle id is used in
+// every shard file of the volume: member i holds shard i of the needle.
+type NeedleID uint64
+
+// Cookie is a random number stored with a needle and carried in its fid.
+// A read that presents the wrong cookie is answered as if the needle did not
+// exist, which makes fids unguessable.
+type Cookie uint32
+
+// NewCookie returns a cookie from the operating system's random source.
+func NewCookie() Cookie {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("depot: crypto/rand failed: " + err.Error())
+	}
+	return Cookie(binary.LittleEndian.Uint32(b[:]))
+}
+
+// Fid is the name of one stored segment: the volume that holds it, its
+// needle id and its cookie. Its text form is "<volume>,<needle><cookie>":
+// the volume in decimal, then the needle id in lower-case hex without
+// leading zeros, followed by exactly eight hex digits of cookie, for example
+// "17,3f9a0c21e4b7" (volume 17, needle 0x3f9a, cookie 0x0c21e4b7).
+type Fid struct {
+	Volume VolumeID
+	Needle NeedleID
+	Cookie Cookie
+}
+
+// String returns the text form of f.
+func (f Fid) String() string {
+	return fmt.Sprintf("%d,%x%08x", f.Volume, uint64(f.Needle), uint32(f.Cookie))
+}
+
+// ParseFid parses the text form of a fid. It returns an error wrapping
+// ErrBadFid when s is not a well-formed fid.
+func ParseFid(s string) (Fid, error) {
+	comma := strings.IndexByte(s, ',')
+	if comma <= 0 || comma == len(s)-1 {
+		return Fid{}, fmt.Errorf("%w: %q: want <volume>,<needle><cookie>", ErrBadFid, s)
+	}
+	vol, err := strconv.ParseUint(s[:comma], 10, 32)
+	if err != nil || vol == 0 {
+		return Fid{}, fmt.Errorf("%w: %q: bad volume id", ErrBadFid, s)
+	}
+	rest := s[comma+1:]
+	if len(rest) < 9 || len(rest) > 24 {
+		return Fid{}, fmt.Errorf("%w: %q: bad needle and cookie", ErrBadFid, s)
+	}
+	needle, err := strconv.ParseUint(rest[:len(rest)-8], 16, 64)
+	if err != nil {
+		return Fid{}, fmt.Errorf("%w: %q: bad needle id", ErrBadFid, s)
+	}
+	cookie, err := strconv.ParseUint(rest[len(rest)-8:], 16, 32)
+	if err != nil {
+		return Fid{}, fmt.Errorf("%w: %q: bad cookie", ErrBadFid, s)
+	}
+	return Fid{Volume: VolumeID(vol), Needle: NeedleID(needle), Cookie: Cookie(cookie)}, nil
+}
+
+// VolumeState is the life-cycle state of a volume.
+type VolumeState string
+
+// Volume states.
+const (
+	VolumeWritable  VolumeState = "writable"  // takes new needles
+	VolumeFull      VolumeState = "full"      // read-only: reached its size limit
+	VolumeDegraded  VolumeState = "degraded"  // at least one member is dead or missing
+	VolumeRepairing VolumeState = "repairing" // a replacement member is being rebuilt
+)
+
+// Member is one shard position of a volume: shard Index lives on the
+// dataserver Node, reachable at Addr (host:port of its HTTP API).
+type Member struct {
+	Index int    `json:"index"`
+	Node  string `json:"node"`
+	Addr  string `json:"addr"`
+}
+
+// Volume describes a volume as the nameserver knows it.
+type Volume struct {
+	ID      VolumeID    `json:"id"`
+	K       int         `json:"k"`
+	M       int         `json:"m"`
+	Unit    int         `json:"unit"` // erasure stripe unit in bytes
+	Members []Member    `json:"members"`
+	State   VolumeState `json:"state"`
+}
+
+// Segment is one stored piece of an object: Size bytes of it, kept as the
+// needle Fid.
+type Segment struct {
+	Fid  string `json:"fid"`
+	Size int64  `json:"size"`
+}
+
+// Object is the metadata of a stored object as the namespace keeps it.
+type Object struct {
+	Bucket       string            `json:"bucket"`
+	Key          string            `json:"key"`
+	Size         int64             `json:"size"`
+	ETag         string            `json:"etag"`
+	ContentType  string            `json:"content_type,omitempty"`
+	Meta         map[string]string `json:"meta,omitempty"`
+	Modified     time.Time         `json:"modified"`
+	Segments     []Segment         `json:"segments"`
+	PartSizes    []int64           `json:"part_sizes,omitempty"` // multipart objects only
+}
+
+// Node roles in the gossip cluster.
+const (
+	RoleNameserver = "nameserver"
+	RoleDataserver = "dataserver"
+	RoleGateway    = "gateway"
+)
+
+// Sentinel errors. They cross process boundaries as HTTP statuses plus an
+// error code string (see internal/httpx), and are compared with errors.Is.
+var (
+	// ErrNotFound is returned when a needle, fid, volume, bucket or key does
+	// not exist, or when a cookie does not match (a wrong cookie is never
+	// told apart from a missing needle).
+	ErrNotFound = errors.New("not found")
+	// ErrBadFid is returned when a fid's text is malformed.
+	ErrBadFid = errors.New("malformed fid")
+	// ErrCorrupt is returned when stored bytes fail their checksum.
+	ErrCorrupt = errors.New("checksum mismatch")
+	// ErrDiskFull is returned when a data directory has no space left.
+	ErrDiskFull = errors.New("disk full")
+	// ErrReadOnly is returned when a write reaches a read-only shard file
+	// or directory.
+	ErrReadOnly = errors.New("read-only")
+	// ErrNoQuorum is returned when too few members acknowledged a write.
+	ErrNoQuorum = errors.New("write quorum not reached")
+	// ErrNotEnoughNodes is returned when placement finds too few alive
+	// dataservers for a volume's scheme.
+	ErrNotEnoughNodes = errors.New("not enough dataservers")
+	// ErrUnauthorized is returned when a request lacks valid credentials.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrBadRequest is returned for malformed requests.
+	ErrBadRequest = errors.New("bad request")
+	// ErrExists is returned when creating something that already exists.
+	ErrExists = errors.New("already exists")
+	// ErrNotEmpty is returned when deleting a bucket that still has keys.
+	ErrNotEmpty = errors.New("not empty")
+	// ErrTooLarge is returned when a body exceeds a configured limit.
+	ErrTooLarge = errors.New("too large")
+)
