@@ -122,15 +122,15 @@ type Segment struct {
 
 // Object is the metadata of a stored object as the namespace keeps it.
 type Object struct {
-	Bucket       string            `json:"bucket"`
-	Key          string            `json:"key"`
-	Size         int64             `json:"size"`
-	ETag         string            `json:"etag"`
-	ContentType  string            `json:"content_type,omitempty"`
-	Meta         map[string]string `json:"meta,omitempty"`
-	Modified     time.Time         `json:"modified"`
-	Segments     []Segment         `json:"segments"`
-	PartSizes    []int64           `json:"part_sizes,omitempty"` // multipart objects only
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	Modified    time.Time         `json:"modified"`
+	Segments    []Segment         `json:"segments"`
+	PartSizes   []int64           `json:"part_sizes,omitempty"` // multipart objects only
 }
 
 // Node roles in the gossip cluster.
