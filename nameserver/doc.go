@@ -1,0 +1,74 @@
+// Package nameserver keeps depot's cluster map and namespace: which
+// dataservers exist and whether gossip says they are alive, which volumes
+// exist and on which dataservers their shards live, needle-id leases, the
+// buckets and keys of the namespace, the queue of segments to delete and
+// the record of writes that some shards missed. It never carries object
+// bytes.
+//
+// # State machine
+//
+// Every change of state is a Command (command.go) given to one function,
+// store.apply, inside a bbolt read-write transaction. Apply is
+// deterministic — it reads only the transaction and the command, whose Time
+// stands in for the clock — so replicating the nameserver with
+// hashicorp/raft later means shipping the same commands through a raft log
+// and calling the same apply from the FSM. Decisions that depend on the
+// outside world (gossip liveness, placement, which writable volume to lease
+// from) are made by the proposer and carried in the payload.
+//
+// Commands are group-committed: one committer goroutine takes a command,
+// gathers those that arrive within Config.GroupCommitWindow while other
+// proposers are on their way (up to Config.MaxBatch), applies them all in
+// one transaction and commits it with one fsync; each proposer then gets
+// its own result. A command refused by apply (not found, exists, ...)
+// writes nothing, so it does not disturb the others of its batch. Reads
+// use bbolt read transactions directly, and volume lookups use an
+// in-memory copy of the cluster map that apply updates once a transaction
+// committed.
+//
+// # Database file
+//
+// The database is the bbolt file <Dir>/nameserver.db. Integers in keys and
+// values are big-endian. JSON values are the encoding/json form of the Go
+// types named. Top-level buckets:
+//
+//	meta         "version" → "1" (layout version; other versions are refused)
+//	             "objects" → uint64: number of objects in the namespace
+//	             "bytes"   → uint64: sum of their sizes
+//	dataservers  node id → JSON dataserverRecord: id, addr (HTTP), gossip_addr,
+//	             rack, free, used, state (alive|suspect|dead|left|unknown),
+//	             since — what gossip said last; "unknown" while the node is
+//	             absent from this nameserver's gossip view
+//	volumes      uint32 volume id → JSON volumeRecord: depot.Volume (id, k, m,
+//	             unit, members [{index, node, addr}], state
+//	             writable|full|degraded|repairing) plus full (bool) and created.
+//	             The bucket's sequence allocates volume ids, from 1.
+//	needles      uint32 volume id → uint64: the next needle id not yet leased
+//	             in that volume (needle ids start at 1)
+//	nodevols     node id, 0x00, uint32 volume id → empty: index of the
+//	             volumes each dataserver is a member of
+//	buckets      bucket name → JSON nsclient.Bucket {name, created}
+//	objects      one nested bucket per namespace bucket, named like it:
+//	             key (bytes of the UTF-8 key) → JSON depot.Object. Keys
+//	             are kept in byte order, which is the order of listings.
+//	deletes      uint64 sequence → JSON nsclient.PendingDelete {seq, fid,
+//	             size, queued}: segments of deleted or replaced objects whose
+//	             needles are still to be deleted; the bucket's sequence
+//	             numbers them, so the queue is in order
+//	missed       fid text → JSON nsclient.MissedWrite {fid, shards, time}:
+//	             shards that did not acknowledge a write, for repair
+//
+// # Volume states
+//
+// A volume is created writable on k+m distinct alive dataservers (spread
+// over racks, see place). Gossip sync marks it degraded when a member is
+// dead or left, and back writable (or full) when all members are back.
+// Assign only leases from writable volumes whose members are all alive now.
+// SetVolumeState marks volumes full, writable, degraded or repairing.
+//
+// # HTTP API
+//
+// See Handler; request and answer types are in package nsclient, which is
+// also the Go client. Errors are JSON bodies from internal/httpx, so
+// errors.Is(err, depot.ErrNotFound) works on the client side.
+package nameserver

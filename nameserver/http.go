@@ -1,0 +1,391 @@
+package nameserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"depot"
+	"depot/internal/httpx"
+	"depot/nameserver/nsclient"
+)
+
+// Request body limits.
+const (
+	maxObjectBody = 8 << 20 // object metadata: many segments or parts
+	maxSmallBody  = 1 << 20
+)
+
+// Handler returns the HTTP API. Everything but /healthz, /readyz, /metrics
+// and /ui requires the cluster key's token (auth.Key.Middleware).
+func (s *Server) Handler() http.Handler {
+	api := http.NewServeMux()
+	s.route(api, "POST /assign", s.handleAssign)
+	s.route(api, "GET /volumes", s.handleVolumes)
+	s.route(api, "GET /volumes/{id}", s.handleVolume)
+	s.route(api, "POST /volumes/{id}/state", s.handleVolumeState)
+	s.route(api, "POST /missed", s.handleMissed)
+	s.route(api, "GET /missed", s.handleMissedList)
+	s.route(api, "DELETE /missed", s.handleClearMissed)
+	s.route(api, "GET /deletes", s.handleDeletes)
+	s.route(api, "POST /deletes/ack", s.handleAckDeletes)
+	s.route(api, "GET /buckets", s.handleBuckets)
+	s.route(api, "PUT /buckets/{bucket}", s.handleCreateBucket)
+	s.route(api, "GET /buckets/{bucket}", s.handleBucket)
+	s.route(api, "DELETE /buckets/{bucket}", s.handleDeleteBucket)
+	s.route(api, "PUT /objects/{bucket}", s.handlePutObject)
+	s.route(api, "GET /objects/{bucket}", s.handleGetObject)
+	s.route(api, "DELETE /objects/{bucket}", s.handleDeleteObject)
+	s.route(api, "GET /list/{bucket}", s.handleList)
+	s.route(api, "GET /status", s.handleStatus)
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	root.HandleFunc("GET /readyz", s.handleReady)
+	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	root.HandleFunc("GET /ui", s.handleUI)
+	root.Handle("/", s.cfg.Key.Middleware(api))
+	return root
+}
+
+// route registers h under pattern, counting requests by route and status.
+func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// readJSON decodes a request body of at most limit bytes into v.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("%w: body over %d bytes", depot.ErrTooLarge, limit)
+		}
+		return fmt.Errorf("%w: body: %v", depot.ErrBadRequest, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: body: trailing data", depot.ErrBadRequest)
+	}
+	return nil
+}
+
+func queryInt(r *http.Request, name string) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s=%q", depot.ErrBadRequest, name, s)
+	}
+	return n, nil
+}
+
+func (s *Server) handleAssign(w http.ResponseWriter, r *http.Request) {
+	var req nsclient.AssignRequest
+	if err := readJSON(w, r, maxSmallBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	a, err := s.Assign(r.Context(), req.K, req.M, req.Count)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, a)
+}
+
+func volumeID(r *http.Request) (depot.VolumeID, error) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 32)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("%w: volume id %q", depot.ErrBadRequest, r.PathValue("id"))
+	}
+	return depot.VolumeID(id), nil
+}
+
+func (s *Server) handleVolume(w http.ResponseWriter, r *http.Request) {
+	id, err := volumeID(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	v, err := s.Volume(id)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) handleVolumes(w http.ResponseWriter, r *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, nsclient.VolumeList{Volumes: s.Volumes()})
+}
+
+func (s *Server) handleVolumeState(w http.ResponseWriter, r *http.Request) {
+	id, err := volumeID(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	var req nsclient.VolumeStateRequest
+	if err := readJSON(w, r, maxSmallBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.SetVolumeState(r.Context(), id, req.State); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleMissed(w http.ResponseWriter, r *http.Request) {
+	var req nsclient.MissedWrite
+	if err := readJSON(w, r, maxSmallBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.Missed(r.Context(), req.Fid, req.Shards); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleMissedList(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	list, err := s.MissedWrites(r.Context(), limit)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, nsclient.MissedList{Missed: list})
+}
+
+func (s *Server) handleClearMissed(w http.ResponseWriter, r *http.Request) {
+	var req nsclient.FidList
+	if err := readJSON(w, r, maxObjectBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.ClearMissed(r.Context(), req.Fids); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleDeletes(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	list, err := s.PendingDeletes(r.Context(), limit)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, nsclient.DeleteList{Deletes: list})
+}
+
+func (s *Server) handleAckDeletes(w http.ResponseWriter, r *http.Request) {
+	var req nsclient.SeqList
+	if err := readJSON(w, r, maxObjectBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.AckDeletes(r.Context(), req.Seqs); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleBuckets(w http.ResponseWriter, r *http.Request) {
+	list, err := s.Buckets(r.Context())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, nsclient.BucketList{Buckets: list})
+}
+
+func (s *Server) handleCreateBucket(w http.ResponseWriter, r *http.Request) {
+	b, err := s.CreateBucket(r.Context(), r.PathValue("bucket"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) handleBucket(w http.ResponseWriter, r *http.Request) {
+	b, err := s.Bucket(r.Context(), r.PathValue("bucket"))
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, b)
+}
+
+func (s *Server) handleDeleteBucket(w http.ResponseWriter, r *http.Request) {
+	if err := s.DeleteBucket(r.Context(), r.PathValue("bucket")); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// objectKey returns the bucket from the path and the key from ?key=.
+func objectKey(r *http.Request) (string, string, error) {
+	q := r.URL.Query()
+	if !q.Has("key") {
+		return "", "", fmt.Errorf("%w: missing ?key=", depot.ErrBadRequest)
+	}
+	key := q.Get("key")
+	if err := checkKey(key); err != nil {
+		return "", "", err
+	}
+	return r.PathValue("bucket"), key, nil
+}
+
+func (s *Server) handlePutObject(w http.ResponseWriter, r *http.Request) {
+	bucket, key, err := objectKey(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	var o depot.Object
+	if err := readJSON(w, r, maxObjectBody, &o); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if (o.Bucket != "" && o.Bucket != bucket) || (o.Key != "" && o.Key != key) {
+		httpx.WriteError(w, fmt.Errorf("%w: body names %s/%s, URL %s/%s", depot.ErrBadRequest, o.Bucket, o.Key, bucket, key))
+		return
+	}
+	o.Bucket, o.Key = bucket, key
+	replaced, err := s.PutObject(r.Context(), o)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, nsclient.PutResult{Replaced: replaced})
+}
+
+func (s *Server) handleGetObject(w http.ResponseWriter, r *http.Request) {
+	bucket, key, err := objectKey(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	o, err := s.GetObject(r.Context(), bucket, key)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) handleDeleteObject(w http.ResponseWriter, r *http.Request) {
+	bucket, key, err := objectKey(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	deleted, err := s.DeleteObject(r.Context(), bucket, key)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, nsclient.DeleteResult{Deleted: deleted})
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	res, err := s.List(r.Context(), r.PathValue("bucket"), nsclient.ListOptions{
+		Prefix: q.Get("prefix"), After: q.Get("after"), Delimiter: q.Get("delimiter"), Limit: limit,
+	})
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status(r.Context())
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ok, alive := s.Ready()
+	if !ok {
+		http.Error(w, fmt.Sprintf("not ready: %d of %d dataservers alive\n", alive, s.cfg.ReadyDataservers),
+			http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintf(w, "ready: %d dataservers alive\n", alive)
+}
+
+var uiTemplate = template.Must(template.New("ui").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>depot nameserver</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style>
+</head><body>
+<h1>depot nameserver</h1>
+<p>ready: {{.Ready}} · alive dataservers: {{.Alive}} · volumes: {{.Volumes}} · buckets: {{.Buckets}} · objects: {{.Objects}} ({{.Bytes}} bytes) · pending deletes: {{.Deletes}} · missed writes: {{.Missed}}</p>
+<h2>Dataservers</h2>
+<table><tr><th>id</th><th>state</th><th>addr</th><th>rack</th><th>free</th><th>used</th><th>volumes</th></tr>
+{{range .Dataservers}}<tr><td>{{.ID}}</td><td>{{.State}}</td><td>{{.Addr}}</td><td>{{.Rack}}</td><td>{{.Free}}</td><td>{{.Used}}</td><td>{{.Volumes}}</td></tr>
+{{end}}</table>
+<h2>Volumes by state</h2>
+<table>{{range $k, $v := .ByState}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+</body></html>
+`))
+
+func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	uiTemplate.Execute(w, st)
+}

@@ -1,0 +1,51 @@
+package nameserver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the nameserver's Prometheus metrics, in a registry of its own
+// (no global state: several nameservers can share a process in tests).
+type metrics struct {
+	reg           *prometheus.Registry
+	commands      *prometheus.CounterVec
+	fsyncs        prometheus.Counter
+	batchSize     prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	assigns       prometheus.Counter
+	leased        prometheus.Counter
+	requests      *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_nameserver_commands_total", Help: "Commands committed, by type.",
+		}, []string{"type"}),
+		fsyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_commits_total", Help: "bbolt transactions committed (one fsync each).",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "depot_nameserver_commit_batch_commands", Help: "Commands per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "depot_nameserver_commit_seconds", Help: "Time to apply and commit one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+		assigns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_assigns_total", Help: "Successful assign calls.",
+		}),
+		leased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_needles_leased_total", Help: "Needle ids leased.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_nameserver_http_requests_total", Help: "HTTP requests, by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.commands, m.fsyncs, m.batchSize, m.commitSeconds, m.assigns, m.leased, m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

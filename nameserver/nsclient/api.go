@@ -1,0 +1,158 @@
+package nsclient
+
+import (
+	"time"
+
+	"depot"
+)
+
+// This file holds every type that crosses the nameserver's HTTP API, in one
+// place; the nameserver encodes exactly these.
+
+// AssignRequest is the body of POST /assign. Zero K and M mean the
+// nameserver's default scheme; zero Count means 1.
+type AssignRequest struct {
+	K     int `json:"k"`
+	M     int `json:"m"`
+	Count int `json:"count"`
+}
+
+// Assignment is the answer to POST /assign: a writable volume and a lease of
+// Count consecutive needle ids starting at First. The ids are the caller's
+// alone; unused ones are simply never written.
+type Assignment struct {
+	Volume depot.Volume   `json:"volume"`
+	First  depot.NeedleID `json:"first"`
+	Count  int            `json:"count"`
+}
+
+// Needle returns the i-th leased needle id (0 ≤ i < Count).
+func (a Assignment) Needle(i int) depot.NeedleID { return a.First + depot.NeedleID(i) }
+
+// VolumeList is the answer to GET /volumes.
+type VolumeList struct {
+	Volumes []depot.Volume `json:"volumes"`
+}
+
+// VolumeStateRequest is the body of POST /volumes/{id}/state.
+type VolumeStateRequest struct {
+	State depot.VolumeState `json:"state"`
+}
+
+// MissedWrite records shards of a segment that did not acknowledge a write,
+// for repair. It is the body of POST /missed and an item of GET /missed.
+type MissedWrite struct {
+	Fid    string    `json:"fid"`
+	Shards []int     `json:"shards"`
+	Time   time.Time `json:"time,omitzero"`
+}
+
+// MissedList is the answer to GET /missed.
+type MissedList struct {
+	Missed []MissedWrite `json:"missed"`
+}
+
+// FidList is the body of DELETE /missed: the fids whose repair is done.
+type FidList struct {
+	Fids []string `json:"fids"`
+}
+
+// PendingDelete is a segment whose object was deleted or replaced; its
+// needles are to be deleted from the dataservers.
+type PendingDelete struct {
+	Seq    uint64    `json:"seq"`
+	Fid    string    `json:"fid"`
+	Size   int64     `json:"size"`
+	Queued time.Time `json:"queued"`
+}
+
+// DeleteList is the answer to GET /deletes.
+type DeleteList struct {
+	Deletes []PendingDelete `json:"deletes"`
+}
+
+// SeqList is the body of POST /deletes/ack: queue entries that are done.
+type SeqList struct {
+	Seqs []uint64 `json:"seqs"`
+}
+
+// Bucket is a namespace bucket.
+type Bucket struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// BucketList is the answer to GET /buckets.
+type BucketList struct {
+	Buckets []Bucket `json:"buckets"`
+}
+
+// PutResult is the answer to PUT /objects/{bucket}?key=K: the segments of
+// the object the put replaced (none for a new key). The nameserver has
+// already queued them for deletion (GET /deletes); callers must not queue
+// them again.
+type PutResult struct {
+	Replaced []depot.Segment `json:"replaced"`
+}
+
+// DeleteResult is the answer to DELETE /objects/{bucket}?key=K: the deleted
+// object's segments, already queued for deletion.
+type DeleteResult struct {
+	Deleted []depot.Segment `json:"deleted"`
+}
+
+// ListOptions selects keys for GET /list/{bucket}.
+type ListOptions struct {
+	Prefix string // only keys that start with Prefix
+	After  string // only keys strictly greater than After (byte order)
+	// Delimiter, when set, rolls keys that contain it after Prefix up into
+	// one common prefix each (S3's delimiter).
+	Delimiter string
+	Limit     int // objects plus prefixes per page; 0 means 1000, at most 1000
+}
+
+// ListResult is one page of GET /list/{bucket}. Objects are in byte order
+// of their keys. When Truncated, the next page is asked with After = Next.
+type ListResult struct {
+	Objects   []depot.Object `json:"objects"`
+	Prefixes  []string       `json:"prefixes,omitempty"`
+	Truncated bool           `json:"truncated"`
+	Next      string         `json:"next,omitempty"`
+}
+
+// Dataserver is a dataserver as GET /status shows it: its record in the
+// nameserver and its state according to gossip (alive, suspect, dead, left,
+// or unknown when this nameserver has not heard of it since it started).
+type Dataserver struct {
+	ID         string    `json:"id"`
+	Addr       string    `json:"addr"`
+	GossipAddr string    `json:"gossip_addr,omitempty"`
+	Rack       string    `json:"rack,omitempty"`
+	State      string    `json:"state"`
+	Free       uint64    `json:"free"`
+	Used       uint64    `json:"used"`
+	Volumes    int       `json:"volumes"`
+	Since      time.Time `json:"since,omitzero"`
+}
+
+// Status is the answer to GET /status.
+type Status struct {
+	Dataservers []Dataserver              `json:"dataservers"`
+	Alive       int                       `json:"alive"`
+	Volumes     int                       `json:"volumes"`
+	ByState     map[depot.VolumeState]int `json:"volumes_by_state"`
+	Schemes     map[string]map[string]int `json:"schemes,omitempty"` // "k+m" → state → count
+	Buckets     int                       `json:"buckets"`
+	Objects     uint64                    `json:"objects"`
+	Bytes       uint64                    `json:"bytes"`
+	Deletes     int                       `json:"pending_deletes"`
+	Missed      int                       `json:"missed_writes"`
+	Ready       bool                      `json:"ready"`
+	Commits     CommitStats               `json:"commits"`
+}
+
+// CommitStats describes the nameserver's group commit since it started.
+type CommitStats struct {
+	Commands uint64 `json:"commands"`
+	Fsyncs   uint64 `json:"fsyncs"`
+}

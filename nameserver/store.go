@@ -1,0 +1,239 @@
+package nameserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by calls that need the committer when the server is
+// not started or already closed.
+var ErrClosed = errors.New("nameserver: not running")
+
+// store is the bbolt database, its in-memory cache, and the committer that
+// turns concurrent commands into group commits.
+type store struct {
+	db       *bbolt.DB
+	log      *slog.Logger
+	cache    *cache
+	metrics  *metrics
+	window   time.Duration
+	maxBatch int
+
+	reqs    chan *request
+	waiting atomic.Int64 // proposers that are about to hand a request over
+	running atomic.Bool
+	stop    chan struct{} // closed to stop the committer
+	done    chan struct{} // closed when the committer returned
+
+	// pending holds the cache updates of the transaction being built; only
+	// the committer goroutine touches it.
+	pending []func(*cache)
+
+	commands atomic.Uint64 // commands committed
+	fsyncs   atomic.Uint64 // transactions committed
+}
+
+type request struct {
+	cmd  Command
+	res  any
+	err  error
+	done chan struct{}
+}
+
+func openStore(path string, window time.Duration, maxBatch int, m *metrics, log *slog.Logger) (*store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("nameserver: open %s: %w", path, err)
+	}
+	s := &store{
+		db: db, log: log, cache: newCache(), metrics: m, window: window, maxBatch: maxBatch,
+		reqs: make(chan *request),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bktMeta)
+		switch v := meta.Get(keyVersion); {
+		case v == nil:
+			return meta.Put(keyVersion, []byte(formatVersion))
+		case string(v) != formatVersion:
+			return fmt.Errorf("database format version %q, this nameserver reads %q", v, formatVersion)
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.View(s.cache.load)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("nameserver: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// start runs the committer until close.
+func (s *store) start() {
+	s.running.Store(true)
+	go s.run()
+}
+
+// close stops the committer (when started) and closes the database.
+// Proposals after close fail with ErrClosed.
+func (s *store) close() error {
+	if s.running.Swap(false) {
+		close(s.stop)
+		<-s.done
+	}
+	return s.db.Close()
+}
+
+// afterCommit queues f to update the cache once the current transaction is
+// durable. Only apply calls it.
+func (s *store) afterCommit(f func(*cache)) { s.pending = append(s.pending, f) }
+
+// propose submits a command and waits for its result. If ctx ends after the
+// command was handed to the committer, the command may still be applied.
+func (s *store) propose(ctx context.Context, typ CommandType, payload any) (any, error) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("nameserver: encode %s: %w", typ, err)
+	}
+	r := &request{cmd: Command{Type: typ, Time: time.Now().UTC(), Data: data}, done: make(chan struct{})}
+	if !s.running.Load() {
+		return nil, ErrClosed
+	}
+	s.waiting.Add(1)
+	select {
+	case s.reqs <- r:
+	case <-s.stop:
+		s.waiting.Add(-1)
+		return nil, ErrClosed
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		return nil, ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run is the committer: it takes one request, gathers the ones that arrive
+// within the window (waiting only while other proposers are about to hand
+// theirs over), applies them all in one transaction and commits it with one
+// fsync.
+func (s *store) run() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	batch := make([]*request, 0, s.maxBatch)
+	for {
+		select {
+		case r := <-s.reqs:
+			s.waiting.Add(-1)
+			batch = append(batch[:0], r)
+		case <-s.stop:
+			return
+		}
+		timer.Reset(s.window)
+	gather:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.reqs:
+				s.waiting.Add(-1)
+				batch = append(batch, r)
+				continue
+			default:
+			}
+			if s.waiting.Load() <= 0 || s.window <= 0 {
+				break
+			}
+			select {
+			case r := <-s.reqs:
+				s.waiting.Add(-1)
+				batch = append(batch, r)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		s.commit(batch)
+		clear(batch) // drop references for the GC
+	}
+}
+
+func (s *store) commit(batch []*request) {
+	start := time.Now()
+	err := s.applyBatch(batch)
+	if err != nil && len(batch) > 1 {
+		// A storage failure spoiled the transaction: retry each command
+		// alone so that only the culprit fails.
+		s.log.Warn("group commit failed; retrying one by one", "commands", len(batch), "err", err)
+		for _, r := range batch {
+			if err := s.applyBatch([]*request{r}); err != nil {
+				r.res, r.err = nil, err
+			}
+		}
+	} else if err != nil {
+		batch[0].res, batch[0].err = nil, err
+	}
+	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.batchSize.Observe(float64(len(batch)))
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// applyBatch applies batch in one transaction and commits it. It returns an
+// error only when the transaction as a whole failed.
+func (s *store) applyBatch(batch []*request) error {
+	s.pending = s.pending[:0]
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("nameserver: begin: %w", err)
+	}
+	for _, r := range batch {
+		mark := len(s.pending)
+		r.res, r.err = s.apply(tx, r.cmd)
+		if r.err != nil {
+			s.pending = s.pending[:mark]
+			var se *storageError
+			if errors.As(r.err, &se) {
+				tx.Rollback()
+				return r.err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("nameserver: commit: %w", err)
+	}
+	s.fsyncs.Add(1)
+	s.commands.Add(uint64(len(batch)))
+	s.metrics.fsyncs.Inc()
+	for _, r := range batch {
+		s.metrics.commands.WithLabelValues(string(r.cmd.Type)).Inc()
+	}
+	if len(s.pending) > 0 {
+		s.cache.mu.Lock()
+		for _, f := range s.pending {
+			f(s.cache)
+		}
+		s.cache.mu.Unlock()
+		clear(s.pending)
+	}
+	return nil
+}
