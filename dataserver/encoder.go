@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	bufBlocks   = 64         // blocks buffered before a streaming write flushes
+	bufBlocks   = 64        // blocks buffered before a streaming write flushes
 	exactRecord = 256 << 10 // records up to this size get an exact buffer
 )
 

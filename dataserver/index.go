@@ -18,10 +18,10 @@ func makeLoc(off, size int64, deleted bool) loc {
 	return l
 }
 
-func (l loc) offset() int64  { return int64(l&(1<<36-1)) * recordAlign }
-func (l loc) size() int64    { return int64(l >> 36 & (1<<27 - 1)) }
-func (l loc) deleted() bool  { return l>>63 != 0 }
-func (l loc) valid() bool    { return l != 0 } // offset 0 is the superblock, never a record
+func (l loc) offset() int64 { return int64(l&(1<<36-1)) * recordAlign }
+func (l loc) size() int64   { return int64(l >> 36 & (1<<27 - 1)) }
+func (l loc) deleted() bool { return l>>63 != 0 }
+func (l loc) valid() bool   { return l != 0 } // offset 0 is the superblock, never a record
 
 // index maps needle ids to locations: an open-addressing hash table with
 // linear probing, a power-of-two number of 16-byte slots and a load factor
