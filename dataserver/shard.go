@@ -704,7 +704,13 @@ func (f *shardFile) open(id depot.NeedleID, cookie depot.Cookie, readFirst bool)
 	if readFirst && n.size > 0 {
 		length += min(n.size, f.block) + crcSize
 	}
-	buf := make([]byte, length)
+	var buf []byte
+	if length <= firstBufSize {
+		n.pbuf = firstPool.Get().(*[]byte)
+		buf = (*n.pbuf)[:length]
+	} else {
+		buf = make([]byte, length)
+	}
 	if _, err := h.f.ReadAt(buf, n.off); err != nil {
 		n.Close()
 		return nil, f.corrupt(id, fmt.Errorf("%w: short record: %w", depot.ErrCorrupt, err))
@@ -736,15 +742,31 @@ type Needle struct {
 	id    depot.NeedleID
 	off   int64 // record offset
 	size  int64
-	first []byte // block 0 and its checksum, when read by Open
-	once  sync.Once
+	first []byte  // block 0 and its checksum, when read by Open
+	pbuf  *[]byte // pooled buffer holding first
+	done  atomic.Bool
 }
+
+// firstPool holds buffers for a header and the first block.
+const firstBufSize = headerSize + defaultBlock + crcSize
+
+var firstPool = sync.Pool{New: func() any { b := make([]byte, firstBufSize); return &b }}
 
 // Size returns the needle's size in bytes.
 func (n *Needle) Size() int64 { return n.size }
 
 // Close releases the needle. Safe to call twice.
-func (n *Needle) Close() { n.once.Do(n.h.unref) }
+func (n *Needle) Close() {
+	if n.done.Swap(true) {
+		return
+	}
+	n.first = nil
+	if n.pbuf != nil {
+		firstPool.Put(n.pbuf)
+		n.pbuf = nil
+	}
+	n.h.unref()
+}
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 64*(defaultBlock+crcSize)); return &b }}
 
@@ -762,22 +784,12 @@ func (n *Needle) ReadRange(ctx context.Context, w io.Writer, off, length int64) 
 	B := n.f.block
 	first, last := off/B, (off+length-1)/B
 	var written int64
-	emit := func(i int64, blk []byte) error {
-		bl := int64(len(blk)) - crcSize
-		data := blk[:bl]
-		if blockCRC(n.id, i, data) != binary.LittleEndian.Uint32(blk[bl:]) {
-			return n.f.corrupt(n.id, fmt.Errorf("%w: block %d", depot.ErrCorrupt, i))
-		}
-		lo, hi := max(off-i*B, 0), min(off+length-i*B, bl)
-		m, err := w.Write(data[lo:hi])
-		written += int64(m)
-		return err
-	}
-	blockLen := func(i int64) int64 { return min(B, n.size-i*B) }
 	var buf []byte
 	for i := first; i <= last; {
 		if i == 0 && n.first != nil {
-			if err := emit(0, n.first); err != nil {
+			m, err := n.emit(w, 0, n.first, off, length)
+			written += m
+			if err != nil {
 				return written, err
 			}
 			i++
@@ -796,22 +808,40 @@ func (n *Needle) ReadRange(ctx context.Context, w io.Writer, off, length int64) 
 		}
 		span := int64(0)
 		j := i
-		for ; j <= last && span+blockLen(j)+crcSize <= int64(len(buf)); j++ {
-			span += blockLen(j) + crcSize
+		for ; j <= last && span+n.blockLen(j)+crcSize <= int64(len(buf)); j++ {
+			span += n.blockLen(j) + crcSize
 		}
 		if _, err := n.h.f.ReadAt(buf[:span], n.off+headerSize+i*(B+crcSize)); err != nil {
 			return written, n.f.corrupt(n.id, fmt.Errorf("%w: short read: %w", depot.ErrCorrupt, err))
 		}
 		p := int64(0)
 		for ; i < j; i++ {
-			bl := blockLen(i) + crcSize
-			if err := emit(i, buf[p:p+bl]); err != nil {
+			bl := n.blockLen(i) + crcSize
+			m, err := n.emit(w, i, buf[p:p+bl], off, length)
+			written += m
+			if err != nil {
 				return written, err
 			}
 			p += bl
 		}
 	}
 	return written, nil
+}
+
+func (n *Needle) blockLen(i int64) int64 { return min(n.f.block, n.size-i*n.f.block) }
+
+// emit verifies block i (data then checksum in blk) and writes the part
+// of it inside [off, off+length) to w.
+func (n *Needle) emit(w io.Writer, i int64, blk []byte, off, length int64) (int64, error) {
+	B := n.f.block
+	bl := int64(len(blk)) - crcSize
+	data := blk[:bl]
+	if blockCRC(n.id, i, data) != binary.LittleEndian.Uint32(blk[bl:]) {
+		return 0, n.f.corrupt(n.id, fmt.Errorf("%w: block %d", depot.ErrCorrupt, i))
+	}
+	lo, hi := max(off-i*B, 0), min(off+length-i*B, bl)
+	m, err := w.Write(data[lo:hi])
+	return int64(m), err
 }
 
 func (f *shardFile) list(ctx context.Context) ([]NeedleInfo, error) {

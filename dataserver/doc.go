@@ -1,0 +1,162 @@
+// Package dataserver keeps shard files on local disks and serves them over
+// depot's internal HTTP shard API.
+//
+// A Store holds one shard file per (volume, shard index) it was sent, in
+// one of its data directories (one per disk). Each shard file is an
+// append-only sequence of needles; an in-memory index maps needle ids to
+// the latest record of each, so a read costs one disk read. A Server wraps
+// a Store with the HTTP API, metrics and a lifecycle (New, Start, Close).
+//
+// # Durability
+//
+// A write is acknowledged only once its record is durable under the fsync
+// policy: "always" (fdatasync before each acknowledgement), "group" (the
+// default: one fdatasync covers every write appended while it gathered,
+// waiting at most GroupCommitDelay and only while other appends are under
+// way) or "none" (tests). Appends to one shard file are serialised by a
+// lock held while the record is streamed; a failed or truncated body
+// truncates the file back, so a failed write leaves no visible needle.
+// Small bodies (up to 64 blocks) are read before the lock is taken.
+//
+// On open every shard file is recovered: its index checkpoint (.idx) is
+// loaded, and only the records after the offset it covers are read and
+// verified, header by header and block by block. A damaged record followed
+// by a valid one is skipped and counted as a checksum failure; a damaged
+// record with nothing valid after it is a torn tail and is cut off.
+// Checkpoints are written every CheckpointInterval, after compaction and on
+// Close, and only ever cover bytes already fsynced.
+//
+// A write that finds its disk full (ENOSPC, EDQUOT, or the MaxDirBytes
+// limit) fails with depot.ErrDiskFull, is truncated away, and turns its
+// directory read-only; new shard files go to the directory with the most
+// room. Reads and deletes go on.
+//
+// Compaction copies the records the index still refers to (live needles
+// and tombstones) to a new file, verifying each, while reads and writes go
+// on; then, under the append lock, it copies what was appended meanwhile,
+// fsyncs, renames the new file over the old one and swaps the index.
+// Readers holding the old file keep reading it until they close it.
+//
+// # Files in a data directory
+//
+//	LOCK                  flock(2)ed while a Store has the directory open
+//	<vol>_<idx>.shard     shard file (vol, idx decimal)
+//	<vol>_<idx>.idx       index checkpoint of that shard file
+//	*.new *.compact *.tmp temporaries of creation, compaction, checkpoint;
+//	                      removed on open (a crash interrupted them)
+//	*.bad                 a shard file whose superblock could not be read,
+//	                      moved aside on open so repair can rebuild the slot
+//
+// Any other file is reported (Store.Ignored, the log, /status) and left
+// alone.
+//
+// # Shard file format, version 1
+//
+// All integers are little-endian. CRC32C is CRC-32 with the Castagnoli
+// polynomial.
+//
+// The file starts with a 64-byte superblock:
+//
+//	offset size field
+//	0      8    magic "DEPOTSHD"
+//	8      2    format version, 1
+//	10     2    reserved, 0
+//	12     4    block size B: needle bytes per checksum block (default 16384)
+//	16     4    volume id
+//	20     4    shard index
+//	24     8    generation: random, new for every compaction; never 0
+//	32     28   reserved, 0
+//	60     4    CRC32C of bytes 0..59
+//
+// Needle records follow from offset 64, each starting at a multiple of 8.
+// A record is a 32-byte header, the needle's bytes in blocks of B bytes
+// (the last one shorter) each followed by its 4-byte checksum, and zero
+// padding to the next multiple of 8:
+//
+//	offset size field
+//	0      4    magic "NDL1"
+//	4      1    flags: bit 0 = tombstone (the record deletes the needle);
+//	            other bits 0
+//	5      3    reserved, 0
+//	8      8    needle id
+//	16     4    cookie
+//	20     8    size n in bytes (0 for a tombstone; at most 2^27-1)
+//	28     4    header checksum: CRC32C over the generation (8 bytes,
+//	            from the superblock) followed by header bytes 0..27
+//	32     ...  for each block i = 0..ceil(n/B)-1:
+//	              data  min(B, n-i*B) bytes
+//	              crc   4 bytes: CRC32C over needle id (8 bytes), i (4 bytes)
+//	                    and the data
+//	            zero padding to a multiple of 8
+//
+// so a record takes align8(32 + n + 4*ceil(n/B)) bytes. Seeding the header
+// checksum with the file's generation keeps bytes inside a needle that
+// look like a header from ever passing for one; seeding block checksums
+// with the needle id and block number catches misplaced blocks. A range
+// read verifies exactly the blocks it touches. A streamed needle of unknown
+// length is written with a zero header that is filled in last, so until it
+// is complete its record is not valid. A later record for the same needle
+// id replaces an earlier one.
+//
+// # Index checkpoint format, version 1
+//
+//	offset size field
+//	0      8    magic "DEPOTIDX"
+//	8      2    format version, 1
+//	10     6    reserved, 0
+//	16     8    generation of the shard file it describes
+//	24     8    covered: records in [64, covered) are reflected here
+//	32     8    entry count c
+//	40     16*c entries: needle id (8 bytes), location (8 bytes)
+//	40+16c 4    CRC32C of all preceding bytes
+//
+// A location packs bits 0..35 = record offset / 8, bits 36..62 = needle
+// size, bit 63 = tombstone. In memory the same 16-byte entries fill an
+// open-addressing table kept between 40% and 80% full: 20 to 40 bytes per
+// needle. A checkpoint whose generation, checksum or covered offset does
+// not match its shard file is ignored and the file is scanned in full.
+//
+// # HTTP API
+//
+// Every request except /healthz, /readyz and /metrics carries the cluster
+// token (internal/auth); without it the answer is 401, with a wrong one
+// 403. {needle} is the needle id in lower-case hex, {cookie} exactly 8 hex
+// digits, {vol} and {idx} decimal. Errors are JSON bodies from
+// internal/httpx: {"code": "NotFound", "error": "..."}; 400 for bad input,
+// 404 for an unknown needle or shard file or a wrong cookie, 413 for a
+// needle over MaxNeedleSize, 500 with code Corrupt for a checksum failure,
+// 507 for a full disk.
+//
+//	PUT    /shard/{vol}/{idx}/{needle}?cookie={cookie}
+//	       Body: the shard's bytes (Content-Length or chunked). Stores the
+//	       needle, replacing one with the same id; creates the shard file
+//	       on first write. 201 {"size": n} once durable.
+//	GET    /shard/{vol}/{idx}/{needle}?cookie={cookie}
+//	       The bytes, Content-Length set, X-Depot-Size: total size. One
+//	       "Range: bytes=a-b" (or a-, or -n) is honoured: 206 with
+//	       Content-Range, 416 with "Content-Range: bytes */n" when outside
+//	       the needle; several ranges or a malformed one are ignored.
+//	       Each block is verified before any of its bytes is sent; a
+//	       failure before the first byte is a 500 error, after it the
+//	       connection is cut so the client sees a read error.
+//	HEAD   same path: headers only, X-Depot-Size: n.
+//	DELETE /shard/{vol}/{idx}/{needle}?cookie={cookie}
+//	       Writes a tombstone: 204; 404 when unknown or already deleted.
+//	GET    /shard/{vol}/{idx}
+//	       {"needles":[{"id":"3f9a","cookie":"0c21e4b7","size":123,
+//	       "deleted":false}, ...]} sorted by id, deleted needles included
+//	       (size 0) so repair does not resurrect them.
+//	POST   /shard/{vol}/{idx}/compact
+//	       {"before":b,"after":a,"reclaimed":b-a,"needles":k,"dropped":d}
+//	GET    /status
+//	       {"id":"ds1","dirs":[{"path","used","free","read_only"}],
+//	       "files":[{"volume","index","dir","needles","live_bytes",
+//	       "garbage_bytes","file_bytes"}],"ignored":[paths]}
+//	GET    /healthz  200 while the server is open
+//	GET    /readyz   200 once serving, 503 before Start and after Close
+//	GET    /metrics  the server's own prometheus registry:
+//	       depot_dataserver_requests_total{op,status},
+//	       depot_dataserver_bytes_received_total,
+//	       depot_dataserver_bytes_sent_total, depot_dataserver_needles,
+//	       depot_dataserver_checksum_failures_total, Go and process metrics.
+package dataserver
