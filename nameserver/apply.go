@@ -348,7 +348,8 @@ func (s *store) applyAssign(tx *bbolt.Tx, cmd Command, c assignCmd) (any, error)
 		if v, err = getVolume(tx, c.Volume); err != nil {
 			return nil, err
 		}
-		if v.State != depot.VolumeWritable {
+		degradedOK := c.Degraded && v.State == depot.VolumeDegraded && !v.Full
+		if v.State != depot.VolumeWritable && !degradedOK {
 			return nil, fmt.Errorf("volume %d is %s: %w", v.ID, v.State, errNotWritable)
 		}
 		if raw := nb.Get(u32(uint32(v.ID))); len(raw) == 8 {

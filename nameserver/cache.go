@@ -130,6 +130,33 @@ next:
 	return out
 }
 
+// degraded returns the degraded volumes of scheme k+m that were writable
+// before a member went down (not full) and still have at least minAlive
+// alive members, by id. Assign falls back to them when no healthy volume
+// exists and none can be placed, so that writes go on at quorum while a
+// dataserver is down.
+func (c *cache) degraded(k, m, minAlive int) []depot.VolumeID {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []depot.VolumeID
+	for id, v := range c.volumes {
+		if v.K != k || v.M != m || v.State != depot.VolumeDegraded || v.Full {
+			continue
+		}
+		alive := 0
+		for _, mem := range v.Members {
+			if c.dataservers[mem.Node].State == stateAlive {
+				alive++
+			}
+		}
+		if alive >= minAlive {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // dataserverList returns the dataserver records by id.
 func (c *cache) dataserverList() []dataserverRecord {
 	c.mu.RLock()

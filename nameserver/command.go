@@ -92,6 +92,8 @@ type assignCmd struct {
 	Volume depot.VolumeID `json:"volume,omitempty"`
 	Create *depot.Volume  `json:"create,omitempty"`
 	Count  int            `json:"count"`
+	// Degraded allows leasing from a degraded volume that is not full.
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 type setVolumeStateCmd struct {

@@ -224,7 +224,8 @@ func (s *Server) SyncMembers(ctx context.Context) error {
 }
 
 // Assign returns a writable volume of scheme k+m whose members are all
-// alive, and a lease of count needle ids in it, creating a volume when fewer
+// alive (or, when there is none and too few dataservers to place one, a
+// degraded one with at least k+1 alive members), and a lease of count needle ids in it, creating a volume when fewer
 // than MinWritable writable ones exist. k = m = 0 means the default scheme;
 // count 0 means 1. It fails with depot.ErrNotEnoughNodes when there is no
 // writable volume and too few alive dataservers to place one, and with
@@ -292,14 +293,21 @@ func (s *Server) assignOnce(ctx context.Context, k, m, count int) (nsclient.Assi
 				case err == nil:
 					cmd.Create = &depot.Volume{K: k, M: m, Unit: s.cfg.Unit, Members: members, State: depot.VolumeWritable}
 				case len(eligible) == 0:
-					return nsclient.Assignment{}, err
+					// No healthy volume and no room for a new one: lease
+					// from a degraded volume that still reaches the write
+					// quorum, so writes go on while a dataserver is down.
+					deg := c.degraded(k, m, k+1)
+					if len(deg) == 0 {
+						return nsclient.Assignment{}, err
+					}
+					cmd.Volume, cmd.Degraded = deg[s.rr.Add(1)%uint64(len(deg))], true
 				default:
 					s.log.Debug("cannot add a writable volume", "k", k, "m", m, "writable", len(eligible), "err", err)
 				}
 			}
 		}
 	}
-	if cmd.Create == nil {
+	if cmd.Create == nil && !cmd.Degraded {
 		cmd.Volume = eligible[s.rr.Add(1)%uint64(len(eligible))]
 	}
 	res, err := s.store.propose(ctx, CmdAssign, cmd)

@@ -231,3 +231,22 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	err := c.do(ctx, http.MethodGet, "/status", nil, nil, &s)
 	return s, err
 }
+
+// Ready returns nil when the nameserver answers /readyz with 200 (it sees
+// enough alive dataservers to place a volume), else an error saying why.
+func (c *Client) Ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/readyz", nil)
+	if err != nil {
+		return fmt.Errorf("nsclient: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("nsclient: readyz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("nameserver not ready: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}

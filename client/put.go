@@ -1,0 +1,395 @@
+package client
+
+import (
+	"bytes"
+	"bufio"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+		"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"depot"
+	"depot/erasure"
+	"depot/internal/httpx"
+)
+
+// TagHeader carries a segment's Tag on shard requests.
+const TagHeader = "X-Depot-Tag"
+
+// Tag is the small description stored with every shard of a segment; see
+// the package documentation.
+type Tag struct {
+	Size        int64  `json:"s"`
+	ETag        string `json:"e,omitempty"`
+	ContentType string `json:"t,omitempty"`
+	Manifest    bool   `json:"m,omitempty"`
+}
+
+// maxContentType bounds the content type kept in a tag.
+const maxContentType = 128
+
+// PutOptions describe a body being stored.
+type PutOptions struct {
+	// ContentType is kept in the tags of blobs (PutBlob); the namespace
+	// keeps it for S3 objects.
+	ContentType string
+	// Progress, when set, is called with the number of body bytes read so
+	// far, after every stripe.
+	Progress func(n int64)
+}
+
+// Stored describes a body that Put stored.
+type Stored struct {
+	Size     int64
+	ETag     string // MD5 of the body, lower-case hex
+	Segments []depot.Segment
+}
+
+// Put stores the body r, of size bytes (-1 when unknown), as one or more
+// segments. It returns the segments in order, the size and the MD5 of the
+// body. Nothing is recorded in the namespace: the caller keeps the
+// segments (the S3 gateway commits them under a key).
+func (c *Client) Put(ctx context.Context, r io.Reader, size int64, opts PutOptions) (*Stored, error) {
+	return c.put(ctx, r, size, opts, false)
+}
+
+func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool) (*Stored, error) {
+	whole := md5.New()
+	br := bufio.NewReaderSize(io.TeeReader(r, whole), 64<<10)
+	st := &Stored{}
+	var done int64
+	for {
+		segLen := int64(-1)
+		if size >= 0 {
+			segLen = min(size-done, c.cfg.SegmentSize)
+		}
+		lr := &io.LimitedReader{R: br, N: c.cfg.SegmentSize}
+		last := func(n int64) bool {
+			if size >= 0 {
+				return done+n >= size
+			}
+			_, err := br.Peek(1)
+			return err != nil
+		}
+		tagFor := func(n int64) Tag {
+			t := Tag{Size: n}
+			if blob && len(st.Segments) == 0 && last(n) {
+				// The only segment of a blob: its tag describes the blob.
+				t.ETag = hex.EncodeToString(whole.Sum(nil))
+				t.ContentType = clip(opts.ContentType)
+			}
+			return t
+		}
+		progress := func(n int64) {
+			if opts.Progress != nil {
+				opts.Progress(done + n)
+			}
+		}
+		seg, err := c.putSegment(ctx, lr, segLen, tagFor, progress)
+		if err != nil {
+			return nil, err
+		}
+		if segLen >= 0 && seg.Size != segLen {
+			return nil, fmt.Errorf("%w: body ended after %d of %d bytes", depot.ErrBadRequest, done+seg.Size, size)
+		}
+		st.Segments = append(st.Segments, seg)
+		done += seg.Size
+		if size >= 0 && done >= size {
+			break
+		}
+		if _, err := br.Peek(1); size < 0 && err != nil {
+			break
+		}
+	}
+	if size >= 0 {
+		// A body longer than declared is an error, not a silent cut.
+		if _, err := br.Peek(1); err == nil {
+			return nil, fmt.Errorf("%w: body longer than the declared %d bytes", depot.ErrBadRequest, size)
+		}
+	}
+	st.Size = done
+	st.ETag = hex.EncodeToString(whole.Sum(nil))
+	return st, nil
+}
+
+func clip(s string) string {
+	if len(s) > maxContentType {
+		return s[:maxContentType]
+	}
+	return s
+}
+
+// PutBlob stores r under a single fid (see the package documentation on
+// manifests) and returns the fid and what was stored.
+func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64, opts PutOptions) (depot.Fid, *Stored, error) {
+	st, err := c.put(ctx, r, size, opts, true)
+	if err != nil {
+		return depot.Fid{}, nil, err
+	}
+	if len(st.Segments) == 1 {
+		fid, err := depot.ParseFid(st.Segments[0].Fid)
+		return fid, st, err
+	}
+	man, err := json.Marshal(manifest{Size: st.Size, ETag: st.ETag, Segments: st.Segments})
+	if err != nil {
+		return depot.Fid{}, nil, err
+	}
+	tag := Tag{Size: int64(len(man)), ETag: st.ETag, ContentType: clip(opts.ContentType), Manifest: true}
+	seg, err := c.putSegment(ctx, bytes.NewReader(man), int64(len(man)), func(int64) Tag { return tag }, nil)
+	if err != nil {
+		return depot.Fid{}, nil, fmt.Errorf("store manifest: %w", err)
+	}
+	fid, err := depot.ParseFid(seg.Fid)
+	return fid, st, err
+}
+
+// manifest lists the segments of a blob longer than one segment.
+type manifest struct {
+	Size     int64           `json:"size"`
+	ETag     string          `json:"etag"`
+	Segments []depot.Segment `json:"segments"`
+}
+
+// putSegment stores the bytes of r (n bytes, -1 when unknown) as one needle
+// and returns its segment. tagFor gives the tag once the length is known.
+func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor func(int64) Tag, progress func(int64)) (depot.Segment, error) {
+	avoid := make(map[depot.VolumeID]bool)
+	var enc *erasure.Encoder
+	var shards [][]byte
+	var lastErr error
+	for attempt := 0; attempt < c.cfg.Attempts; attempt++ {
+		vol, needle, err := c.leases.take(ctx, avoid)
+		if err != nil {
+			return depot.Segment{}, fmt.Errorf("lease: %w", err)
+		}
+		codec, err := c.codec(vol.K, vol.M, vol.Unit)
+		if err != nil {
+			return depot.Segment{}, err
+		}
+		if enc == nil {
+			enc = codec.NewEncoder(r)
+		} else if codec.K() != vol.K || codec.Unit() != vol.Unit {
+			// The stripe in hand was cut for another scheme; it cannot be
+			// resent.
+			break
+		}
+		fid := depot.Fid{Volume: vol.ID, Needle: needle, Cookie: depot.NewCookie()}
+		seg, resend, err := c.writeNeedle(ctx, vol, fid, enc, &shards, tagFor, progress)
+		if err == nil {
+			return seg, nil
+		}
+		lastErr = err
+		c.leases.drop(vol.ID)
+		avoid[vol.ID] = true
+		if !resend || ctx.Err() != nil {
+			break
+		}
+		c.cfg.Logger.Warn("segment write failed, trying another volume", "volume", vol.ID, "err", err)
+	}
+	return depot.Segment{}, lastErr
+}
+
+// upload is one streaming shard request to one member.
+type upload struct {
+	member depot.Member
+	pw     *io.PipeWriter
+	req    *http.Request
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error // first failure, nil while healthy
+}
+
+func (u *upload) fail(err error) {
+	u.mu.Lock()
+	if u.err == nil {
+		u.err = err
+	}
+	u.mu.Unlock()
+	u.pw.CloseWithError(err)
+}
+
+func (u *upload) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+func shardURL(addr string, fid depot.Fid, idx int) string {
+	return "http://" + addr + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
+		strconv.Itoa(idx) + "/" + strconv.FormatUint(uint64(fid.Needle), 16) +
+		"?cookie=" + fmt.Sprintf("%08x", uint32(fid.Cookie))
+}
+
+func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid) *upload {
+	pr, pw := io.Pipe()
+	u := &upload{member: m, pw: pw, done: make(chan struct{})}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, shardURL(m.Addr, fid, m.Index), pr)
+	if err != nil {
+		u.fail(err)
+		close(u.done)
+		return u
+	}
+	req.ContentLength = -1
+	req.Trailer = http.Header{TagHeader: nil}
+	u.req = req
+	go func() {
+		defer close(u.done)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			u.fail(fmt.Errorf("shard %d on %s: %w", m.Index, m.Node, err))
+			pr.CloseWithError(err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+			err := httpx.ReadError(resp)
+			u.fail(fmt.Errorf("shard %d on %s: %w", m.Index, m.Node, err))
+			pr.CloseWithError(err)
+			return
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		// The server answered success: it must have read the whole body.
+		pr.CloseWithError(errors.New("server answered before the body ended"))
+	}()
+	return u
+}
+
+// writeNeedle streams the stripes of enc to the members of vol under fid.
+// It reports whether the failure happened before any stripe beyond the
+// one in hand was read, so that the caller may resend on another volume.
+func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fid, enc *erasure.Encoder,
+	held *[][]byte, tagFor func(int64) Tag, progress func(int64)) (seg depot.Segment, resend bool, err error) {
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ups := make([]*upload, len(vol.Members))
+	for i, m := range vol.Members {
+		ups[i] = c.startUpload(ctx, m, fid)
+	}
+	alive := func() int {
+		n := 0
+		for _, u := range ups {
+			if u.failed() == nil {
+				n++
+			}
+		}
+		return n
+	}
+	abort := func(cause error) {
+		for _, u := range ups {
+			u.fail(cause)
+		}
+		cancel()
+		for _, u := range ups {
+			<-u.done
+		}
+	}
+
+	first := true
+	for {
+		shards := *held
+		if shards == nil {
+			shards, err = enc.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				abort(err)
+				return depot.Segment{}, false, fmt.Errorf("read body: %w", err)
+			}
+			*held = shards
+		}
+		if err := c.sendStripe(ups, shards); err != nil {
+			abort(err)
+			return depot.Segment{}, false, err
+		}
+		if alive() < c.cfg.Quorum {
+			err := fmt.Errorf("%w: volume %d: %d of %d members took the stream, need %d: %v",
+				depot.ErrNoQuorum, vol.ID, alive(), len(ups), c.cfg.Quorum, firstErr(ups))
+			abort(err)
+			return depot.Segment{}, first, err
+		}
+		first = false
+		*held = nil
+		if progress != nil {
+			progress(enc.Size())
+		}
+	}
+	*held = nil
+
+	tag := tagFor(enc.Size())
+	tb, _ := json.Marshal(tag)
+	for _, u := range ups {
+		if u.failed() == nil && u.req != nil {
+			u.req.Trailer.Set(TagHeader, string(tb))
+			u.pw.Close()
+		}
+	}
+	for _, u := range ups {
+		<-u.done
+	}
+	var missed []int
+	for _, u := range ups {
+		if u.failed() != nil {
+			missed = append(missed, u.member.Index)
+		}
+	}
+	if ok := len(ups) - len(missed); ok < c.cfg.Quorum {
+		return depot.Segment{}, first, fmt.Errorf("%w: volume %d: %d of %d members acknowledged, need %d: %v",
+			depot.ErrNoQuorum, vol.ID, ok, len(ups), c.cfg.Quorum, firstErr(ups))
+	}
+	if len(missed) > 0 {
+		c.cfg.Logger.Warn("write missed members", "fid", fid.String(), "shards", missed, "err", firstErr(ups))
+		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := c.ns.Missed(mctx, fid, missed); err != nil {
+			c.cfg.Logger.Warn("report missed shards", "fid", fid.String(), "err", err)
+		}
+		mcancel()
+	}
+	c.tags.Add(fid, tag)
+	return depot.Segment{Fid: fid.String(), Size: enc.Size()}, false, nil
+}
+
+// sendStripe writes shard i of one stripe to every healthy upload i, in
+// parallel, dropping members that stall past StripeTimeout.
+func (c *Client) sendStripe(ups []*upload, shards [][]byte) error {
+	if len(shards) != len(ups) {
+		return fmt.Errorf("client: %d shards for %d members", len(shards), len(ups))
+	}
+	var wg sync.WaitGroup
+	for i, u := range ups {
+		if u.failed() != nil {
+			continue
+		}
+		wg.Add(1)
+		go func(u *upload, b []byte) {
+			defer wg.Done()
+			t := time.AfterFunc(c.cfg.StripeTimeout, func() {
+				u.fail(fmt.Errorf("shard %d on %s: stalled for %v", u.member.Index, u.member.Node, c.cfg.StripeTimeout))
+			})
+			defer t.Stop()
+			if _, err := u.pw.Write(b); err != nil {
+				u.fail(fmt.Errorf("shard %d on %s: %w", u.member.Index, u.member.Node, err))
+			}
+		}(u, shards[i])
+	}
+	wg.Wait()
+	return nil
+}
+
+func firstErr(ups []*upload) error {
+	for _, u := range ups {
+		if err := u.failed(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+

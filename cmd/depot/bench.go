@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// benchResult is what one phase of a benchmark measured.
+type benchResult struct {
+	Op        string        `json:"op"`
+	Size      int64         `json:"size"`
+	Ops       int           `json:"ops"`
+	Errors    int           `json:"errors"`
+	Elapsed   time.Duration `json:"elapsed"`
+	OpsPerSec float64       `json:"ops_per_sec"`
+	MiBPerSec float64       `json:"mib_per_sec"`
+	P50       time.Duration `json:"p50"`
+	P90       time.Duration `json:"p90"`
+	P99       time.Duration `json:"p99"`
+}
+
+func summarize(op string, size int64, lat []time.Duration, errs int, elapsed time.Duration) benchResult {
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	secs := elapsed.Seconds()
+	return benchResult{
+		Op: op, Size: size, Ops: len(lat), Errors: errs, Elapsed: elapsed,
+		OpsPerSec: float64(len(lat)) / secs,
+		MiBPerSec: float64(len(lat)) * float64(size) / secs / (1 << 20),
+		P50:       pct(0.50), P90: pct(0.90), P99: pct(0.99),
+	}
+}
+
+func printResults(w io.Writer, rs []benchResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tsize\tops\terrors\tops/s\tMiB/s\tp50\tp90\tp99\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%v\t%v\t%v\t\n", r.Op, humanSize(r.Size), r.Ops, r.Errors,
+			r.OpsPerSec, r.MiBPerSec, r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+	}
+	tw.Flush()
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// parseSize reads sizes like 64KiB, 4MiB, 1GiB, 4k, 4m or plain bytes.
+func parseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(t, suf.s) {
+			t, mult = strings.TrimSuffix(t, suf.s), suf.m
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(t, "%d", &n); err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// loadFn performs one operation; worker is the worker's index.
+type loadFn func(ctx context.Context, worker int) error
+
+// runLoad runs fn from conc workers until the duration passes or ops
+// operations were done (ops 0: no limit), and measures each call.
+func runLoad(ctx context.Context, op string, size int64, conc int, dur time.Duration, ops int, quiet bool, fn loadFn) benchResult {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		lat     []time.Duration
+		errs    int
+		started atomic.Int64
+		firstE  error
+	)
+	var bar *progressbar.ProgressBar
+	if !quiet {
+		bar = progressbar.NewOptions64(int64(dur/time.Second), progressbar.OptionSetDescription(op+" "+humanSize(size)),
+			progressbar.OptionSetWriter(os.Stderr), progressbar.OptionClearOnFinish(), progressbar.OptionSetWidth(30))
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					bar.Add(1)
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if ops > 0 && started.Add(1) > int64(ops) {
+					return
+				}
+				t0 := time.Now()
+				err := fn(ctx, w)
+				d := time.Since(t0)
+				if ctx.Err() != nil && err != nil {
+					return // cut by the deadline: not a failure
+				}
+				mu.Lock()
+				if err != nil {
+					errs++
+					if firstE == nil {
+						firstE = err
+					}
+				} else {
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if bar != nil {
+		bar.Finish()
+	}
+	if firstE != nil {
+		fmt.Fprintf(os.Stderr, "%s: %d errors, first: %v\n", op, errs, firstE)
+	}
+	return summarize(op, size, lat, errs, elapsed)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var rm remote
+	rm.flags(fs)
+	sizes := fs.String("size", "64KiB", "object sizes, comma-separated (e.g. 64KiB,4MiB)")
+	conc := fs.Int("c", 16, "concurrent requests")
+	dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
+	jsonOut := fs.Bool("json", false, "print results as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = *conc * 2
+	hc := &http.Client{Transport: tr}
+	var results []benchResult
+	for _, s := range strings.Split(*sizes, ",") {
+		size, err := parseSize(s)
+		if err != nil {
+			return err
+		}
+		rs, err := benchNative(ctx, hc, &rm, size, *conc, *dur)
+		if err != nil {
+			return err
+		}
+		results = append(results, rs...)
+	}
+	if *jsonOut {
+		return json.NewEncoder(os.Stdout).Encode(results)
+	}
+	printResults(os.Stdout, results)
+	return nil
+}
+
+// benchNative puts objects of size bytes for dur, then gets random ones of
+// those for dur, then deletes them.
+func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, conc int, dur time.Duration) ([]benchResult, error) {
+	payload := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, uint64(size)))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	do := func(req *http.Request) (*http.Response, error) {
+		if rm.user != "" {
+			req.SetBasicAuth(rm.user, rm.password)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 300 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+		}
+		return resp, nil
+	}
+	var mu sync.Mutex
+	var fids []string
+	put := runLoad(ctx, "put", size, conc, dur, 0, rm.quiet, func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rm.url("/v1/blobs"), bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		resp, err := do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var out struct{ Fid string }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return err
+		}
+		mu.Lock()
+		fids = append(fids, out.Fid)
+		mu.Unlock()
+		return nil
+	})
+	if len(fids) == 0 {
+		return nil, errors.New("bench: no put succeeded")
+	}
+	var next atomic.Uint64
+	get := runLoad(ctx, "get", size, conc, dur, 0, rm.quiet, func(ctx context.Context, _ int) error {
+		fid := fids[next.Add(1)%uint64(len(fids))]
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+fid), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && n != size {
+			err = fmt.Errorf("get %s: %d bytes, want %d", fid, n, size)
+		}
+		return err
+	})
+	// Clean up what the benchmark stored.
+	var idx atomic.Int64
+	runLoad(ctx, "delete", size, conc, 10*time.Minute, len(fids), true, func(ctx context.Context, _ int) error {
+		i := idx.Add(1) - 1
+		if int(i) >= len(fids) {
+			return nil
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, rm.url("/v1/blobs/"+fids[i]), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := do(req)
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	})
+	return []benchResult{put, get}, nil
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// remote holds the flags every data command shares.
+type remote struct {
+	endpoint, user, password string
+	quiet                    bool
+}
+
+func (r *remote) flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.endpoint, "endpoint", envOr("DEPOT_ENDPOINT", "http://127.0.0.1:9000"), "gateway URL (env DEPOT_ENDPOINT)")
+	fs.StringVar(&r.user, "user", envOr("DEPOT_ROOT_USER", ""), "root user (env DEPOT_ROOT_USER)")
+	fs.StringVar(&r.password, "password", envOr("DEPOT_ROOT_PASSWORD", ""), "root password (env DEPOT_ROOT_PASSWORD)")
+	fs.BoolVar(&r.quiet, "q", false, "no progress bar")
+}
+
+func (r *remote) url(path string) string { return strings.TrimRight(r.endpoint, "/") + path }
+
+func (r *remote) do(req *http.Request) (*http.Response, error) {
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
+		defer resp.Body.Close()
+		var e struct{ Code, Error string }
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s: %s (%s)", resp.Status, e.Error, e.Code)
+		}
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp, nil
+}
+
+func (r *remote) bar(size int64, what string) io.Writer {
+	if r.quiet || size < 1<<20 {
+		return io.Discard
+	}
+	return progressbar.DefaultBytes(size, what)
+}
+
+func runPut(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	var rm remote
+	rm.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: depot put FILE...")
+	}
+	for _, name := range fs.Args() {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		bar := rm.bar(st.Size(), filepath.Base(name))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rm.url("/v1/blobs"), io.TeeReader(f, bar))
+		if err != nil {
+			f.Close()
+			return err
+		}
+		req.ContentLength = st.Size()
+		if ct := mime.TypeByExtension(filepath.Ext(name)); ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := rm.do(req)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		var out struct {
+			Fid  string `json:"fid"`
+			Size int64  `json:"size"`
+			ETag string `json:"etag"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("%s: bad answer: %w", name, err)
+		}
+		fmt.Printf("%s\t%d\t%s\t%s\n", out.Fid, out.Size, out.ETag, name)
+	}
+	return nil
+}
+
+func runGet(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	var rm remote
+	rm.flags(fs)
+	out := fs.String("o", "-", "output file ('-' for stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: depot get FID [-o FILE]")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+fs.Arg(0)), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := rm.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if *out != "-" {
+		f, err = os.Create(*out)
+		if err != nil {
+			return err
+		}
+		w = f
+	}
+	var bar io.Writer = io.Discard
+	if f != nil {
+		bar = rm.bar(resp.ContentLength, fs.Arg(0))
+	}
+	n, err := io.Copy(io.MultiWriter(w, bar), resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("short read: %d of %d bytes", n, resp.ContentLength)
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func runRm(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("rm", flag.ContinueOnError)
+	var rm remote
+	rm.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: depot rm FID...")
+	}
+	for _, fid := range fs.Args() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, rm.url("/v1/blobs/"+fid), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := rm.do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fid, err)
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+func runStat(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("stat", flag.ContinueOnError)
+	var rm remote
+	rm.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: depot stat FID...")
+	}
+	for _, fid := range fs.Args() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, rm.url("/v1/blobs/"+fid), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := rm.do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fid, err)
+		}
+		resp.Body.Close()
+		fmt.Printf("%s\tsize=%d\tetag=%s\ttype=%s\n", fid, resp.ContentLength,
+			strings.Trim(resp.Header.Get("ETag"), `"`), resp.Header.Get("Content-Type"))
+	}
+	return nil
+}
+
+func runHealthcheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:9000/healthz", "URL that must answer 200")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", *url, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"depot/client"
+	"depot/dataserver"
+	"depot/gateway"
+	"depot/internal/membership"
+	"depot/internal/node"
+	"depot/nameserver"
+)
+
+// roleFlags are the flags every role shares.
+type roleFlags struct {
+	addr, gossipAddr, advertise, keyFile, logLevel, timing string
+	join                                                   stringList
+}
+
+func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
+	fs.StringVar(&r.addr, "addr", envOr("DEPOT_ADDR", defAddr), "HTTP listen address (env DEPOT_ADDR)")
+	fs.StringVar(&r.gossipAddr, "gossip-addr", envOr("DEPOT_GOSSIP_ADDR", defGossip), "gossip listen address, TCP and UDP (env DEPOT_GOSSIP_ADDR)")
+	fs.StringVar(&r.advertise, "gossip-advertise", envOr("DEPOT_GOSSIP_ADVERTISE", ""), "gossip address announced to others, when it differs (env DEPOT_GOSSIP_ADVERTISE)")
+	fs.Var(&r.join, "join", "gossip address of a member to join (repeatable; env DEPOT_JOIN, comma-separated)")
+	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
+	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
+	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test")
+}
+
+func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
+	key, err := loadKey(r.keyFile, dir)
+	if err != nil {
+		return node.Gossip{}, err
+	}
+	join := []string(r.join)
+	if len(join) == 0 {
+		if v := os.Getenv("DEPOT_JOIN"); v != "" {
+			join = splitComma(v)
+		}
+	}
+	timing := membership.TimingLAN
+	switch r.timing {
+	case "local":
+		timing = membership.TimingLocal
+	case "test":
+		timing = membership.TimingTest
+	case "lan", "":
+	default:
+		return node.Gossip{}, fmt.Errorf("unknown gossip timing %q", r.timing)
+	}
+	return node.Gossip{Key: key, BindAddr: r.gossipAddr, AdvertiseAddr: r.advertise, Join: join,
+		Timing: timing, Logger: newLogger(r.logLevel)}, nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// printReady prints the line that scripts and tests wait for.
+func printReady(role, httpAddr, gossipAddr string) {
+	fmt.Printf("ready role=%s http=%s gossip=%s\n", role, httpAddr, gossipAddr)
+}
+
+func runNameserver(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("nameserver", flag.ContinueOnError)
+	var rf roleFlags
+	rf.register(fs, "0.0.0.0:9330", "0.0.0.0:7946")
+	dir := fs.String("dir", envOr("DEPOT_DIR", "./depot-nameserver"), "database directory (env DEPOT_DIR)")
+	id := fs.String("id", envOr("DEPOT_ID", "ns1"), "node id (env DEPOT_ID)")
+	k := fs.Int("k", 4, "default data shards")
+	m := fs.Int("m", 2, "default parity shards")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	g, err := rf.gossip(keyDir(rf.keyFile, *dir))
+	if err != nil {
+		return err
+	}
+	cfg := nameserver.DefaultConfig()
+	cfg.Dir, cfg.Addr, cfg.DefaultK, cfg.DefaultM, cfg.Logger = *dir, rf.addr, *k, *m, g.Logger
+	ns, err := node.StartNameserver(ctx, g, cfg, *id)
+	if err != nil {
+		return err
+	}
+	printReady("nameserver", ns.Server.Addr(), ns.Gossip.GossipAddr())
+	<-ctx.Done()
+	return ns.Close()
+}
+
+// keyDir returns where a role keeps a generated cluster key: nowhere when
+// the key comes from a file or the environment.
+func keyDir(keyFile, dir string) string {
+	if keyFile != "" || os.Getenv("DEPOT_CLUSTER_KEY") != "" {
+		return ""
+	}
+	return dir
+}
+
+func runDataserver(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dataserver", flag.ContinueOnError)
+	var rf roleFlags
+	rf.register(fs, "0.0.0.0:9331", "0.0.0.0:7947")
+	var dirs stringList
+	fs.Var(&dirs, "dir", "data directory, one per disk (repeatable; env DEPOT_DIR, comma-separated)")
+	id := fs.String("id", envOr("DEPOT_ID", ""), "node id, unique in the cluster (env DEPOT_ID; default the host name)")
+	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
+	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(dirs) == 0 {
+		dirs = splitComma(envOr("DEPOT_DIR", "./depot-dataserver"))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if *id == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return errors.New("--id is required")
+		}
+		*id = h
+	}
+	g, err := rf.gossip(keyDir(rf.keyFile, dirs[0]))
+	if err != nil {
+		return err
+	}
+	if len(g.Join) == 0 {
+		return errors.New("a dataserver needs --join (the gossip address of the nameserver or any member)")
+	}
+	cfg := dataserver.DefaultConfig()
+	cfg.ID, cfg.Dirs, cfg.Addr, cfg.Fsync, cfg.Logger = *id, dirs, rf.addr, dataserver.FsyncPolicy(*fsync), g.Logger
+	ds, err := node.StartDataserver(ctx, g, cfg, *rack)
+	if err != nil {
+		return err
+	}
+	printReady("dataserver", ds.Server.Addr(), ds.Gossip.GossipAddr())
+	<-ctx.Done()
+	return ds.Close()
+}
+
+func runGateway(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	var rf roleFlags
+	rf.register(fs, "0.0.0.0:9000", "0.0.0.0:7948")
+	id := fs.String("id", envOr("DEPOT_ID", ""), "node id (env DEPOT_ID; default gw-<host name>)")
+	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL (env DEPOT_NAMESERVER; default: found through gossip)")
+	k := fs.Int("k", 4, "data shards of new writes")
+	m := fs.Int("m", 2, "parity shards of new writes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	user, pass := os.Getenv("DEPOT_ROOT_USER"), os.Getenv("DEPOT_ROOT_PASSWORD")
+	if user == "" || pass == "" {
+		return errors.New("set DEPOT_ROOT_USER and DEPOT_ROOT_PASSWORD")
+	}
+	if *id == "" {
+		h, _ := os.Hostname()
+		*id = "gw-" + h
+	}
+	g, err := rf.gossip("")
+	if err != nil {
+		return err
+	}
+	if len(g.Join) == 0 && *ns == "" {
+		return errors.New("a gateway needs --join or --nameserver")
+	}
+	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
+		ID:         *id,
+		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass},
+		Client:     client.Config{K: *k, M: *m},
+		Nameserver: *ns,
+	})
+	if err != nil {
+		return err
+	}
+	printReady("gateway", gw.Server.Addr(), gw.Gossip.GossipAddr())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return gw.Close(sctx)
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"depot/dataserver"
+	"depot/gateway"
+	"depot/internal/auth"
+	"depot/internal/node"
+)
+
+// credentials are the root access key and secret.
+type credentials struct {
+	User     string `json:"access_key"`
+	Password string `json:"secret_key"`
+}
+
+// loadCredentials takes the root credentials from DEPOT_ROOT_USER and
+// DEPOT_ROOT_PASSWORD, or from dir/credentials.json, generating and keeping
+// them there on first use.
+func loadCredentials(dir string) (credentials, error) {
+	u, p := os.Getenv("DEPOT_ROOT_USER"), os.Getenv("DEPOT_ROOT_PASSWORD")
+	if u != "" && p != "" {
+		return credentials{u, p}, nil
+	}
+	if u != "" || p != "" {
+		return credentials{}, errors.New("set both DEPOT_ROOT_USER and DEPOT_ROOT_PASSWORD, or neither")
+	}
+	path := filepath.Join(dir, "credentials.json")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var c credentials
+		if err := json.Unmarshal(b, &c); err != nil || c.User == "" || c.Password == "" {
+			return credentials{}, fmt.Errorf("%s: unreadable credentials", path)
+		}
+		return c, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return credentials{}, err
+	}
+	c := credentials{User: "DEPOT" + randomText(16, upperAlnum), Password: randomText(40, alnum)}
+	b, _ = json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return credentials{}, err
+	}
+	return c, nil
+}
+
+const (
+	upperAlnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	alnum      = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+)
+
+func randomText(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// loadKey reads the cluster key from DEPOT_CLUSTER_KEY, from file, or from
+// (creating it) dir/cluster.key when dir is set.
+func loadKey(file, dir string) (auth.Key, error) {
+	if v := os.Getenv("DEPOT_CLUSTER_KEY"); v != "" {
+		return auth.ParseKey(v)
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return auth.ParseKey(string(b))
+	}
+	if dir == "" {
+		return nil, errors.New("no cluster key: set DEPOT_CLUSTER_KEY or --cluster-key-file")
+	}
+	return auth.LoadOrCreateKeyFile(filepath.Join(dir, "cluster.key"))
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func runServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	dir := fs.String("dir", envOr("DEPOT_DIR", "./depot-data"), "data directory (env DEPOT_DIR)")
+	addr := fs.String("addr", envOr("DEPOT_ADDR", gateway.DefaultAddr), "gateway listen address (env DEPOT_ADDR)")
+	dataservers := fs.Int("dataservers", 6, "number of dataservers")
+	k := fs.Int("k", 4, "data shards per stripe")
+	m := fs.Int("m", 2, "parity shards per stripe")
+	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none (env DEPOT_FSYNC)")
+	logLevel := fs.String("log-level", envOr("DEPOT_LOG_LEVEL", "warn"), "log level (env DEPOT_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	creds, err := loadCredentials(*dir)
+	if err != nil {
+		return err
+	}
+	key, err := loadKey("", *dir)
+	if err != nil {
+		return err
+	}
+	log := newLogger(*logLevel)
+	local, err := node.StartLocal(ctx, node.LocalConfig{
+		Dir: *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
+		Dataservers: *dataservers, K: *k, M: *m, GatewayAddr: *addr,
+		Fsync: dataserver.FsyncPolicy(*fsync), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(*dir)
+	fmt.Printf("depot server is running: a nameserver, %d dataservers (EC %d+%d) and a gateway\n", *dataservers, *k, *m)
+	fmt.Printf("  endpoint:    %s\n", local.Endpoint())
+	fmt.Printf("  access key:  %s\n", creds.User)
+	fmt.Printf("  secret key:  %s\n", creds.Password)
+	fmt.Printf("  nameserver:  %s/status (ui: /ui)\n", local.NS.Server.URL())
+	fmt.Printf("  data:        %s\n", abs)
+	fmt.Printf("Stop it with Ctrl-C.\n")
+	<-ctx.Done()
+	fmt.Println("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return local.Close(sctx)
+}

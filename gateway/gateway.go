@@ -1,0 +1,240 @@
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"depot/client"
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// Addr is the listen address. Default "127.0.0.1:9000"; ":0" style
+	// addresses pick a free port.
+	Addr string
+	// Client stores and reads blobs. Required.
+	Client *client.Client
+	// RootUser and RootPassword are the root credentials. Required.
+	RootUser, RootPassword string
+	// MaxBlobSize bounds the body of one POST /v1/blobs. Default 5 GiB.
+	MaxBlobSize int64
+	// Ready reports whether the cluster behind the gateway can serve, for
+	// /readyz. Default: always ready.
+	Ready func(context.Context) error
+	// Logger receives request errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultAddr is the default listen address.
+const DefaultAddr = "127.0.0.1:9000"
+
+func (c *Config) setDefaults() error {
+	if c.Client == nil {
+		return errors.New("gateway: Config.Client is required")
+	}
+	if c.RootUser == "" || c.RootPassword == "" {
+		return errors.New("gateway: root credentials are required")
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxBlobSize <= 0 {
+		c.MaxBlobSize = 5 << 30
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Gateway is the HTTP front of depot.
+type Gateway struct {
+	cfg     Config
+	cl      *client.Client
+	engine  *gin.Engine
+	reg     *prometheus.Registry
+	metrics *metrics
+
+	mu     sync.Mutex
+	ln     net.Listener
+	srv    *http.Server
+	closed bool
+}
+
+// New returns a Gateway; Start begins serving.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, cl: cfg.Client, reg: prometheus.NewRegistry()}
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.metrics = newMetrics(g.reg)
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(gin.Recovery(), g.observe)
+	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", g.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg})))
+	v1 := e.Group("/v1")
+	v1.POST("/blobs", g.requireRoot, g.postBlob)
+	v1.GET("/blobs/:fid", g.getBlob)
+	v1.HEAD("/blobs/:fid", g.getBlob)
+	v1.DELETE("/blobs/:fid", g.requireRoot, g.deleteBlob)
+	g.engine = e
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// Registry returns the gateway's metrics registry.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// Start listens on Config.Addr and serves in the background.
+func (g *Gateway) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway: closed")
+	}
+	ln, err := net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	g.ln = ln
+	g.srv = &http.Server{
+		Handler:           g.engine,
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.cfg.Logger.Error("gateway serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the gateway listens on, once started.
+func (g *Gateway) Addr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln == nil {
+		return ""
+	}
+	return g.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits up to ctx's deadline for
+// in-flight ones to finish. It is safe to call twice.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	srv := g.srv
+	already := g.closed
+	g.closed = true
+	g.mu.Unlock()
+	if already || srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	return nil
+}
+
+func (g *Gateway) readyz(c *gin.Context) {
+	if g.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+		defer cancel()
+		if err := g.cfg.Ready(ctx); err != nil {
+			c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
+			return
+		}
+	}
+	c.String(http.StatusOK, "ready\n")
+}
+
+// requireRoot admits requests with the root credentials as Basic auth or
+// as a bearer token.
+func (g *Gateway) requireRoot(c *gin.Context) {
+	ok := false
+	if user, pass, has := c.Request.BasicAuth(); has {
+		ok = subtle.ConstantTimeCompare([]byte(user), []byte(g.cfg.RootUser)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(pass), []byte(g.cfg.RootPassword)) == 1
+	} else if h := c.GetHeader("Authorization"); len(h) > 7 && h[:7] == "Bearer " {
+		ok = subtle.ConstantTimeCompare([]byte(h[7:]), []byte(g.cfg.RootPassword)) == 1
+	}
+	if !ok {
+		c.Header("WWW-Authenticate", `Basic realm="depot"`)
+		writeErr(c, http.StatusUnauthorized, "Unauthorized", "credentials required")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+func writeErr(c *gin.Context, status int, code, msg string) {
+	if c.Request.Method == http.MethodHead {
+		c.Status(status)
+		return
+	}
+	c.JSON(status, gin.H{"code": code, "error": msg})
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_gateway_requests_total", Help: "Requests by operation and HTTP status.",
+		}, []string{"op", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "depot_gateway_request_seconds", Help: "Request latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"op"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_gateway_bytes_in_total", Help: "Object bytes received.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_gateway_bytes_out_total", Help: "Object bytes sent.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut)
+	return m
+}
+
+// observe counts every request by the operation set in the "op" key of the
+// gin context (or the route) and its status.
+func (g *Gateway) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	op := c.GetString("op")
+	if op == "" {
+		op = c.Request.Method + " " + c.FullPath()
+		if c.FullPath() == "" {
+			op = "other"
+		}
+	}
+	g.metrics.requests.WithLabelValues(op, strconv.Itoa(c.Writer.Status())).Inc()
+	g.metrics.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}

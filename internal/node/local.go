@@ -1,0 +1,266 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"depot/client"
+	"depot/dataserver"
+	"depot/gateway"
+	"depot/internal/auth"
+	"depot/internal/membership"
+	"depot/nameserver"
+)
+
+// LocalConfig configures a whole cluster in one process.
+type LocalConfig struct {
+	// Dir holds every role's data: Dir/nameserver, Dir/ds1 ... Required.
+	Dir string
+	// Key is the cluster key. Required.
+	Key auth.Key
+	// RootUser and RootPassword are the gateway's root credentials.
+	// Required.
+	RootUser, RootPassword string
+	// Dataservers is how many dataservers run. Default 6.
+	Dataservers int
+	// Racks, when above 1, spreads the dataservers over that many racks.
+	Racks int
+	// K and M are the erasure scheme. Default 4 and 2.
+	K, M int
+	// Unit is the stripe unit in bytes. Default 1 MiB.
+	Unit int
+	// SegmentSize is the client's segment size. Default
+	// client.DefaultSegmentSize.
+	SegmentSize int64
+	// MinWritable is how many writable volumes the nameserver keeps.
+	// Default the nameserver's.
+	MinWritable int
+	// GatewayAddr is the gateway's listen address. Default
+	// gateway.DefaultAddr.
+	GatewayAddr string
+	// Timing is the gossip failure-detector preset. Default TimingLocal.
+	Timing membership.Timing
+	// Fsync is the dataservers' durability policy. Default group commit.
+	Fsync dataserver.FsyncPolicy
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *LocalConfig) setDefaults() error {
+	if c.Dir == "" || len(c.Key) == 0 || c.RootUser == "" || c.RootPassword == "" {
+		return errors.New("node: LocalConfig needs Dir, Key, RootUser and RootPassword")
+	}
+	if c.Dataservers == 0 {
+		c.Dataservers = 6
+	}
+	if c.K == 0 && c.M == 0 {
+		c.K, c.M = 4, 2
+	}
+	if c.Unit == 0 {
+		c.Unit = 1 << 20
+	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = gateway.DefaultAddr
+	}
+	if c.Timing == 0 {
+		c.Timing = membership.TimingLocal
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Local is a whole cluster running in this process.
+type Local struct {
+	cfg LocalConfig
+
+	NS *Nameserver
+	GW *Gateway
+
+	mu sync.Mutex
+	ds []*Dataserver // nil where stopped
+}
+
+// StartLocal starts a nameserver, the dataservers and a gateway, and waits
+// until the nameserver sees enough dataservers to place a volume.
+func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	l := &Local{cfg: cfg, ds: make([]*Dataserver, cfg.Dataservers)}
+	nsDir := filepath.Join(cfg.Dir, "nameserver")
+	if err := os.MkdirAll(nsDir, 0o755); err != nil {
+		return nil, err
+	}
+	nc := nameserver.DefaultConfig()
+	nc.Dir = nsDir
+	nc.Addr = "127.0.0.1:0"
+	nc.DefaultK, nc.DefaultM, nc.Unit = cfg.K, cfg.M, cfg.Unit
+	if cfg.MinWritable > 0 {
+		nc.MinWritable = cfg.MinWritable
+	}
+	if cfg.Timing == membership.TimingTest {
+		nc.SyncInterval = 50 * time.Millisecond
+		nc.ShutdownTimeout = 2 * time.Second
+	}
+	nc.Logger = cfg.Logger.With("role", "nameserver")
+	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")
+	if err != nil {
+		return nil, fmt.Errorf("start nameserver: %w", err)
+	}
+	l.NS = ns
+	for i := range cfg.Dataservers {
+		if err := l.StartDataserver(ctx, i); err != nil {
+			l.Close(context.Background())
+			return nil, err
+		}
+	}
+	gc := GatewayConfig{
+		ID:         "gw1",
+		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword},
+		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
+		Nameserver: ns.Server.URL(),
+	}
+	gw, err := StartGateway(ctx, l.gossip([]string{ns.Gossip.GossipAddr()}, "gateway"), gc)
+	if err != nil {
+		l.Close(context.Background())
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	l.GW = gw
+	if err := l.WaitReady(ctx); err != nil {
+		l.Close(context.Background())
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Local) gossip(join []string, role string) Gossip {
+	return Gossip{Key: l.cfg.Key, BindAddr: "127.0.0.1:0", Join: join, Timing: l.cfg.Timing,
+		Logger: l.cfg.Logger.With("role", role)}
+}
+
+// DataserverID returns the node id of dataserver i.
+func DataserverID(i int) string { return fmt.Sprintf("ds%d", i+1) }
+
+// DataserverDir returns the data directory of dataserver i.
+func (l *Local) DataserverDir(i int) string { return filepath.Join(l.cfg.Dir, DataserverID(i)) }
+
+// StartDataserver starts (or restarts) dataserver i on its directory.
+func (l *Local) StartDataserver(ctx context.Context, i int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ds[i] != nil {
+		return fmt.Errorf("dataserver %d is running", i)
+	}
+	dir := l.DataserverDir(i)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dc := dataserver.DefaultConfig()
+	dc.ID = DataserverID(i)
+	dc.Dirs = []string{dir}
+	dc.Addr = "127.0.0.1:0"
+	if l.cfg.Fsync != "" {
+		dc.Fsync = l.cfg.Fsync
+	}
+	dc.Logger = l.cfg.Logger.With("role", "dataserver")
+	rack := ""
+	if l.cfg.Racks > 1 {
+		rack = fmt.Sprintf("rack%d", i%l.cfg.Racks+1)
+	}
+	ds, err := StartDataserver(ctx, l.gossip([]string{l.NS.Gossip.GossipAddr()}, "dataserver"), dc, rack)
+	if err != nil {
+		return fmt.Errorf("start dataserver %s: %w", dc.ID, err)
+	}
+	l.ds[i] = ds
+	return nil
+}
+
+// Dataserver returns dataserver i, or nil when it is stopped.
+func (l *Local) Dataserver(i int) *Dataserver {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ds[i]
+}
+
+// Dataservers returns how many dataserver slots the cluster has.
+func (l *Local) Dataservers() int { return len(l.ds) }
+
+// KillDataserver stops dataserver i as a crash would: no gossip leave.
+func (l *Local) KillDataserver(i int) error {
+	l.mu.Lock()
+	d := l.ds[i]
+	l.ds[i] = nil
+	l.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.Kill()
+}
+
+// StopDataserver stops dataserver i gracefully.
+func (l *Local) StopDataserver(i int) error {
+	l.mu.Lock()
+	d := l.ds[i]
+	l.ds[i] = nil
+	l.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.Close()
+}
+
+// Endpoint returns the gateway's base URL.
+func (l *Local) Endpoint() string { return "http://" + l.GW.Server.Addr() }
+
+// WaitReady waits until the nameserver is ready.
+func (l *Local) WaitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, alive := l.NS.Server.Ready()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not ready after 60s: %d dataservers alive", alive)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the gateway (letting requests finish up to ctx), the
+// dataservers and the nameserver.
+func (l *Local) Close(ctx context.Context) error {
+	var errs []error
+	if l.GW != nil {
+		errs = append(errs, l.GW.Close(ctx))
+	}
+	l.mu.Lock()
+	ds := l.ds
+	l.ds = make([]*Dataserver, len(ds))
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	dsErrs := make([]error, len(ds))
+	for i, d := range ds {
+		if d != nil {
+			wg.Go(func() { dsErrs[i] = d.Close() })
+		}
+	}
+	wg.Wait()
+	errs = append(errs, dsErrs...)
+	if l.NS != nil {
+		errs = append(errs, l.NS.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,363 @@
+// Package node composes depot's roles with gossip membership: it starts a
+// nameserver, a dataserver or a gateway together with its memberlist node,
+// announces the role's HTTP address and free space in the node metadata,
+// and stops both in order. cmd/depot and the test harness use it, so a
+// process and a test start roles the same way.
+//
+// Local starts a whole cluster in one process (one nameserver, N
+// dataservers, one gateway), which is what `depot server` runs.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"depot"
+	"depot/client"
+	"depot/dataserver"
+	"depot/gateway"
+	"depot/internal/auth"
+	"depot/internal/membership"
+	"depot/nameserver"
+	"depot/nameserver/nsclient"
+)
+
+// Gossip is the membership part shared by every role.
+type Gossip struct {
+	// Key is the cluster key. Required.
+	Key auth.Key
+	// BindAddr is the gossip listen address (TCP and UDP). Default
+	// "127.0.0.1:0".
+	BindAddr string
+	// AdvertiseAddr is the gossip address announced to others, when it
+	// differs from BindAddr.
+	AdvertiseAddr string
+	// Join lists gossip addresses of existing members.
+	Join []string
+	// Timing is the failure-detector preset.
+	Timing membership.Timing
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (g Gossip) config(meta membership.NodeMeta) membership.Config {
+	bind := g.BindAddr
+	if bind == "" {
+		bind = "127.0.0.1:0"
+	}
+	return membership.Config{
+		Name: meta.ID, BindAddr: bind, AdvertiseAddr: g.AdvertiseAddr, Key: g.Key,
+		Meta: meta, Join: g.Join, Logger: g.Logger, Timing: g.Timing,
+	}
+}
+
+// lazyMembers lets a role be built before its membership exists.
+type lazyMembers struct {
+	mu sync.Mutex
+	m  *membership.Membership
+}
+
+func (l *lazyMembers) set(m *membership.Membership) {
+	l.mu.Lock()
+	l.m = m
+	l.mu.Unlock()
+}
+
+// Members returns the gossip view, empty before the membership started.
+func (l *lazyMembers) Members() []membership.Node {
+	l.mu.Lock()
+	m := l.m
+	l.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Members()
+}
+
+// Nameserver is a running nameserver and its gossip node.
+type Nameserver struct {
+	Server *nameserver.Server
+	Gossip *membership.Membership
+}
+
+// StartNameserver starts a nameserver and joins it to gossip.
+func StartNameserver(ctx context.Context, g Gossip, cfg nameserver.Config, id string) (*Nameserver, error) {
+	lazy := &lazyMembers{}
+	cfg.Key = g.Key
+	cfg.Members = lazy
+	ns, err := nameserver.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.Start(); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleNameserver, ID: id, Addr: ns.Addr()})
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	lazy.set(gm)
+	return &Nameserver{Server: ns, Gossip: gm}, nil
+}
+
+// Close leaves gossip and stops the nameserver.
+func (n *Nameserver) Close() error {
+	return errors.Join(n.Gossip.Close(), n.Server.Close())
+}
+
+func startGossip(ctx context.Context, g Gossip, meta membership.NodeMeta) (*membership.Membership, error) {
+	gm, err := membership.New(g.config(meta))
+	if err != nil {
+		return nil, err
+	}
+	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := gm.Start(jctx); err != nil {
+		gm.Close()
+		return nil, err
+	}
+	return gm, nil
+}
+
+// Dataserver is a running dataserver and its gossip node.
+type Dataserver struct {
+	Server *dataserver.Server
+	Gossip *membership.Membership
+	rack   string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StatsInterval is how often a dataserver re-announces its free space.
+const StatsInterval = 5 * time.Second
+
+// StartDataserver opens a dataserver's store, serves it and joins gossip,
+// announcing rack and free space.
+func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack string) (*Dataserver, error) {
+	cfg.Key = g.Key
+	ds, err := dataserver.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ds.Start(); err != nil {
+		ds.Close()
+		return nil, err
+	}
+	d := &Dataserver{Server: ds, rack: rack}
+	gm, err := startGossip(ctx, g, d.meta(cfg.ID))
+	if err != nil {
+		ds.Close()
+		return nil, err
+	}
+	d.Gossip = gm
+	bg, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Go(func() { d.announce(bg, cfg.ID) })
+	return d, nil
+}
+
+func (d *Dataserver) meta(id string) membership.NodeMeta {
+	st := d.Server.Stats()
+	return membership.NodeMeta{Role: depot.RoleDataserver, ID: id, Addr: d.Server.Addr(), Rack: d.rack,
+		Free: uint64(max(st.Free, 0)), Used: uint64(max(st.Used, 0))}
+}
+
+// announce refreshes the free-space figures in the gossip metadata.
+func (d *Dataserver) announce(ctx context.Context, id string) {
+	t := time.NewTicker(StatsInterval)
+	defer t.Stop()
+	last := d.meta(id)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m := d.meta(id)
+		if m == last {
+			continue
+		}
+		if err := d.Gossip.UpdateMeta(ctx, m); err == nil {
+			last = m
+		}
+	}
+}
+
+// Close leaves gossip, then stops the dataserver gracefully.
+func (d *Dataserver) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return errors.Join(d.Gossip.Close(), d.Server.Close())
+}
+
+// Kill stops the dataserver as a crash would look to the others: gossip
+// stops without leaving, and the HTTP server and files are closed.
+func (d *Dataserver) Kill() error {
+	d.cancel()
+	d.wg.Wait()
+	return errors.Join(d.Gossip.Kill(), d.Server.Close())
+}
+
+// NameserverFinder returns the nameserver's base URL, e.g. from gossip.
+type NameserverFinder func() (string, error)
+
+// FromGossip finds an alive nameserver in the gossip view.
+func FromGossip(gm interface{ Members() []membership.Node }) NameserverFinder {
+	return func() (string, error) {
+		for _, n := range gm.Members() {
+			if n.Meta.Role == depot.RoleNameserver && n.State == membership.StateAlive && n.Meta.Addr != "" {
+				return "http://" + n.Meta.Addr, nil
+			}
+		}
+		return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
+	}
+}
+
+// Fixed always answers url.
+func Fixed(url string) NameserverFinder { return func() (string, error) { return url, nil } }
+
+// Resolver is a nameserver client that finds the nameserver's address
+// anew when it changes (a restarted nameserver may listen elsewhere).
+type Resolver struct {
+	find NameserverFinder
+	key  auth.Key
+
+	mu  sync.Mutex
+	url string
+	cl  *nsclient.Client
+}
+
+// NewResolver returns a Resolver.
+func NewResolver(find NameserverFinder, key auth.Key) *Resolver {
+	return &Resolver{find: find, key: key}
+}
+
+// Client returns a client for the current nameserver.
+func (r *Resolver) Client() (*nsclient.Client, error) {
+	url, err := r.find()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cl == nil || url != r.url {
+		r.url, r.cl = url, nsclient.New(url, r.key, nil)
+	}
+	return r.cl, nil
+}
+
+var _ client.Nameserver = (*Resolver)(nil)
+
+// Assign implements client.Nameserver.
+func (r *Resolver) Assign(ctx context.Context, k, m, count int) (nsclient.Assignment, error) {
+	c, err := r.Client()
+	if err != nil {
+		return nsclient.Assignment{}, err
+	}
+	return c.Assign(ctx, k, m, count)
+}
+
+// Volume implements client.Nameserver.
+func (r *Resolver) Volume(ctx context.Context, id depot.VolumeID) (depot.Volume, error) {
+	c, err := r.Client()
+	if err != nil {
+		return depot.Volume{}, err
+	}
+	return c.Volume(ctx, id)
+}
+
+// Missed implements client.Nameserver.
+func (r *Resolver) Missed(ctx context.Context, fid depot.Fid, shards []int) error {
+	c, err := r.Client()
+	if err != nil {
+		return err
+	}
+	return c.Missed(ctx, fid, shards)
+}
+
+// Gateway is a running gateway and its gossip node.
+type Gateway struct {
+	Server   *gateway.Gateway
+	Gossip   *membership.Membership
+	Client   *client.Client
+	Resolver *Resolver
+}
+
+// GatewayConfig configures StartGateway.
+type GatewayConfig struct {
+	// ID is the gateway's node id. Required.
+	ID string
+	// Gateway is the HTTP side; its Client and Ready are filled in here.
+	Gateway gateway.Config
+	// Client configures the native client; Nameserver and Key are filled
+	// in here.
+	Client client.Config
+	// Nameserver is the nameserver's base URL; empty finds it in gossip.
+	Nameserver string
+}
+
+// StartGateway joins gossip, builds a client that finds the nameserver
+// through gossip (or the given URL) and serves the gateway.
+func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, error) {
+	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleGateway, ID: cfg.ID})
+	if err != nil {
+		return nil, err
+	}
+	find := FromGossip(gm)
+	if cfg.Nameserver != "" {
+		find = Fixed(cfg.Nameserver)
+	}
+	res := NewResolver(find, g.Key)
+	cc := cfg.Client
+	cc.Nameserver = res
+	cc.Key = g.Key
+	if cc.Logger == nil {
+		cc.Logger = g.Logger
+	}
+	cl, err := client.New(cc)
+	if err != nil {
+		gm.Close()
+		return nil, err
+	}
+	gc := cfg.Gateway
+	gc.Client = cl
+	if gc.Logger == nil {
+		gc.Logger = g.Logger
+	}
+	gc.Ready = func(ctx context.Context) error {
+		c, err := res.Client()
+		if err != nil {
+			return err
+		}
+		return c.Ready(ctx)
+	}
+	gw, err := gateway.New(gc)
+	if err != nil {
+		gm.Close()
+		return nil, err
+	}
+	if err := gw.Start(); err != nil {
+		gm.Close()
+		return nil, err
+	}
+	meta := gm.Meta()
+	meta.Addr = gw.Addr()
+	if err := gm.UpdateMeta(ctx, meta); err != nil {
+		gw.Close(ctx)
+		gm.Close()
+		return nil, err
+	}
+	return &Gateway{Server: gw, Gossip: gm, Client: cl, Resolver: res}, nil
+}
+
+// Close stops serving (waiting for requests in flight up to ctx) and leaves
+// gossip.
+func (g *Gateway) Close(ctx context.Context) error {
+	return errors.Join(g.Server.Close(ctx), g.Gossip.Close())
+}

@@ -1,0 +1,164 @@
+// Package testcluster starts a whole depot cluster in-process for tests: a
+// nameserver, N dataservers and a gateway on 127.0.0.1 with ephemeral ports
+// and temporary directories, with gossip timings short enough that a killed
+// dataserver is seen dead within a second or two. Every test of a role that
+// needs the others uses it.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"depot/client"
+	"depot/dataserver"
+	"depot/internal/auth"
+	"depot/internal/membership"
+	"depot/internal/node"
+	"depot/nameserver/nsclient"
+)
+
+// Options describe the cluster. Zero fields take the defaults beside them.
+type Options struct {
+	Dataservers int                    // default 6
+	Racks       int                    // default 0: no racks
+	K, M        int                    // default 4+2
+	Unit        int                    // stripe unit; default 64 KiB, so tests cross many stripes
+	SegmentSize int64                  // default 1 MiB, so tests cross many segments
+	MinWritable int                    // default 2
+	Fsync       dataserver.FsyncPolicy // default none: in-process kills do not lose the page cache
+	Dir         string                 // default t.TempDir()
+	Verbose     bool                   // log at debug level to stderr (also DEPOT_TEST_LOG=1)
+}
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	*node.Local
+	Opts     Options
+	Key      auth.Key
+	User     string
+	Password string
+	t        testing.TB
+}
+
+// Defaults for Options.
+const (
+	DefaultUnit        = 64 << 10
+	DefaultSegmentSize = 1 << 20
+)
+
+// New starts a cluster and registers its shutdown with t.Cleanup.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	c, err := Start(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Logf("cluster close: %v", err)
+		}
+	})
+	return c
+}
+
+// Start starts a cluster without registering cleanup.
+func Start(t testing.TB, opts Options) (*Cluster, error) {
+	if opts.Dataservers == 0 {
+		opts.Dataservers = 6
+	}
+	if opts.K == 0 && opts.M == 0 {
+		opts.K, opts.M = 4, 2
+	}
+	if opts.Unit == 0 {
+		opts.Unit = DefaultUnit
+	}
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.MinWritable == 0 {
+		opts.MinWritable = 2
+	}
+	if opts.Fsync == "" {
+		opts.Fsync = dataserver.FsyncNone
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	level := slog.Level(100) // silent: tests assert, logs only distract
+	if opts.Verbose || os.Getenv("DEPOT_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	key, err := auth.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: "test-secret-" + fmt.Sprint(time.Now().UnixNano()), t: t}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := node.StartLocal(ctx, node.LocalConfig{
+		Dir: opts.Dir, Key: key, RootUser: c.User, RootPassword: c.Password,
+		Dataservers: opts.Dataservers, Racks: opts.Racks, K: opts.K, M: opts.M, Unit: opts.Unit,
+		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
+		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Local = l
+	return c, nil
+}
+
+// Client returns the gateway's native client.
+func (c *Cluster) Client() *client.Client { return c.GW.Client }
+
+// NS returns a nameserver API client.
+func (c *Cluster) NSClient() *nsclient.Client {
+	return nsclient.New(c.Local.NS.Server.URL(), c.Key, nil)
+}
+
+// WaitDead polls until the nameserver's gossip view reports dataserver i as
+// not alive, or fails the test after a deadline.
+func (c *Cluster) WaitDead(i int) {
+	c.t.Helper()
+	id := node.DataserverID(i)
+	c.waitFor(fmt.Sprintf("%s seen dead", id), func() bool {
+		for _, n := range c.Local.NS.Gossip.Members() {
+			if n.Meta.ID == id {
+				return n.State == membership.StateDead || n.State == membership.StateLeft
+			}
+		}
+		return false
+	})
+}
+
+// WaitAlive polls until dataserver i is alive in the nameserver's view.
+func (c *Cluster) WaitAlive(i int) {
+	c.t.Helper()
+	id := node.DataserverID(i)
+	c.waitFor(fmt.Sprintf("%s seen alive", id), func() bool {
+		for _, n := range c.Local.NS.Gossip.Members() {
+			if n.Meta.ID == id {
+				return n.State == membership.StateAlive
+			}
+		}
+		return false
+	})
+}
+
+func (c *Cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
