@@ -1,15 +1,15 @@
 package client
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-		"io"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -392,4 +392,3 @@ func firstErr(ups []*upload) error {
 	}
 	return nil
 }
-
