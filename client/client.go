@@ -194,19 +194,15 @@ func (c *Client) codec(k, m, unit int) (*erasure.Codec, error) {
 	return cd, nil
 }
 
-// volume returns the volume's description, from the cache when fresh.
-func (c *Client) volume(ctx context.Context, id depot.VolumeID, fresh bool) (depot.Volume, error) {
+// volume returns the volume's description, from the cache when it is
+// younger than VolumeTTL and was fetched after notBefore (a request that
+// failed at notBefore asks for news newer than its failure).
+func (c *Client) volume(ctx context.Context, id depot.VolumeID, notBefore time.Time) (depot.Volume, error) {
 	c.volMu.Lock()
 	cv, ok := c.volumes[id]
 	c.volMu.Unlock()
-	if ok {
-		age := time.Since(cv.fetched)
-		// A fresh look-up is asked for after a failure; at most one a
-		// second per volume, so a dead member does not flood the
-		// nameserver.
-		if age < c.cfg.VolumeTTL && (!fresh || age < time.Second) {
-			return cv.vol, nil
-		}
+	if ok && time.Since(cv.fetched) < c.cfg.VolumeTTL && cv.fetched.After(notBefore) {
+		return cv.vol, nil
 	}
 	vol, err := c.ns.Volume(ctx, id)
 	if err != nil {

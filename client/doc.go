@@ -22,16 +22,20 @@
 //
 // # Segment tags
 //
-// Every shard of a segment carries a small tag that the dataserver stores
-// with the needle and returns on GET and HEAD (header X-Depot-Tag, sent as
-// an HTTP trailer when the segment's length is not known in advance). It is
-// compact JSON:
+// Every shard of a segment ends with a small tag, after the erasure-coded
+// bytes (which the erasure package's layout fixes; the tag is invisible to
+// range reads): the tag's compact JSON, its length as a little-endian
+// uint16, and the two bytes "DT":
 //
-//	{"s":1234,"e":"<md5 hex>","t":"image/jpeg","m":false}
+//	{"s":1234,"e":"<md5 hex>","t":"image/jpeg","m":false} <len:2> "DT"
 //
-// s is the segment's length in bytes, e the MD5 of its bytes (of the whole
-// blob for a manifest), t the content type given at upload, m true when the
-// segment is a manifest. Tags let a fid be read with no namespace lookup.
+// s is the segment's length in bytes, e the MD5 of the blob (set on the
+// only segment of a blob and on manifests), t the content type given at
+// upload, m true when the segment is a manifest. The tag is at most 508
+// bytes, so one suffix range request (the last 512 bytes) reads it. Tags
+// let a fid be read with no namespace lookup, and let repair and fsck know
+// a needle's logical size. Every shard carries the same tag, so a lost
+// shard's tag is copied from any other.
 //
 // # Blobs and manifests
 //

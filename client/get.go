@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"depot"
 	"depot/erasure"
@@ -123,7 +124,7 @@ func (r *objectReader) Close() error {
 
 // openSegment reads [off, off+n) of the segment fid of size bytes.
 func (c *Client) openSegment(ctx context.Context, fid depot.Fid, size, off, n int64) (io.ReadCloser, error) {
-	vol, err := c.volume(ctx, fid.Volume, false)
+	vol, err := c.volume(ctx, fid.Volume, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +172,12 @@ func (s *needleSource) OpenShard(ctx context.Context, shard int, off, n int64) (
 		return nil, err
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	sent := time.Now()
 	resp, err := s.c.http.Do(req)
 	if err != nil && ctx.Err() == nil {
 		// The member may have restarted elsewhere: look the volume up
 		// afresh and retry once when its address changed.
-		if vol, verr := s.c.volume(ctx, s.fid.Volume, true); verr == nil {
+		if vol, verr := s.c.volume(ctx, s.fid.Volume, sent); verr == nil {
 			for _, nm := range vol.Members {
 				if nm.Index == shard && nm.Addr != m.Addr {
 					m = nm
@@ -242,29 +244,31 @@ func (c *Client) GetBlob(ctx context.Context, info *BlobInfo, off, n int64) (io.
 	return c.Get(ctx, info.segments, off, n)
 }
 
-// tag fetches the tag of fid from the first member that answers.
+// tag fetches the tag of fid from the first member that answers: the last
+// bytes of its shard hold it.
 func (c *Client) tag(ctx context.Context, fid depot.Fid) (Tag, error) {
 	if t, ok := c.tags.Get(fid); ok {
 		return t, nil
 	}
-	vol, err := c.volume(ctx, fid.Volume, false)
+	vol, err := c.volume(ctx, fid.Volume, time.Time{})
 	if err != nil {
 		return Tag{}, err
 	}
 	var lastErr error
 	notFound := 0
 	for _, m := range vol.Members {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, shardURL(m.Addr, fid, m.Index), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, shardURL(m.Addr, fid, m.Index), nil)
 		if err != nil {
 			return Tag{}, err
 		}
+		req.Header.Set("Range", fmt.Sprintf("bytes=-%d", maxTagBytes+tagTrailer))
 		resp, err := c.http.Do(req)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		resp.Body.Close()
 		if resp.StatusCode == http.StatusNotFound {
+			resp.Body.Close()
 			notFound++
 			lastErr = fmt.Errorf("%s: %w", fid, depot.ErrNotFound)
 			// Absent on more than m members means it cannot be read: it
@@ -274,13 +278,20 @@ func (c *Client) tag(ctx context.Context, fid depot.Fid) (Tag, error) {
 			}
 			continue
 		}
-		if resp.StatusCode != http.StatusOK {
-			lastErr = fmt.Errorf("stat %s on %s: status %d", fid, m.Node, resp.StatusCode)
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+			lastErr = fmt.Errorf("stat %s on %s: %w", fid, m.Node, httpx.ReadError(resp))
+			resp.Body.Close()
 			continue
 		}
-		var t Tag
-		if err := json.Unmarshal([]byte(resp.Header.Get(TagHeader)), &t); err != nil {
-			lastErr = fmt.Errorf("%w: tag of %s on %s: %v", depot.ErrCorrupt, fid, m.Node, err)
+		tail, err := io.ReadAll(io.LimitReader(resp.Body, maxTagBytes+tagTrailer+1))
+		resp.Body.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		t, err := decodeTag(tail)
+		if err != nil {
+			lastErr = fmt.Errorf("tag of %s on %s: %w", fid, m.Node, err)
 			continue
 		}
 		c.tags.Add(fid, t)
@@ -324,7 +335,7 @@ func (c *Client) Delete(ctx context.Context, segs []depot.Segment) error {
 }
 
 func (c *Client) deleteNeedle(ctx context.Context, fid depot.Fid) error {
-	vol, err := c.volume(ctx, fid.Volume, false)
+	vol, err := c.volume(ctx, fid.Volume, time.Time{})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,9 +21,6 @@ import (
 	"depot/internal/httpx"
 )
 
-// TagHeader carries a segment's Tag on shard requests.
-const TagHeader = "X-Depot-Tag"
-
 // Tag is the small description stored with every shard of a segment; see
 // the package documentation.
 type Tag struct {
@@ -34,6 +32,45 @@ type Tag struct {
 
 // maxContentType bounds the content type kept in a tag.
 const maxContentType = 128
+
+// Tag suffix layout, at the end of every shard of a segment: the tag's
+// JSON, its length (uint16, little-endian) and the magic "DT".
+const (
+	tagMagic    = "DT"
+	tagTrailer  = 4   // length and magic
+	maxTagBytes = 508 // so that the last 512 bytes of a shard hold the suffix
+)
+
+// encodeTag returns the shard suffix that carries t.
+func encodeTag(t Tag) []byte {
+	b, _ := json.Marshal(t)
+	if len(b) > maxTagBytes {
+		t.ContentType = ""
+		b, _ = json.Marshal(t)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(b)))
+	return append(b, tagMagic...)
+}
+
+// decodeTag finds the tag at the end of tail, the last bytes of a shard.
+func decodeTag(tail []byte) (Tag, error) {
+	var t Tag
+	n := len(tail)
+	if n < tagTrailer || string(tail[n-2:]) != tagMagic {
+		return t, fmt.Errorf("%w: shard has no tag suffix", depot.ErrCorrupt)
+	}
+	l := int(binary.LittleEndian.Uint16(tail[n-4:]))
+	if l > n-tagTrailer || l > maxTagBytes {
+		return t, fmt.Errorf("%w: tag length %d", depot.ErrCorrupt, l)
+	}
+	if err := json.Unmarshal(tail[n-tagTrailer-l:n-tagTrailer], &t); err != nil {
+		return t, fmt.Errorf("%w: tag: %v", depot.ErrCorrupt, err)
+	}
+	if t.Size < 0 {
+		return t, fmt.Errorf("%w: tag size %d", depot.ErrCorrupt, t.Size)
+	}
+	return t, nil
+}
 
 // PutOptions describe a body being stored.
 type PutOptions struct {
@@ -200,7 +237,6 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 type upload struct {
 	member depot.Member
 	pw     *io.PipeWriter
-	req    *http.Request
 	done   chan struct{}
 	mu     sync.Mutex
 	err    error // first failure, nil while healthy
@@ -237,8 +273,6 @@ func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid)
 		return u
 	}
 	req.ContentLength = -1
-	req.Trailer = http.Header{TagHeader: nil}
-	u.req = req
 	go func() {
 		defer close(u.done)
 		resp, err := c.http.Do(req)
@@ -325,10 +359,14 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fi
 	*held = nil
 
 	tag := tagFor(enc.Size())
-	tb, _ := json.Marshal(tag)
+	suffix := encodeTag(tag)
+	tails := make([][]byte, len(ups))
+	for i := range tails {
+		tails[i] = suffix
+	}
+	c.sendStripe(ups, tails)
 	for _, u := range ups {
-		if u.failed() == nil && u.req != nil {
-			u.req.Trailer.Set(TagHeader, string(tb))
+		if u.failed() == nil {
 			u.pw.Close()
 		}
 	}

@@ -138,14 +138,22 @@ func (c *Cluster) WaitDead(i int) {
 	})
 }
 
-// WaitAlive polls until dataserver i is alive in the nameserver's view.
+// WaitAlive polls until dataserver i is alive in the nameserver's view,
+// with its current address recorded.
 func (c *Cluster) WaitAlive(i int) {
 	c.t.Helper()
 	id := node.DataserverID(i)
-	c.waitFor(fmt.Sprintf("%s seen alive", id), func() bool {
+	d := c.Dataserver(i)
+	if d == nil {
+		c.t.Fatalf("WaitAlive: dataserver %d is not running", i)
+	}
+	addr := d.Server.Addr()
+	c.waitFor(fmt.Sprintf("%s seen alive at %s", id, addr), func() bool {
 		for _, n := range c.Local.NS.Gossip.Members() {
-			if n.Meta.ID == id {
-				return n.State == membership.StateAlive
+			if n.Meta.ID == id && n.State == membership.StateAlive && n.Meta.Addr == addr {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				return c.Local.NS.Server.SyncMembers(ctx) == nil
 			}
 		}
 		return false
