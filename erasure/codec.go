@@ -43,6 +43,8 @@ type Codec struct {
 	// kept between objects so that a busy writer does not allocate a stripe
 	// per object.
 	dataBufs, parityBufs sync.Pool
+	// Unit-sized buffers for readers' shard pieces.
+	unitBufs sync.Pool
 }
 
 // New returns a codec for k data shards and m parity shards with a stripe
@@ -69,6 +71,7 @@ func New(k, m, unit int) (*Codec, error) {
 	c := &Codec{k: k, m: m, unit: int64(unit), rs: rs}
 	c.dataBufs.New = func() any { b := make([]byte, k*unit); return &b }
 	c.parityBufs.New = func() any { b := make([]byte, m*unit); return &b }
+	c.unitBufs.New = func() any { b := make([]byte, unit); return &b }
 	return c, nil
 }
 
@@ -114,6 +117,23 @@ func (c *Codec) stripeLen(size, t int64) int64 {
 		return ceilDiv(rest, int64(c.k))
 	}
 	return c.unit
+}
+
+// getBuf returns a buffer of n bytes (n ≤ unit), from the codec's pool when
+// n is a whole unit.
+func (c *Codec) getBuf(n int64) []byte {
+	if n != c.unit {
+		return make([]byte, n)
+	}
+	return *c.unitBufs.Get().(*[]byte)
+}
+
+// putBuf gives a buffer from getBuf back to the pool if it is a whole unit.
+func (c *Codec) putBuf(b []byte) {
+	if int64(cap(b)) == c.unit {
+		b = b[:c.unit]
+		c.unitBufs.Put(&b)
+	}
 }
 
 // Extent is a piece of a data shard: Len bytes at offset Off of shard Shard.

@@ -129,6 +129,16 @@ type stream struct {
 	pending []piece // received by the consumer, not yet used; in stripe order
 }
 
+// pop removes and returns the first pending piece, keeping the slice's
+// storage for the next ones.
+func (s *stream) pop() piece {
+	p := s.pending[0]
+	n := copy(s.pending, s.pending[1:])
+	s.pending[n] = piece{}
+	s.pending = s.pending[:n]
+	return p
+}
+
 // piece is one stripe's bytes from one stream, or the stream's failure.
 type piece struct {
 	s   *stream
@@ -215,6 +225,32 @@ func (r *reader) advance() {
 	r.err = err
 	r.cancel()
 	r.wg.Wait()
+	r.release()
+}
+
+// release hands the buffers of a finished reader back to the codec. The
+// stream goroutines must have stopped and no bytes be left to hand out.
+func (r *reader) release() {
+	r.recycle()
+	for _, s := range r.streams {
+		if s == nil {
+			continue
+		}
+		for _, p := range s.pending {
+			r.c.putBuf(p.buf)
+		}
+		s.pending = nil
+		for len(s.free) > 0 {
+			r.c.putBuf(<-s.free)
+		}
+	}
+	for len(r.events) > 0 {
+		r.c.putBuf((<-r.events).buf)
+	}
+	for i, b := range r.recon {
+		r.c.putBuf(b)
+		r.recon[i] = nil
+	}
 }
 
 // next assembles stripe r.t into r.out.
@@ -391,7 +427,7 @@ func (r *reader) run(ctx context.Context, s *stream) {
 		}
 		cl := r.cols(s, t)
 		if int64(cap(buf)) < cl.len() {
-			buf = make([]byte, s.maxLen)
+			buf = r.c.getBuf(s.maxLen)
 		}
 		buf = buf[:cl.len()]
 		if _, err := io.ReadFull(rc, buf); err != nil {
@@ -408,7 +444,8 @@ func (r *reader) run(ctx context.Context, s *stream) {
 func (r *reader) receive(p piece) error {
 	s := p.s
 	if r.streams[s.shard] != s {
-		return nil // from a stream already stopped
+		r.c.putBuf(p.buf) // from a stream already stopped
+		return nil
 	}
 	if p.err != nil {
 		if r.ctx.Err() != nil {
@@ -429,6 +466,10 @@ func (r *reader) receive(p piece) error {
 // not yet handed out are dropped.
 func (r *reader) fail(s *stream, err error) {
 	s.cancel()
+	for _, p := range s.pending {
+		r.c.putBuf(p.buf)
+	}
+	s.pending = nil
 	r.streams[s.shard] = nil
 	r.failed[s.shard] = true
 	r.nfailed++
@@ -453,8 +494,7 @@ func (r *reader) assemble(g *stripeRange) (bool, error) {
 		r.out = r.outBuf[:0]
 		for i := g.first; i <= g.last; i++ {
 			s := r.streams[i]
-			p := s.pending[0]
-			s.pending = s.pending[1:]
+			p := s.pop()
 			r.out = append(r.out, p.buf)
 			r.held = append(r.held, p)
 		}
@@ -489,8 +529,7 @@ func (r *reader) assemble(g *stripeRange) (bool, error) {
 		if s == nil || len(s.pending) == 0 || s.pending[0].t != g.t {
 			continue
 		}
-		p := s.pending[0]
-		s.pending = s.pending[1:]
+		p := s.pop()
 		if took == k {
 			r.free(p)
 			continue
@@ -503,7 +542,8 @@ func (r *reader) assemble(g *stripeRange) (bool, error) {
 		r.need[i] = false
 		if r.shards[i] == nil && g.holds(i) {
 			if int64(cap(r.recon[i])) < hi-lo {
-				r.recon[i] = make([]byte, r.maxLen)
+				r.c.putBuf(r.recon[i])
+				r.recon[i] = r.c.getBuf(r.maxLen)
 			}
 			r.shards[i], r.need[i] = r.recon[i][:0], true
 		}
@@ -527,6 +567,9 @@ func (r *reader) degrade(extra int) error {
 	for i, s := range r.streams {
 		if s != nil {
 			s.cancel()
+			for _, p := range s.pending {
+				r.c.putBuf(p.buf)
+			}
 			r.streams[i] = nil
 		}
 	}
@@ -584,11 +627,16 @@ func (r *reader) recycle() {
 	r.held = r.held[:0]
 }
 
-// free gives p's buffer back to its stream. It never blocks: a stream owns
-// at most pipeline buffers, and a stopped stream's channel is just dropped.
+// free gives p's buffer back to its stream, or to the codec if the stream
+// has stopped. It never blocks: a stream owns at most pipeline buffers.
 func (r *reader) free(p piece) {
+	if r.streams[p.s.shard] != p.s {
+		r.c.putBuf(p.buf)
+		return
+	}
 	select {
 	case p.s.free <- p.buf:
 	default:
+		r.c.putBuf(p.buf)
 	}
 }
