@@ -32,6 +32,11 @@ type ReadOptions struct {
 	// whichever k shards answer first. This keeps tail latency down when
 	// one disk is slow. A stripe that is still missing after another
 	// HedgeAfter gets one more shard, up to all k+m. 0 disables hedging.
+	//
+	// A healthy read that hedges becomes a degraded one from that stripe
+	// on: it reopens the working data shards for the degraded read's
+	// column windows (see NewReader) and adds a parity shard, k+1 streams
+	// in all, the slow shard among them.
 	HedgeAfter time.Duration
 }
 
@@ -68,8 +73,10 @@ func (c *Codec) NewReader(ctx context.Context, src ShardOpener, size, off, n int
 		ctx: ctx, cancel: cancel,
 	}
 	switch {
+	case src == nil:
+		r.err = errors.New("erasure: NewReader: nil ShardOpener")
 	case !validRange(size, off, n):
-		r.err = fmt.Errorf("%w: [%d, %d+%d) of a %d-byte object", ErrRange, off, off, n, size)
+		r.err = fmt.Errorf("%w: %d bytes at %d of a %d-byte object", ErrRange, n, off, size)
 	case n == 0:
 		r.err = io.EOF
 	default:
@@ -83,7 +90,7 @@ func (c *Codec) NewReader(ctx context.Context, src ShardOpener, size, off, n int
 }
 
 // reader is the io.ReadCloser of NewReader. Its fields are owned by the
-// goroutine calling Read, except mu, closed and wg, which Close shares.
+// goroutine calling Read, except mu, closed, done and wg, which Close shares.
 type reader struct {
 	c            *Codec
 	src          ShardOpener
@@ -413,6 +420,9 @@ func (r *reader) run(ctx context.Context, s *stream) {
 	off := s.t0*r.c.unit + first.lo
 	n := s.t1*r.c.unit + last.hi - off
 	rc, err := r.src.OpenShard(ctx, s.shard, off, n)
+	if err == nil && rc == nil {
+		err = errors.New("no stream and no error")
+	}
 	if err != nil {
 		send(piece{s: s, t: s.t0, err: fmt.Errorf("opening shard %d [%d, +%d): %w", s.shard, off, n, err)})
 		return
