@@ -19,6 +19,7 @@ import (
 // roleFlags are the flags every role shares.
 type roleFlags struct {
 	addr, gossipAddr, advertise, keyFile, logLevel, timing string
+	advertiseHTTP                                          string
 	join                                                   stringList
 }
 
@@ -26,6 +27,7 @@ func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
 	fs.StringVar(&r.addr, "addr", envOr("DEPOT_ADDR", defAddr), "HTTP listen address (env DEPOT_ADDR)")
 	fs.StringVar(&r.gossipAddr, "gossip-addr", envOr("DEPOT_GOSSIP_ADDR", defGossip), "gossip listen address, TCP and UDP (env DEPOT_GOSSIP_ADDR)")
 	fs.StringVar(&r.advertise, "gossip-advertise", envOr("DEPOT_GOSSIP_ADVERTISE", ""), "gossip address announced to others, when it differs (env DEPOT_GOSSIP_ADVERTISE)")
+	fs.StringVar(&r.advertiseHTTP, "advertise-addr", envOr("DEPOT_ADVERTISE_ADDR", ""), "HTTP host:port announced to others, when it differs from --addr (env DEPOT_ADVERTISE_ADDR)")
 	fs.Var(&r.join, "join", "gossip address of a member to join (repeatable; env DEPOT_JOIN, comma-separated)")
 	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
 	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
@@ -53,7 +55,7 @@ func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
 	default:
 		return node.Gossip{}, fmt.Errorf("unknown gossip timing %q", r.timing)
 	}
-	return node.Gossip{Key: key, BindAddr: r.gossipAddr, AdvertiseAddr: r.advertise, Join: join,
+	return node.Gossip{Key: key, BindAddr: r.gossipAddr, AdvertiseAddr: r.advertise, AdvertiseHTTP: r.advertiseHTTP, Join: join,
 		Timing: timing, Logger: newLogger(r.logLevel)}, nil
 }
 

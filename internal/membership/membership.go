@@ -430,6 +430,15 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("membership: AdvertiseAddr: %w", err)
 		}
+		// memberlist wants an IP: resolve a host name (a container's or
+		// pod's DNS name) once, at start.
+		if net.ParseIP(host) == nil {
+			ip, err := resolveIP(host)
+			if err != nil {
+				return nil, fmt.Errorf("membership: AdvertiseAddr: %w", err)
+			}
+			host = ip
+		}
 		mc.AdvertiseAddr, mc.AdvertisePort = host, port
 	} else if port != 0 {
 		mc.AdvertisePort = port
@@ -443,6 +452,25 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	mc.LogOutput = nil
 	mc.Logger = log.New(&logWriter{m: m}, "", 0)
 	return mc, nil
+}
+
+// resolveIP returns an address of host, IPv4 first.
+func resolveIP(host string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range ips {
+		if ip.IP.To4() != nil {
+			return ip.IP.String(), nil
+		}
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("no address for %q", host)
+	}
+	return ips[0].IP.String(), nil
 }
 
 func splitHostPort(s string) (string, int, error) {

@@ -36,12 +36,24 @@ type Gossip struct {
 	// AdvertiseAddr is the gossip address announced to others, when it
 	// differs from BindAddr.
 	AdvertiseAddr string
+	// AdvertiseHTTP is the HTTP host:port announced in the node metadata,
+	// when the listener's address (say 0.0.0.0:9331 in a container) is not
+	// one the others can reach. Optional.
+	AdvertiseHTTP string
 	// Join lists gossip addresses of existing members.
 	Join []string
 	// Timing is the failure-detector preset.
 	Timing membership.Timing
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+// httpAddr returns the HTTP address to announce for a listener at addr.
+func (g Gossip) httpAddr(addr string) string {
+	if g.AdvertiseHTTP != "" {
+		return g.AdvertiseHTTP
+	}
+	return addr
 }
 
 func (g Gossip) config(meta membership.NodeMeta) membership.Config {
@@ -97,7 +109,7 @@ func StartNameserver(ctx context.Context, g Gossip, cfg nameserver.Config, id st
 		ns.Close()
 		return nil, err
 	}
-	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleNameserver, ID: id, Addr: ns.Addr()})
+	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleNameserver, ID: id, Addr: g.httpAddr(ns.Addr())})
 	if err != nil {
 		ns.Close()
 		return nil, err
@@ -130,6 +142,7 @@ type Dataserver struct {
 	Server *dataserver.Server
 	Gossip *membership.Membership
 	rack   string
+	addr   string // announced HTTP address, when not the listener's
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -149,7 +162,7 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		ds.Close()
 		return nil, err
 	}
-	d := &Dataserver{Server: ds, rack: rack}
+	d := &Dataserver{Server: ds, rack: rack, addr: g.AdvertiseHTTP}
 	gm, err := startGossip(ctx, g, d.meta(cfg.ID))
 	if err != nil {
 		ds.Close()
@@ -164,7 +177,11 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 
 func (d *Dataserver) meta(id string) membership.NodeMeta {
 	st := d.Server.Stats()
-	return membership.NodeMeta{Role: depot.RoleDataserver, ID: id, Addr: d.Server.Addr(), Rack: d.rack,
+	addr := d.addr
+	if addr == "" {
+		addr = d.Server.Addr()
+	}
+	return membership.NodeMeta{Role: depot.RoleDataserver, ID: id, Addr: addr, Rack: d.rack,
 		Free: uint64(max(st.Free, 0)), Used: uint64(max(st.Used, 0))}
 }
 
@@ -347,7 +364,7 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 		return nil, err
 	}
 	meta := gm.Meta()
-	meta.Addr = gw.Addr()
+	meta.Addr = g.httpAddr(gw.Addr())
 	if err := gm.UpdateMeta(ctx, meta); err != nil {
 		gw.Close(ctx)
 		gm.Close()
