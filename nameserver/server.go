@@ -35,6 +35,7 @@ type Server struct {
 	http    *http.Server
 
 	syncSem   chan struct{} // one gossip sync at a time
+	kick      chan struct{} // MembersChanged asks the sync loop to run now
 	createSem chan struct{} // one volume creation at a time
 	rr        atomic.Uint64 // round robin over writable volumes
 
@@ -66,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: log, store: st, metrics: m,
 		syncSem:   make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
 		createSem: make(chan struct{}, 1),
 	}
 	s.http = &http.Server{
@@ -165,7 +167,19 @@ func (s *Server) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
 		}
+	}
+}
+
+// MembersChanged tells the nameserver that the gossip view changed, so that
+// it syncs its dataserver records (addresses, liveness) now rather than at
+// the next SyncInterval. It never blocks; the membership's change callback
+// calls it.
+func (s *Server) MembersChanged() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -442,8 +456,11 @@ func (s *Server) view(ctx context.Context, f func(*bbolt.Tx) error) error {
 // Ready reports whether enough dataservers are alive according to gossip
 // for the default scheme (Config.ReadyDataservers), with how many are.
 func (s *Server) Ready() (bool, int) {
+	// Count the synced records, not the raw gossip view: volume look-ups
+	// answer member addresses from the records, so the nameserver is ready
+	// only once they reflect the dataservers that are up now.
 	alive := 0
-	for _, rec := range s.gossipView() {
+	for _, rec := range s.store.cache.dataserverList() {
 		if rec.State == stateAlive {
 			alive++
 		}

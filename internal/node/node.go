@@ -109,7 +109,8 @@ func StartNameserver(ctx context.Context, g Gossip, cfg nameserver.Config, id st
 		ns.Close()
 		return nil, err
 	}
-	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleNameserver, ID: id, Addr: g.httpAddr(ns.Addr())})
+	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleNameserver, ID: id, Addr: g.httpAddr(ns.Addr())},
+		func(membership.Node) { ns.MembersChanged() })
 	if err != nil {
 		ns.Close()
 		return nil, err
@@ -123,8 +124,10 @@ func (n *Nameserver) Close() error {
 	return errors.Join(n.Gossip.Close(), n.Server.Close())
 }
 
-func startGossip(ctx context.Context, g Gossip, meta membership.NodeMeta) (*membership.Membership, error) {
-	gm, err := membership.New(g.config(meta))
+func startGossip(ctx context.Context, g Gossip, meta membership.NodeMeta, onChange func(membership.Node)) (*membership.Membership, error) {
+	cfg := g.config(meta)
+	cfg.OnChange = onChange
+	gm, err := membership.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +166,7 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		return nil, err
 	}
 	d := &Dataserver{Server: ds, rack: rack, addr: g.AdvertiseHTTP}
-	gm, err := startGossip(ctx, g, d.meta(cfg.ID))
+	gm, err := startGossip(ctx, g, d.meta(cfg.ID), nil)
 	if err != nil {
 		ds.Close()
 		return nil, err
@@ -322,7 +325,7 @@ type GatewayConfig struct {
 // StartGateway joins gossip, builds a client that finds the nameserver
 // through gossip (or the given URL) and serves the gateway.
 func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, error) {
-	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleGateway, ID: cfg.ID})
+	gm, err := startGossip(ctx, g, membership.NodeMeta{Role: depot.RoleGateway, ID: cfg.ID}, nil)
 	if err != nil {
 		return nil, err
 	}
