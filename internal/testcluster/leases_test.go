@@ -1,0 +1,60 @@
+package testcluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"depot/client"
+	"depot/internal/testcluster"
+)
+
+// nameserverRequests sums depot_nameserver_http_requests_total over every
+// route and status.
+func nameserverRequests(t *testing.T, url string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "depot_nameserver_http_requests_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// TestCluster_LeasesSpareTheNameserver checks that small puts make at most
+// 0.1 nameserver requests each on average: needle ids come from leases.
+func TestCluster_LeasesSpareTheNameserver(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	cl := c.Client()
+	body := bytes.Repeat([]byte("depot"), 64<<10/5)
+	before := nameserverRequests(t, c.NS.Server.URL())
+	const puts = 500
+	for range puts {
+		if _, err := cl.Put(context.Background(), bytes.NewReader(body), int64(len(body)), client.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := nameserverRequests(t, c.NS.Server.URL())
+	per := (after - before) / puts
+	t.Logf("%d puts of %d bytes made %.0f nameserver requests: %.3f per put", puts, len(body), after-before, per)
+	if per > 0.1 {
+		t.Fatalf("%.3f nameserver requests per put, want at most 0.1", per)
+	}
+}
