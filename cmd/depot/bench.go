@@ -172,8 +172,22 @@ func runBench(ctx context.Context, args []string) error {
 	conc := fs.Int("c", 16, "concurrent requests")
 	dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 	jsonOut := fs.Bool("json", false, "print results as JSON")
+	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
+	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var base *baseline
+	if *baseDir != "" {
+		n, err := parseSize(*baseSize)
+		if err != nil {
+			return err
+		}
+		b, err := measureBaseline(*baseDir, n)
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		base = &b
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = *conc * 2
@@ -191,9 +205,25 @@ func runBench(ctx context.Context, args []string) error {
 		results = append(results, rs...)
 	}
 	if *jsonOut {
-		return json.NewEncoder(os.Stdout).Encode(results)
+		return json.NewEncoder(os.Stdout).Encode(struct {
+			Baseline *baseline     `json:"baseline,omitempty"`
+			Results  []benchResult `json:"results"`
+		}{base, results})
 	}
 	printResults(os.Stdout, results)
+	if base != nil {
+		printBaseline(*base, *baseDir)
+		for _, r := range results {
+			switch r.Op {
+			case "put":
+				fmt.Printf("  put %s: %.0f%% of disk write bandwidth, %.0f%% of it divided by (k+m)/k = 1.5\n",
+					humanSize(r.Size), 100*r.MiBPerSec/base.DiskWriteMiBs, 100*r.MiBPerSec/(base.DiskWriteMiBs/1.5))
+			case "get":
+				lim := min(base.DiskReadMiBs, base.LoopbackMiBs)
+				fmt.Printf("  get %s: %.0f%% of min(disk read, loopback) = %.0f MiB/s\n", humanSize(r.Size), 100*r.MiBPerSec/lim, lim)
+			}
+		}
+	}
 	return nil
 }
 

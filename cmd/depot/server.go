@@ -105,8 +105,16 @@ func runServer(ctx context.Context, args []string) error {
 	m := fs.Int("m", 2, "parity shards per stripe")
 	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none (env DEPOT_FSYNC)")
 	logLevel := fs.String("log-level", envOr("DEPOT_LOG_LEVEL", "warn"), "log level (env DEPOT_LOG_LEVEL)")
+	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *debugAddr != "" {
+		stop, err := serveDebug(*debugAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
