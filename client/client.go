@@ -126,8 +126,8 @@ func (c *Config) setDefaults() error {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 256
 		tr.MaxConnsPerHost = 0
-		tr.WriteBufferSize = 256 << 10
-		tr.ReadBufferSize = 256 << 10
+		tr.WriteBufferSize = 64 << 10
+		tr.ReadBufferSize = 64 << 10
 		tr.DisableCompression = true
 		c.HTTPClient = &http.Client{Transport: &auth.Transport{Key: c.Key, Base: tr}}
 	}

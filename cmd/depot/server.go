@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"depot/dataserver"
@@ -88,6 +89,21 @@ func loadKey(file, dir string) (auth.Key, error) {
 	return auth.LoadOrCreateKeyFile(filepath.Join(dir, "cluster.key"))
 }
 
+// setMemoryLimit applies a soft memory limit unless GOMEMLIMIT is set.
+func setMemoryLimit(s string) error {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := parseSize(s)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+	}
+	return nil
+}
+
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -105,8 +121,12 @@ func runServer(ctx context.Context, args []string) error {
 	m := fs.Int("m", 2, "parity shards per stripe")
 	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none (env DEPOT_FSYNC)")
 	logLevel := fs.String("log-level", envOr("DEPOT_LOG_LEVEL", "warn"), "log level (env DEPOT_LOG_LEVEL)")
+	memLimit := fs.String("memory-limit", envOr("DEPOT_MEMORY_LIMIT", "400MiB"), "soft limit on the Go heap of the whole process; the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := setMemoryLimit(*memLimit); err != nil {
 		return err
 	}
 	if *debugAddr != "" {
