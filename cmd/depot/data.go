@@ -62,13 +62,14 @@ func runPut(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("put", flag.ContinueOnError)
 	var rm remote
 	rm.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		return errors.New("usage: depot put FILE...")
 	}
-	for _, name := range fs.Args() {
+	for _, name := range pos {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
@@ -113,13 +114,14 @@ func runGet(ctx context.Context, args []string) error {
 	var rm remote
 	rm.flags(fs)
 	out := fs.String("o", "-", "output file ('-' for stdout)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return errors.New("usage: depot get FID [-o FILE]")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+fs.Arg(0)), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+pos[0]), nil)
 	if err != nil {
 		return err
 	}
@@ -139,7 +141,7 @@ func runGet(ctx context.Context, args []string) error {
 	}
 	var bar io.Writer = io.Discard
 	if f != nil {
-		bar = rm.bar(resp.ContentLength, fs.Arg(0))
+		bar = rm.bar(resp.ContentLength, pos[0])
 	}
 	n, err := io.Copy(io.MultiWriter(w, bar), resp.Body)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
@@ -157,13 +159,14 @@ func runRm(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rm", flag.ContinueOnError)
 	var rm remote
 	rm.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		return errors.New("usage: depot rm FID...")
 	}
-	for _, fid := range fs.Args() {
+	for _, fid := range pos {
 		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, rm.url("/v1/blobs/"+fid), nil)
 		if err != nil {
 			return err
@@ -181,13 +184,14 @@ func runStat(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("stat", flag.ContinueOnError)
 	var rm remote
 	rm.flags(fs)
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		return errors.New("usage: depot stat FID...")
 	}
-	for _, fid := range fs.Args() {
+	for _, fid := range pos {
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, rm.url("/v1/blobs/"+fid), nil)
 		if err != nil {
 			return err

@@ -337,3 +337,44 @@ func TestRoles_SeparateProcesses(t *testing.T) {
 		p.stop()
 	}
 }
+
+// TestCLI_PutGetStatRm drives the data commands against a depot server.
+func TestCLI_PutGetStatRm(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"DEPOT_ROOT_USER=cli", "DEPOT_ROOT_PASSWORD=cli-secret"}
+	p := startProc(t, env, "server", "--dir", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0", "--log-level", "error")
+	ep := strings.TrimSpace(strings.TrimPrefix(p.waitLine("endpoint:"), "endpoint:"))
+	waitReady(t, ep)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(depotBin, append(args[:1:1], append([]string{"--endpoint", ep, "-q"}, args[1:]...)...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("depot %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	src := filepath.Join(dir, "photo.jpg")
+	data := blob(rand.New(rand.NewPCG(3, 3)))
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fid := strings.Fields(run("put", src))[0]
+	dst := filepath.Join(dir, "copy.jpg")
+	run("get", fid, "-o", dst)
+	got, err := os.ReadFile(dst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: %v, equal=%v", err, bytes.Equal(got, data))
+	}
+	st := run("stat", fid)
+	if !strings.Contains(st, fmt.Sprintf("size=%d", len(data))) || !strings.Contains(st, "type=image/jpeg") {
+		t.Fatalf("stat: %s", st)
+	}
+	run("rm", fid)
+	cmd := exec.Command(depotBin, "get", "--endpoint", ep, fid)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "404") {
+		t.Fatalf("get after rm: %v %s", err, out)
+	}
+	p.stop()
+}
