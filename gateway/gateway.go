@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"depot/client"
+	"depot/gateway/s3"
 )
 
 // Config configures a Gateway.
@@ -36,6 +37,11 @@ type Config struct {
 	Ready func(context.Context) error
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
+	// S3 configures the S3 API, served on the same port for every request
+	// that is not /v1/, /healthz, /readyz or /metrics. Its Client, root
+	// credentials and Logger are taken from this Config. The S3 API is
+	// off while S3.Namespace is nil.
+	S3 s3.Config
 }
 
 // DefaultAddr is the default listen address.
@@ -67,6 +73,7 @@ type Gateway struct {
 	engine  *gin.Engine
 	reg     *prometheus.Registry
 	metrics *metrics
+	s3      *s3.Server
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -93,6 +100,23 @@ func New(cfg Config) (*Gateway, error) {
 	v1.GET("/blobs/:fid", g.getBlob)
 	v1.HEAD("/blobs/:fid", g.getBlob)
 	v1.DELETE("/blobs/:fid", g.requireRoot, g.deleteBlob)
+	if cfg.S3.Namespace != nil {
+		sc := cfg.S3
+		sc.Client, sc.RootUser, sc.RootPassword = cfg.Client, cfg.RootUser, cfg.RootPassword
+		if sc.Logger == nil {
+			sc.Logger = cfg.Logger
+		}
+		srv, err := s3.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		g.s3 = srv
+		e.NoRoute(func(c *gin.Context) {
+			c.Set("op", "s3")
+			c.Status(http.StatusOK) // gin presets 404 for NoRoute
+			srv.ServeHTTP(c.Writer, c.Request)
+		})
+	}
 	g.engine = e
 	return g, nil
 }
@@ -115,6 +139,9 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
 	g.ln = ln
+	if g.s3 != nil {
+		g.s3.Start()
+	}
 	g.srv = &http.Server{
 		Handler:           g.engine,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -149,6 +176,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	if already || srv == nil {
 		return nil
+	}
+	if g.s3 != nil {
+		g.s3.Close()
 	}
 	if err := srv.Shutdown(ctx); err != nil {
 		srv.Close()

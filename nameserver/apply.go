@@ -26,7 +26,7 @@ var (
 	bktDeletes     = []byte("deletes")
 	bktMissed      = []byte("missed")
 
-	allBuckets = [][]byte{bktMeta, bktDataservers, bktVolumes, bktNeedles, bktNodeVols,
+	allBuckets = [][]byte{bktUsers, bktUploads, bktParts, bktMeta, bktDataservers, bktVolumes, bktNeedles, bktNodeVols,
 		bktBuckets, bktObjects, bktDeletes, bktMissed}
 
 	keyVersion = []byte("version")
@@ -168,6 +168,9 @@ func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
 			return nil, err
 		}
 		return s.applyDeleteObject(tx, cmd, c)
+	}
+	if res, ok, err := s.applyS3(tx, cmd); ok {
+		return res, err
 	}
 	return nil, fmt.Errorf("%w: unknown command %q", depot.ErrBadRequest, cmd.Type)
 }

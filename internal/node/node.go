@@ -347,6 +347,7 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 	}
 	gc := cfg.Gateway
 	gc.Client = cl
+	gc.S3.Namespace = res.Client
 	if gc.Logger == nil {
 		gc.Logger = g.Logger
 	}

@@ -80,6 +80,12 @@ type SeqList struct {
 type Bucket struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Public allows anonymous S3 reads of the bucket's objects.
+	Public bool `json:"public,omitempty"`
+	// CORS is the bucket's S3 CORSConfiguration XML, as last put.
+	CORS string `json:"cors,omitempty"`
+	// Policy is the bucket's S3 policy JSON, as last put.
+	Policy string `json:"policy,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.

@@ -1,0 +1,500 @@
+package s3
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"depot"
+	"depot/nameserver/nsclient"
+)
+
+const s3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+type owner struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
+}
+
+func (s *Server) owner() owner { return owner{ID: "depot", DisplayName: "depot"} }
+
+type listAllMyBucketsResult struct {
+	XMLName xml.Name      `xml:"ListAllMyBucketsResult"`
+	NS      string        `xml:"xmlns,attr"`
+	Owner   owner         `xml:"Owner"`
+	Buckets []bucketEntry `xml:"Buckets>Bucket"`
+}
+
+type bucketEntry struct {
+	Name         string `xml:"Name"`
+	CreationDate string `xml:"CreationDate"`
+}
+
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func (s *Server) listBuckets(q *request) error {
+	bs, err := q.ns.Buckets(q.ctx)
+	if err != nil {
+		return err
+	}
+	res := listAllMyBucketsResult{NS: s3NS, Owner: s.owner(), Buckets: []bucketEntry{}}
+	for _, b := range bs {
+		res.Buckets = append(res.Buckets, bucketEntry{Name: b.Name, CreationDate: isoTime(b.Created)})
+	}
+	s.writeXML(q, res)
+	return nil
+}
+
+// validBucketName applies the AWS bucket naming rules.
+func validBucketName(n string) bool {
+	if len(n) < 3 || len(n) > 63 || strings.Contains(n, "..") || strings.HasPrefix(n, "xn--") ||
+		strings.HasPrefix(n, "sthree-") || strings.HasSuffix(n, "-s3alias") || strings.HasSuffix(n, "--ol-s3") ||
+		net.ParseIP(n) != nil {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || i == len(n)-1 || c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// bucketErr turns a not-found error of a bucket operation into NoSuchBucket.
+func bucketErr(q *request, err error) error {
+	if errors.Is(err, depot.ErrNotFound) {
+		return errNoSuchBucket(q.bucket)
+	}
+	return err
+}
+
+func (s *Server) bucketOp(q *request) error {
+	r := q.r
+	v := r.URL.Query()
+	switch r.Method {
+	case http.MethodPut:
+		switch {
+		case v.Has("cors"):
+			return s.putCORS(q)
+		case v.Has("policy"):
+			return s.putPolicy(q)
+		case v.Has("acl"):
+			return s.putACL(q)
+		case v.Has("versioning"):
+			return s3err("NotImplemented", http.StatusNotImplemented, "versioning is not implemented")
+		}
+		return s.createBucket(q)
+	case http.MethodHead:
+		if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
+			return bucketErr(q, err)
+		}
+		q.w.Header().Set("x-amz-bucket-region", s.cfg.Region)
+		q.w.WriteHeader(http.StatusOK)
+		return nil
+	case http.MethodDelete:
+		switch {
+		case v.Has("cors"):
+			return s.setBucket(q, nsclient.BucketSettings{CORS: new(string)}, http.StatusNoContent)
+		case v.Has("policy"):
+			return s.setBucket(q, nsclient.BucketSettings{Policy: new(string)}, http.StatusNoContent)
+		}
+		if err := q.ns.DeleteBucket(q.ctx, q.bucket); err != nil {
+			if errors.Is(err, depot.ErrNotEmpty) {
+				return s3err("BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete is not empty")
+			}
+			return bucketErr(q, err)
+		}
+		q.w.WriteHeader(http.StatusNoContent)
+		return nil
+	case http.MethodPost:
+		if v.Has("delete") {
+			return s.deleteObjects(q)
+		}
+	case http.MethodGet:
+		switch {
+		case v.Has("location"):
+			if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
+				return bucketErr(q, err)
+			}
+			loc := s.cfg.Region
+			if loc == "us-east-1" {
+				loc = ""
+			}
+			s.writeXML(q, struct {
+				XMLName xml.Name `xml:"LocationConstraint"`
+				NS      string   `xml:"xmlns,attr"`
+				Value   string   `xml:",chardata"`
+			}{NS: s3NS, Value: loc})
+			return nil
+		case v.Has("cors"):
+			return s.getCORS(q)
+		case v.Has("policy"):
+			return s.getPolicy(q)
+		case v.Has("acl"):
+			return s.getACL(q)
+		case v.Has("versioning"):
+			if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
+				return bucketErr(q, err)
+			}
+			s.writeXML(q, struct {
+				XMLName xml.Name `xml:"VersioningConfiguration"`
+				NS      string   `xml:"xmlns,attr"`
+			}{NS: s3NS})
+			return nil
+		case v.Has("uploads"):
+			return s.listUploads(q)
+		case v.Get("list-type") == "2":
+			return s.listObjects(q, true)
+		}
+		return s.listObjects(q, false)
+	}
+	return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
+}
+
+type createBucketConfiguration struct {
+	LocationConstraint string `xml:"LocationConstraint"`
+}
+
+func (s *Server) createBucket(q *request) error {
+	if !validBucketName(q.bucket) {
+		return s3err("InvalidBucketName", http.StatusBadRequest, "The specified bucket is not valid: %q", q.bucket)
+	}
+	if q.r.ContentLength != 0 {
+		var cfg createBucketConfiguration
+		if err := readXML(q, &cfg); err != nil && !errors.Is(err, io.EOF) {
+			var e *Error
+			if !errors.As(err, &e) || q.r.ContentLength > 0 {
+				return err
+			}
+		}
+	}
+	if _, err := q.ns.CreateBucket(q.ctx, q.bucket); err != nil {
+		if errors.Is(err, depot.ErrExists) {
+			return s3err("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
+		}
+		return err
+	}
+	if acl := q.r.Header.Get("X-Amz-Acl"); acl == "public-read" || acl == "public-read-write" {
+		t := true
+		if _, err := q.ns.SetBucket(q.ctx, q.bucket, nsclient.BucketSettings{Public: &t}); err != nil {
+			return err
+		}
+	}
+	q.w.Header().Set("Location", "/"+q.bucket)
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) setBucket(q *request, st nsclient.BucketSettings, status int) error {
+	if _, err := q.ns.SetBucket(q.ctx, q.bucket, st); err != nil {
+		return bucketErr(q, err)
+	}
+	q.w.WriteHeader(status)
+	return nil
+}
+
+// ACLs: only the canned private and public-read are kept, as the bucket's
+// Public flag.
+
+type grant struct {
+	Grantee struct {
+		XMLNS string `xml:"xmlns:xsi,attr"`
+		Type  string `xml:"xsi:type,attr"`
+		ID    string `xml:"ID,omitempty"`
+		URI   string `xml:"URI,omitempty"`
+	} `xml:"Grantee"`
+	Permission string `xml:"Permission"`
+}
+
+type accessControlPolicy struct {
+	XMLName xml.Name `xml:"AccessControlPolicy"`
+	NS      string   `xml:"xmlns,attr"`
+	Owner   owner    `xml:"Owner"`
+	Grants  []grant  `xml:"AccessControlList>Grant"`
+}
+
+const allUsers = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+func (s *Server) putACL(q *request) error {
+	public := false
+	switch acl := q.r.Header.Get("X-Amz-Acl"); acl {
+	case "public-read", "public-read-write":
+		public = true
+	case "private", "":
+		if acl == "" && q.r.ContentLength != 0 {
+			var p struct {
+				Grants []struct {
+					URI        string `xml:"Grantee>URI"`
+					Permission string `xml:"Permission"`
+				} `xml:"AccessControlList>Grant"`
+			}
+			if err := readXML(q, &p); err != nil {
+				return err
+			}
+			for _, g := range p.Grants {
+				public = public || g.URI == allUsers && (g.Permission == "READ" || g.Permission == "FULL_CONTROL")
+			}
+		}
+	default:
+		return errInvalidArgument("unsupported canned ACL %q", acl)
+	}
+	return s.setBucket(q, nsclient.BucketSettings{Public: &public}, http.StatusOK)
+}
+
+func (s *Server) getACL(q *request) error {
+	b, err := q.ns.Bucket(q.ctx, q.bucket)
+	if err != nil {
+		return bucketErr(q, err)
+	}
+	p := accessControlPolicy{NS: s3NS, Owner: s.owner()}
+	var g grant
+	g.Grantee.XMLNS, g.Grantee.Type, g.Grantee.ID, g.Permission = "http://www.w3.org/2001/XMLSchema-instance", "CanonicalUser", "depot", "FULL_CONTROL"
+	p.Grants = append(p.Grants, g)
+	if b.Public {
+		var pg grant
+		pg.Grantee.XMLNS, pg.Grantee.Type, pg.Grantee.URI, pg.Permission = "http://www.w3.org/2001/XMLSchema-instance", "Group", allUsers, "READ"
+		p.Grants = append(p.Grants, pg)
+	}
+	s.writeXML(q, p)
+	return nil
+}
+
+// Bucket policies are kept verbatim; only their public-read shape has an
+// effect (policyAllowsRead).
+
+func (s *Server) putPolicy(q *request) error {
+	b, err := io.ReadAll(io.LimitReader(q.auth.Body(q.r), 20<<10+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > 20<<10 {
+		return s3err("PolicyTooLarge", http.StatusBadRequest, "Policies must be at most 20 KiB")
+	}
+	var p policyDoc
+	if err := json.Unmarshal(b, &p); err != nil {
+		return s3err("MalformedPolicy", http.StatusBadRequest, "Policies must be valid JSON: %v", err)
+	}
+	ps := string(b)
+	return s.setBucket(q, nsclient.BucketSettings{Policy: &ps}, http.StatusNoContent)
+}
+
+func (s *Server) getPolicy(q *request) error {
+	b, err := q.ns.Bucket(q.ctx, q.bucket)
+	if err != nil {
+		return bucketErr(q, err)
+	}
+	if b.Policy == "" {
+		return s3err("NoSuchBucketPolicy", http.StatusNotFound, "The bucket policy does not exist")
+	}
+	q.w.Header().Set("Content-Type", "application/json")
+	io.WriteString(q.w, b.Policy)
+	return nil
+}
+
+type policyDoc struct {
+	Statement oneOrMany[policyStatement] `json:"Statement"`
+}
+
+type policyStatement struct {
+	Effect    string            `json:"Effect"`
+	Principal json.RawMessage   `json:"Principal"`
+	Action    oneOrMany[string] `json:"Action"`
+	Resource  oneOrMany[string] `json:"Resource"`
+}
+
+// oneOrMany decodes a JSON value or an array of values.
+type oneOrMany[T any] []T
+
+func (o *oneOrMany[T]) UnmarshalJSON(b []byte) error {
+	var many []T
+	if err := json.Unmarshal(b, &many); err == nil {
+		*o = many
+		return nil
+	}
+	var one T
+	if err := json.Unmarshal(b, &one); err != nil {
+		return err
+	}
+	*o = []T{one}
+	return nil
+}
+
+// policyAllowsRead reports whether a bucket policy lets anyone
+// s3:GetObject every object of the bucket.
+func policyAllowsRead(policy, bucket string) bool {
+	if policy == "" {
+		return false
+	}
+	var p policyDoc
+	if json.Unmarshal([]byte(policy), &p) != nil {
+		return false
+	}
+	for _, st := range p.Statement {
+		if st.Effect != "Allow" || !anyonePrincipal(st.Principal) {
+			continue
+		}
+		action := false
+		for _, a := range st.Action {
+			action = action || a == "s3:GetObject" || a == "s3:*" || a == "*"
+		}
+		resource := false
+		for _, r := range st.Resource {
+			resource = resource || r == "arn:aws:s3:::"+bucket+"/*" || r == "*"
+		}
+		if action && resource {
+			return true
+		}
+	}
+	return false
+}
+
+func anyonePrincipal(raw json.RawMessage) bool {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s == "*"
+	}
+	var m map[string]oneOrMany[string]
+	if json.Unmarshal(raw, &m) == nil {
+		for _, v := range m["AWS"] {
+			if v == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Listing.
+
+type listEntry struct {
+	Key          string `xml:"Key"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	Owner        *owner `xml:"Owner,omitempty"`
+	StorageClass string `xml:"StorageClass"`
+}
+
+type commonPrefix struct {
+	Prefix string `xml:"Prefix"`
+}
+
+type listBucketResult struct {
+	XMLName               xml.Name       `xml:"ListBucketResult"`
+	NS                    string         `xml:"xmlns,attr"`
+	Name                  string         `xml:"Name"`
+	Prefix                string         `xml:"Prefix"`
+	Marker                *string        `xml:"Marker,omitempty"`
+	NextMarker            string         `xml:"NextMarker,omitempty"`
+	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
+	StartAfter            string         `xml:"StartAfter,omitempty"`
+	KeyCount              *int           `xml:"KeyCount,omitempty"`
+	MaxKeys               int            `xml:"MaxKeys"`
+	Delimiter             string         `xml:"Delimiter,omitempty"`
+	EncodingType          string         `xml:"EncodingType,omitempty"`
+	IsTruncated           bool           `xml:"IsTruncated"`
+	Contents              []listEntry    `xml:"Contents"`
+	CommonPrefixes        []commonPrefix `xml:"CommonPrefixes"`
+}
+
+// encodeKey applies encoding-type=url: S3 encodes keys like a URL query
+// value, with spaces as '+'.
+func encodeKey(enc bool, k string) string {
+	if !enc {
+		return k
+	}
+	return url.QueryEscape(k)
+}
+
+func (s *Server) listObjects(q *request, v2 bool) error {
+	v := q.r.URL.Query()
+	maxKeys := 1000
+	if mk := v.Get("max-keys"); mk != "" {
+		n, err := strconv.Atoi(mk)
+		if err != nil || n < 0 {
+			return errInvalidArgument("max-keys must be a non-negative integer")
+		}
+		maxKeys = min(n, 1000)
+	}
+	enc := false
+	switch et := v.Get("encoding-type"); et {
+	case "":
+	case "url":
+		enc = true
+	default:
+		return errInvalidArgument("Invalid Encoding Method specified in Request: %q", et)
+	}
+	res := listBucketResult{NS: s3NS, Name: q.bucket, Prefix: encodeKey(enc, v.Get("prefix")), MaxKeys: maxKeys,
+		Delimiter: encodeKey(enc, v.Get("delimiter")), Contents: []listEntry{}}
+	if enc {
+		res.EncodingType = "url"
+	}
+	after := ""
+	if v2 {
+		res.StartAfter = encodeKey(enc, v.Get("start-after"))
+		after = v.Get("start-after")
+		if tok := v.Get("continuation-token"); tok != "" {
+			b, err := base64.RawURLEncoding.DecodeString(tok)
+			if err != nil {
+				return errInvalidArgument("The continuation token provided is incorrect")
+			}
+			res.ContinuationToken = tok
+			after = max(after, string(b))
+		}
+	} else {
+		m := v.Get("marker")
+		res.Marker = &m
+		after = m
+	}
+	fetchOwner := !v2 || v.Get("fetch-owner") == "true"
+	var page nsclient.ListResult
+	if maxKeys > 0 {
+		var err error
+		page, err = q.ns.List(q.ctx, q.bucket, nsclient.ListOptions{Prefix: v.Get("prefix"), After: after,
+			Delimiter: v.Get("delimiter"), Limit: maxKeys})
+		if err != nil {
+			return bucketErr(q, err)
+		}
+	} else if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
+		return bucketErr(q, err)
+	}
+	for _, o := range page.Objects {
+		e := listEntry{Key: encodeKey(enc, o.Key), LastModified: isoTime(o.Modified), ETag: quote(o.ETag),
+			Size: o.Size, StorageClass: "STANDARD"}
+		if fetchOwner {
+			ow := s.owner()
+			e.Owner = &ow
+		}
+		res.Contents = append(res.Contents, e)
+	}
+	for _, p := range page.Prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(enc, p)})
+	}
+	res.IsTruncated = page.Truncated
+	if page.Truncated {
+		if v2 {
+			res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.Next))
+		} else {
+			res.NextMarker = encodeKey(enc, page.Next)
+		}
+	}
+	if v2 {
+		n := len(page.Objects) + len(page.Prefixes)
+		res.KeyCount = &n
+	}
+	s.writeXML(q, res)
+	return nil
+}
+
+func quote(etag string) string { return `"` + etag + `"` }

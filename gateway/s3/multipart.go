@@ -1,0 +1,318 @@
+package s3
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"depot"
+	"depot/client"
+	"depot/nameserver/nsclient"
+)
+
+const maxPartNumber = 10000
+
+func newUploadID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type initiateResult struct {
+	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+	NS       string   `xml:"xmlns,attr"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	UploadID string   `xml:"UploadId"`
+}
+
+func (s *Server) createUpload(q *request) error {
+	meta, err := metaFromHeaders(q.r.Header)
+	if err != nil {
+		return err
+	}
+	u, err := q.ns.CreateUpload(q.ctx, nsclient.Upload{Bucket: q.bucket, Key: q.key, ID: newUploadID(),
+		ContentType: q.r.Header.Get("Content-Type"), Meta: meta})
+	if err != nil {
+		return bucketErr(q, err)
+	}
+	s.writeXML(q, initiateResult{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadID: u.ID})
+	return nil
+}
+
+// upload returns the upload named by the request's uploadId.
+func (s *Server) upload(q *request) (nsclient.UploadInfo, error) {
+	id := q.r.URL.Query().Get("uploadId")
+	info, err := q.ns.Upload(q.ctx, q.bucket, q.key, id)
+	if errors.Is(err, depot.ErrNotFound) {
+		if _, berr := q.ns.Bucket(q.ctx, q.bucket); errors.Is(berr, depot.ErrNotFound) {
+			return info, errNoSuchBucket(q.bucket)
+		}
+		return info, errNoSuchUpload(id)
+	}
+	return info, err
+}
+
+func (s *Server) uploadPart(q *request) error {
+	v := q.r.URL.Query()
+	num, err := strconv.Atoi(v.Get("partNumber"))
+	if err != nil || num < 1 || num > maxPartNumber {
+		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	}
+	if !v.Has("uploadId") {
+		return errInvalidArgument("uploadId is required with partNumber")
+	}
+	info, err := s.upload(q)
+	if err != nil {
+		return err
+	}
+	var st *client.Stored
+	copying := q.r.Header.Get("X-Amz-Copy-Source") != ""
+	if copying {
+		st, err = s.copyPart(q)
+	} else {
+		st, err = s.storeBody(q)
+	}
+	if err != nil {
+		return err
+	}
+	p := nsclient.Part{Number: num, ETag: st.ETag, Size: st.Size, Segments: st.Segments}
+	if _, err := q.ns.PutPart(q.ctx, q.bucket, q.key, info.Upload.ID, p); err != nil {
+		s.discard(st.Segments)
+		if errors.Is(err, depot.ErrNotFound) {
+			return errNoSuchUpload(info.Upload.ID)
+		}
+		return err
+	}
+	if copying {
+		s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyPartResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(st.ETag)})
+		return nil
+	}
+	q.w.Header().Set("ETag", quote(st.ETag))
+	for name := range q.r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
+			q.w.Header().Set(name, q.r.Header.Get(name))
+		}
+	}
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// copyPart stores a byte range of another object as a part (UploadPartCopy).
+func (s *Server) copyPart(q *request) (*client.Stored, error) {
+	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.getMeta(q, sb, sk)
+	if err != nil {
+		return nil, err
+	}
+	if conditions(q.r.Header, "X-Amz-Copy-Source-", src) != 0 {
+		return nil, errPrecondition()
+	}
+	off, n := int64(0), src.Size
+	if rh := q.r.Header.Get("X-Amz-Copy-Source-Range"); rh != "" {
+		var a, b int64
+		if _, err := fmt.Sscanf(rh, "bytes=%d-%d", &a, &b); err != nil || a < 0 || b < a {
+			return nil, errInvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last")
+		}
+		if b >= src.Size {
+			return nil, s3err("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable")
+		}
+		off, n = a, b-a+1
+	}
+	rc, err := s.cl.Get(q.ctx, src.Segments, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return s.cl.Put(q.ctx, rc, n, client.PutOptions{})
+}
+
+type completeRequest struct {
+	Parts []struct {
+		PartNumber int    `xml:"PartNumber"`
+		ETag       string `xml:"ETag"`
+	} `xml:"Part"`
+}
+
+type completeResult struct {
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	NS       string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+}
+
+func (s *Server) completeUpload(q *request) error {
+	var req completeRequest
+	if err := readXML(q, &req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 {
+		return errMalformedXML(errors.New("no parts"))
+	}
+	info, err := s.upload(q)
+	if err != nil {
+		return err
+	}
+	have := make(map[int]nsclient.Part, len(info.Parts))
+	for _, p := range info.Parts {
+		have[p.Number] = p
+	}
+	var all []byte
+	creq := nsclient.CompleteRequest{}
+	for i, rp := range req.Parts {
+		if i > 0 && rp.PartNumber <= req.Parts[i-1].PartNumber {
+			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
+		}
+		etag := strings.Trim(strings.TrimSpace(rp.ETag), `"`)
+		p, ok := have[rp.PartNumber]
+		if !ok || p.ETag != etag {
+			return s3err("InvalidPart", http.StatusBadRequest, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag: part %d", rp.PartNumber)
+		}
+		if i < len(req.Parts)-1 && p.Size < s.cfg.MinPartSize {
+			return s3err("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes", rp.PartNumber, p.Size)
+		}
+		b, _ := hex.DecodeString(p.ETag)
+		all = append(all, b...)
+		creq.Parts = append(creq.Parts, nsclient.CompletePart{Number: p.Number, ETag: p.ETag})
+	}
+	sum := md5.Sum(all)
+	creq.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(req.Parts))
+	if _, err := q.ns.CompleteUpload(q.ctx, q.bucket, q.key, info.Upload.ID, creq); err != nil {
+		switch {
+		case errors.Is(err, depot.ErrNotFound):
+			return errNoSuchUpload(info.Upload.ID)
+		case errors.Is(err, depot.ErrBadRequest):
+			return s3err("InvalidPart", http.StatusBadRequest, "%v", err)
+		}
+		return err
+	}
+	s.writeXML(q, completeResult{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: quote(creq.ETag)})
+	return nil
+}
+
+func (s *Server) abortUpload(q *request) error {
+	id := q.r.URL.Query().Get("uploadId")
+	if err := q.ns.AbortUpload(q.ctx, q.bucket, q.key, id); err != nil {
+		if errors.Is(err, depot.ErrNotFound) {
+			return errNoSuchUpload(id)
+		}
+		return err
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type partEntry struct {
+	PartNumber   int    `xml:"PartNumber"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+}
+
+type listPartsResult struct {
+	XMLName              xml.Name    `xml:"ListPartsResult"`
+	NS                   string      `xml:"xmlns,attr"`
+	Bucket               string      `xml:"Bucket"`
+	Key                  string      `xml:"Key"`
+	UploadID             string      `xml:"UploadId"`
+	Initiator            owner       `xml:"Initiator"`
+	Owner                owner       `xml:"Owner"`
+	StorageClass         string      `xml:"StorageClass"`
+	PartNumberMarker     int         `xml:"PartNumberMarker"`
+	NextPartNumberMarker int         `xml:"NextPartNumberMarker"`
+	MaxParts             int         `xml:"MaxParts"`
+	IsTruncated          bool        `xml:"IsTruncated"`
+	Parts                []partEntry `xml:"Part"`
+}
+
+func (s *Server) listParts(q *request) error {
+	info, err := s.upload(q)
+	if err != nil {
+		return err
+	}
+	v := q.r.URL.Query()
+	maxParts := 1000
+	if mp := v.Get("max-parts"); mp != "" {
+		n, err := strconv.Atoi(mp)
+		if err != nil || n < 0 {
+			return errInvalidArgument("max-parts must be a non-negative integer")
+		}
+		maxParts = min(n, 1000)
+	}
+	marker, _ := strconv.Atoi(v.Get("part-number-marker"))
+	res := listPartsResult{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadID: info.Upload.ID, Initiator: s.owner(),
+		Owner: s.owner(), StorageClass: "STANDARD", PartNumberMarker: marker, MaxParts: maxParts}
+	for _, p := range info.Parts {
+		if p.Number <= marker {
+			continue
+		}
+		if len(res.Parts) == maxParts {
+			res.IsTruncated = true
+			break
+		}
+		res.Parts = append(res.Parts, partEntry{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: quote(p.ETag), Size: p.Size})
+		res.NextPartNumberMarker = p.Number
+	}
+	s.writeXML(q, res)
+	return nil
+}
+
+type uploadEntry struct {
+	Key          string `xml:"Key"`
+	UploadID     string `xml:"UploadId"`
+	Initiator    owner  `xml:"Initiator"`
+	Owner        owner  `xml:"Owner"`
+	StorageClass string `xml:"StorageClass"`
+	Initiated    string `xml:"Initiated"`
+}
+
+type listUploadsResult struct {
+	XMLName            xml.Name      `xml:"ListMultipartUploadsResult"`
+	NS                 string        `xml:"xmlns,attr"`
+	Bucket             string        `xml:"Bucket"`
+	KeyMarker          string        `xml:"KeyMarker"`
+	UploadIDMarker     string        `xml:"UploadIdMarker"`
+	NextKeyMarker      string        `xml:"NextKeyMarker"`
+	NextUploadIDMarker string        `xml:"NextUploadIdMarker"`
+	Prefix             string        `xml:"Prefix"`
+	MaxUploads         int           `xml:"MaxUploads"`
+	IsTruncated        bool          `xml:"IsTruncated"`
+	Uploads            []uploadEntry `xml:"Upload"`
+}
+
+func (s *Server) listUploads(q *request) error {
+	v := q.r.URL.Query()
+	maxUploads := 1000
+	if mu := v.Get("max-uploads"); mu != "" {
+		n, err := strconv.Atoi(mu)
+		if err != nil || n < 0 {
+			return errInvalidArgument("max-uploads must be a non-negative integer")
+		}
+		maxUploads = max(min(n, 1000), 1)
+	}
+	l, err := q.ns.Uploads(q.ctx, q.bucket, nsclient.UploadListOptions{Prefix: v.Get("prefix"),
+		AfterKey: v.Get("key-marker"), AfterID: v.Get("upload-id-marker"), Limit: maxUploads})
+	if err != nil {
+		return bucketErr(q, err)
+	}
+	res := listUploadsResult{NS: s3NS, Bucket: q.bucket, KeyMarker: v.Get("key-marker"), UploadIDMarker: v.Get("upload-id-marker"),
+		Prefix: v.Get("prefix"), MaxUploads: maxUploads, IsTruncated: l.Truncated}
+	for _, u := range l.Uploads {
+		res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: s.owner(), Owner: s.owner(),
+			StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
+		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+	}
+	s.writeXML(q, res)
+	return nil
+}

@@ -1,0 +1,552 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"depot"
+	"depot/client"
+)
+
+func (s *Server) objectOp(q *request) error {
+	if !utf8.ValidString(q.key) {
+		return errInvalidArgument("object keys must be UTF-8")
+	}
+	v := q.r.URL.Query()
+	switch q.r.Method {
+	case http.MethodGet:
+		if v.Has("uploadId") {
+			return s.listParts(q)
+		}
+		if v.Has("acl") {
+			return s.getACL(q)
+		}
+		return s.getObject(q, false)
+	case http.MethodHead:
+		return s.getObject(q, true)
+	case http.MethodPut:
+		if v.Has("uploadId") || v.Has("partNumber") {
+			return s.uploadPart(q)
+		}
+		if v.Has("acl") { // object ACLs are not kept: the bucket's decide
+			if _, err := s.getMeta(q, q.bucket, q.key); err != nil {
+				return err
+			}
+			q.w.WriteHeader(http.StatusOK)
+			return nil
+		}
+		if q.r.Header.Get("X-Amz-Copy-Source") != "" {
+			return s.copyObject(q)
+		}
+		return s.putObject(q)
+	case http.MethodDelete:
+		if v.Has("uploadId") {
+			return s.abortUpload(q)
+		}
+		return s.deleteObject(q)
+	case http.MethodPost:
+		if v.Has("uploads") {
+			return s.createUpload(q)
+		}
+		if v.Has("uploadId") {
+			return s.completeUpload(q)
+		}
+	}
+	return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
+}
+
+// getMeta reads an object's metadata, telling a missing bucket from a
+// missing key.
+func (s *Server) getMeta(q *request, bucket, key string) (depot.Object, error) {
+	o, err := q.ns.GetObject(q.ctx, bucket, key)
+	if errors.Is(err, depot.ErrNotFound) {
+		if _, berr := q.ns.Bucket(q.ctx, bucket); errors.Is(berr, depot.ErrNotFound) {
+			return o, errNoSuchBucket(bucket)
+		}
+		return o, errNoSuchKey(key)
+	}
+	return o, err
+}
+
+// Object metadata kept in depot.Object.Meta: user metadata under its
+// lower-case header name ("x-amz-meta-color"), and these headers under
+// their lower-case names.
+var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires",
+	"X-Amz-Website-Redirect-Location"}
+
+func metaFromHeaders(h http.Header) (map[string]string, error) {
+	m := map[string]string{}
+	size := 0
+	for name, vs := range h {
+		lname := strings.ToLower(name)
+		if strings.HasPrefix(lname, "x-amz-meta-") {
+			m[lname] = strings.Join(vs, ",")
+			size += len(lname) + len(m[lname])
+		}
+	}
+	if size > 2048 {
+		return nil, s3err("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size of 2 KiB.")
+	}
+	for _, name := range storedHeaders {
+		if v := h.Get(name); v != "" {
+			m[strings.ToLower(name)] = v
+		}
+	}
+	return m, nil
+}
+
+func writeObjectHeaders(h http.Header, o depot.Object) {
+	ct := o.ContentType
+	if ct == "" {
+		ct = "binary/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("ETag", quote(o.ETag))
+	h.Set("Last-Modified", o.Modified.UTC().Format(http.TimeFormat))
+	h.Set("Accept-Ranges", "bytes")
+	for k, v := range o.Meta {
+		if strings.HasPrefix(k, "x-amz-meta-") {
+			h[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+	}
+	for _, name := range storedHeaders {
+		if v, ok := o.Meta[strings.ToLower(name)]; ok {
+			h.Set(name, v)
+		}
+	}
+	if len(o.PartSizes) > 0 {
+		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(o.PartSizes)))
+	}
+}
+
+// etagMatch reports whether an If-Match style header lists etag.
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		t = strings.TrimPrefix(t, "W/")
+		if t == "*" || strings.Trim(t, `"`) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// conditions evaluates If-Match, If-Unmodified-Since, If-None-Match and
+// If-Modified-Since (with names given by prefix, "" or "X-Amz-Copy-Source-")
+// and returns 0, 304 or 412.
+func conditions(h http.Header, prefix string, o depot.Object) int {
+	mod := o.Modified.Truncate(time.Second)
+	im, ius := h.Get(prefix+"If-Match"), h.Get(prefix+"If-Unmodified-Since")
+	inm, ims := h.Get(prefix+"If-None-Match"), h.Get(prefix+"If-Modified-Since")
+	notModified := http.StatusNotModified
+	if prefix != "" {
+		notModified = http.StatusPreconditionFailed
+	}
+	if im != "" {
+		if !etagMatch(im, o.ETag) {
+			return http.StatusPreconditionFailed
+		}
+	} else if ius != "" {
+		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if inm != "" {
+		if etagMatch(inm, o.ETag) {
+			return notModified
+		}
+	} else if ims != "" {
+		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
+			return notModified
+		}
+	}
+	return 0
+}
+
+func errPrecondition() *Error {
+	return s3err("PreconditionFailed", http.StatusPreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+}
+
+// parseRange parses one "bytes=" range against size. ok is false when the
+// header is absent or not a single well-formed range (then the whole object
+// is served); err is InvalidRange when it cannot be satisfied.
+func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false, nil
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false, nil
+	}
+	invalid := s3err("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable")
+	if a == "" {
+		sfx, e := strconv.ParseInt(b, 10, 64)
+		if e != nil || sfx < 0 {
+			return 0, 0, false, nil
+		}
+		if sfx == 0 || size == 0 {
+			return 0, 0, false, invalid
+		}
+		sfx = min(sfx, size)
+		return size - sfx, sfx, true, nil
+	}
+	first, e := strconv.ParseInt(a, 10, 64)
+	if e != nil || first < 0 {
+		return 0, 0, false, nil
+	}
+	last := size - 1
+	if b != "" {
+		l, e := strconv.ParseInt(b, 10, 64)
+		if e != nil || l < first {
+			return 0, 0, false, nil
+		}
+		last = min(l, size-1)
+	}
+	if first >= size {
+		return 0, 0, false, invalid
+	}
+	return first, last - first + 1, true, nil
+}
+
+func (s *Server) getObject(q *request, head bool) error {
+	o, err := s.getMeta(q, q.bucket, q.key)
+	if err != nil {
+		return err
+	}
+	h := q.w.Header()
+	writeObjectHeaders(h, o)
+	switch conditions(q.r.Header, "", o) {
+	case http.StatusNotModified:
+		h.Del("Content-Type")
+		q.w.WriteHeader(http.StatusNotModified)
+		return nil
+	case http.StatusPreconditionFailed:
+		return errPrecondition()
+	}
+	v := q.r.URL.Query()
+	for _, name := range []string{"Content-Type", "Content-Language", "Expires", "Cache-Control", "Content-Disposition", "Content-Encoding"} {
+		if rv := v.Get("response-" + strings.ToLower(name)); rv != "" {
+			h.Set(name, rv)
+		}
+	}
+	off, n, partial := int64(0), o.Size, false
+	if pn := v.Get("partNumber"); pn != "" {
+		num, err := strconv.Atoi(pn)
+		if err != nil || num < 1 {
+			return errInvalidArgument("Part number must be an integer between 1 and 10000")
+		}
+		sizes := o.PartSizes
+		if len(sizes) == 0 {
+			sizes = []int64{o.Size}
+		}
+		if num > len(sizes) {
+			return s3err("InvalidPartNumber", http.StatusRequestedRangeNotSatisfiable, "The requested partnumber is not satisfiable")
+		}
+		for i := 0; i < num-1; i++ {
+			off += sizes[i]
+		}
+		n, partial = sizes[num-1], true
+	} else if rh := q.r.Header.Get("Range"); rh != "" {
+		ro, rn, ok, err := parseRange(rh, o.Size)
+		if err != nil {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", o.Size))
+			return err
+		}
+		if ok {
+			off, n, partial = ro, rn, true
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	status := http.StatusOK
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, o.Size))
+		status = http.StatusPartialContent
+	}
+	if head || n == 0 {
+		q.w.WriteHeader(status)
+		return nil
+	}
+	rc, err := s.cl.Get(q.ctx, o.Segments, off, n)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	// Read the first bytes before the status goes out, so that a failed
+	// read is still an S3 error.
+	buf := make([]byte, min(n, 32<<10))
+	k, err := io.ReadFull(rc, buf)
+	if err != nil && k < len(buf) {
+		return fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err)
+	}
+	q.w.WriteHeader(status)
+	q.w.Write(buf[:k])
+	if _, err := io.Copy(q.w, rc); err != nil {
+		s.cfg.Logger.Warn("s3 get: body cut", "bucket", q.bucket, "key", q.key, "err", err)
+		// The body is shorter than its Content-Length: the server closes
+		// the connection and the client sees a cut body.
+	}
+	return nil
+}
+
+// bodyReader counts the body and remembers why it failed: a body shorter
+// than declared, or the error of the signature checks.
+type bodyReader struct {
+	r    io.Reader
+	size int64
+	n    int64
+	err  error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if err == io.EOF && b.size >= 0 && b.n < b.size {
+		err = fmt.Errorf("%w: %d of %d bytes", errIncomplete, b.n, b.size)
+	}
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// storeBody stores the request body as segments, checking its declared
+// length, signature and Content-MD5. On failure nothing is kept.
+func (s *Server) storeBody(q *request) (*client.Stored, error) {
+	size, err := q.auth.DecodedLength(q.r)
+	if err != nil {
+		return nil, err
+	}
+	if size < 0 {
+		return nil, s3err("MissingContentLength", http.StatusLengthRequired, "You must provide the Content-Length HTTP header.")
+	}
+	if size > s.cfg.MaxObjectSize {
+		return nil, s3err("EntityTooLarge", http.StatusBadRequest, "Your proposed upload exceeds the maximum allowed object size.")
+	}
+	var wantMD5 []byte
+	if cm := q.r.Header.Get("Content-Md5"); cm != "" {
+		b, err := base64.StdEncoding.DecodeString(cm)
+		if err != nil || len(b) != md5.Size {
+			return nil, s3err("InvalidDigest", http.StatusBadRequest, "The Content-MD5 you specified is not valid.")
+		}
+		wantMD5 = b
+	}
+	br := &bodyReader{r: q.auth.Body(q.r), size: size}
+	st, err := s.cl.Put(q.ctx, br, size, client.PutOptions{ContentType: q.r.Header.Get("Content-Type")})
+	if err != nil {
+		if br.err != nil {
+			return nil, br.err
+		}
+		if errors.Is(err, depot.ErrBadRequest) {
+			return nil, fmt.Errorf("%w: %v", errIncomplete, err)
+		}
+		return nil, err
+	}
+	if wantMD5 != nil {
+		if got, _ := hex.DecodeString(st.ETag); !bytes.Equal(got, wantMD5) {
+			s.discard(st.Segments)
+			return nil, s3err("BadDigest", http.StatusBadRequest, "The Content-MD5 you specified did not match what we received.")
+		}
+	}
+	return st, nil
+}
+
+// discard deletes segments that were stored but not committed.
+func (s *Server) discard(segs []depot.Segment) {
+	if len(segs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.cl.Delete(ctx, segs); err != nil {
+		s.cfg.Logger.Warn("s3: discard uncommitted segments", "err", err)
+	}
+}
+
+// commit switches the key to o; on failure the new segments are discarded.
+func (s *Server) commit(q *request, o depot.Object) error {
+	if _, err := q.ns.PutObject(q.ctx, o); err != nil {
+		s.discard(o.Segments)
+		if errors.Is(err, depot.ErrNotFound) {
+			return errNoSuchBucket(o.Bucket)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) putObject(q *request) error {
+	meta, err := metaFromHeaders(q.r.Header)
+	if err != nil {
+		return err
+	}
+	st, err := s.storeBody(q)
+	if err != nil {
+		return err
+	}
+	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: st.Size, ETag: st.ETag, ContentType: q.r.Header.Get("Content-Type"),
+		Meta: meta, Segments: st.Segments}
+	if err := s.commit(q, o); err != nil {
+		return err
+	}
+	q.w.Header().Set("ETag", quote(st.ETag))
+	for name := range q.r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
+			q.w.Header().Set(name, q.r.Header.Get(name))
+		}
+	}
+	q.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// copySource parses x-amz-copy-source: "[/]bucket/key[?versionId=...]",
+// URL-encoded.
+func copySource(h string) (bucket, key string, err error) {
+	src, _, _ := strings.Cut(h, "?versionId=")
+	dec, uerr := url.PathUnescape(src)
+	if uerr != nil {
+		return "", "", errInvalidArgument("Invalid copy source encoding")
+	}
+	dec = strings.TrimPrefix(dec, "/")
+	bucket, key, ok := strings.Cut(dec, "/")
+	if !ok || bucket == "" || key == "" {
+		return "", "", errInvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+	}
+	return bucket, key, nil
+}
+
+type copyResult struct {
+	XMLName      xml.Name
+	NS           string `xml:"xmlns,attr"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+}
+
+func (s *Server) copyObject(q *request) error {
+	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return err
+	}
+	src, err := s.getMeta(q, sb, sk)
+	if err != nil {
+		return err
+	}
+	if conditions(q.r.Header, "X-Amz-Copy-Source-", src) != 0 {
+		return errPrecondition()
+	}
+	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: src.Size, ETag: src.ETag, ContentType: src.ContentType,
+		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes}
+	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
+	case "", "COPY":
+		if sb == q.bucket && sk == q.key {
+			return s3err("InvalidRequest", http.StatusBadRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+		}
+	case "REPLACE":
+		meta, err := metaFromHeaders(q.r.Header)
+		if err != nil {
+			return err
+		}
+		o.Meta, o.ContentType = meta, q.r.Header.Get("Content-Type")
+	default:
+		return errInvalidArgument("Unknown metadata directive %q", d)
+	}
+	// Bytes are copied, never shared: each object owns its segments, which
+	// the nameserver deletes with it.
+	rc, err := s.cl.Get(q.ctx, src.Segments, 0, src.Size)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	st, err := s.cl.Put(q.ctx, rc, src.Size, client.PutOptions{ContentType: o.ContentType})
+	if err != nil {
+		return err
+	}
+	o.Segments = st.Segments
+	if len(o.PartSizes) == 0 {
+		o.ETag = st.ETag
+	}
+	if err := s.commit(q, o); err != nil {
+		return err
+	}
+	s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyObjectResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(o.ETag)})
+	return nil
+}
+
+func (s *Server) deleteObject(q *request) error {
+	if _, err := q.ns.DeleteObject(q.ctx, q.bucket, q.key); err != nil {
+		if !errors.Is(err, depot.ErrNotFound) {
+			return err
+		}
+		if _, berr := q.ns.Bucket(q.ctx, q.bucket); errors.Is(berr, depot.ErrNotFound) {
+			return errNoSuchBucket(q.bucket)
+		}
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type deleteRequest struct {
+	Quiet   bool `xml:"Quiet"`
+	Objects []struct {
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
+	} `xml:"Object"`
+}
+
+type deleteResult struct {
+	XMLName xml.Name `xml:"DeleteResult"`
+	NS      string   `xml:"xmlns,attr"`
+	Deleted []struct {
+		Key string `xml:"Key"`
+	} `xml:"Deleted"`
+	Errors []deleteError `xml:"Error"`
+}
+
+type deleteError struct {
+	Key     string `xml:"Key"`
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+func (s *Server) deleteObjects(q *request) error {
+	var req deleteRequest
+	if err := readXML(q, &req); err != nil {
+		return err
+	}
+	if len(req.Objects) == 0 || len(req.Objects) > 1000 {
+		return errMalformedXML(fmt.Errorf("want 1 to 1000 objects, got %d", len(req.Objects)))
+	}
+	if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
+		return bucketErr(q, err)
+	}
+	res := deleteResult{NS: s3NS}
+	for _, o := range req.Objects {
+		_, err := q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
+		if err != nil && !errors.Is(err, depot.ErrNotFound) {
+			e := toS3(err)
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			continue
+		}
+		if !req.Quiet {
+			res.Deleted = append(res.Deleted, struct {
+				Key string `xml:"Key"`
+			}{o.Key})
+		}
+	}
+	s.writeXML(q, res)
+	return nil
+}

@@ -1,0 +1,433 @@
+package s3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"depot"
+	"depot/client"
+	"depot/gateway/s3/sigv4"
+	"depot/nameserver/nsclient"
+)
+
+// Config configures the S3 API. Client, Namespace and the root credentials
+// are required; every other zero field takes the default beside it.
+type Config struct {
+	// Client stores and reads object bytes. Required.
+	Client *client.Client
+	// Namespace returns the current nameserver client. Required.
+	Namespace func() (*nsclient.Client, error)
+	// RootUser and RootPassword are the root access key and secret.
+	RootUser, RootPassword string
+	// Domain enables virtual-hosted-style requests: a Host of
+	// "<bucket>.<Domain>" names the bucket. Empty: path style only.
+	Domain string
+	// Region is reported by GetBucketLocation. Default "us-east-1".
+	Region string
+	// MaxObjectSize bounds one PutObject or UploadPart body. Default 5 GiB.
+	MaxObjectSize int64
+	// MinPartSize is the smallest part but the last of a multipart
+	// upload. Default 5 MiB, as in S3.
+	MinPartSize int64
+	// UploadMaxAge is the age after which an unfinished multipart upload
+	// is aborted by the janitor. Default 24h.
+	UploadMaxAge time.Duration
+	// JanitorInterval is how often the janitor looks for abandoned
+	// uploads. Default 1h.
+	JanitorInterval time.Duration
+	// KeyCacheTTL is how long an access key looked up in the nameserver is
+	// remembered. Default 2s.
+	KeyCacheTTL time.Duration
+	// Now is the clock, for signature times. Default time.Now.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultRegion        = "us-east-1"
+	DefaultMaxObjectSize = 5 << 30
+	DefaultMinPartSize   = 5 << 20
+	DefaultUploadMaxAge  = 24 * time.Hour
+	maxXMLBody           = 2 << 20
+	maxKeyLen            = 1024
+)
+
+func (c *Config) setDefaults() error {
+	if c.Client == nil || c.Namespace == nil {
+		return errors.New("s3: Config.Client and Config.Namespace are required")
+	}
+	if c.RootUser == "" || c.RootPassword == "" {
+		return errors.New("s3: root credentials are required")
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.MaxObjectSize <= 0 {
+		c.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if c.MinPartSize <= 0 {
+		c.MinPartSize = DefaultMinPartSize
+	}
+	if c.UploadMaxAge <= 0 {
+		c.UploadMaxAge = DefaultUploadMaxAge
+	}
+	if c.JanitorInterval <= 0 {
+		c.JanitorInterval = time.Hour
+	}
+	if c.KeyCacheTTL <= 0 {
+		c.KeyCacheTTL = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Server is the S3 API as an http.Handler.
+type Server struct {
+	cfg Config
+	cl  *client.Client
+
+	keyMu sync.Mutex
+	keys  map[string]cachedKey
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type cachedKey struct {
+	secret string
+	at     time.Time
+}
+
+// New returns a Server. It starts nothing; Start runs the janitor.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, cl: cfg.Client, keys: make(map[string]cachedKey)}, nil
+}
+
+// Start runs the janitor that aborts abandoned multipart uploads.
+func (s *Server) Start() {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Go(func() { s.janitor(ctx) })
+}
+
+// Close stops the janitor and waits for it. Safe to call twice.
+func (s *Server) Close() {
+	s.runMu.Lock()
+	cancel := s.cancel
+	s.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+func (s *Server) ns() (*nsclient.Client, error) {
+	ns, err := s.cfg.Namespace()
+	if err != nil {
+		return nil, fmt.Errorf("nameserver: %w", err)
+	}
+	return ns, nil
+}
+
+// secret returns the secret of an access key: the root's, or one kept in
+// the nameserver.
+func (s *Server) secret(ctx context.Context) sigv4.SecretFunc {
+	return func(ak string) (string, error) {
+		if ak == s.cfg.RootUser {
+			return s.cfg.RootPassword, nil
+		}
+		s.keyMu.Lock()
+		ck, ok := s.keys[ak]
+		s.keyMu.Unlock()
+		if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
+			return ck.secret, nil
+		}
+		ns, err := s.ns()
+		if err != nil {
+			return "", err
+		}
+		u, err := ns.User(ctx, ak)
+		if errors.Is(err, depot.ErrNotFound) {
+			return "", fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
+		}
+		if err != nil {
+			return "", err
+		}
+		s.keyMu.Lock()
+		if len(s.keys) > 10000 {
+			clear(s.keys)
+		}
+		s.keys[ak] = cachedKey{secret: u.Secret, at: s.cfg.Now()}
+		s.keyMu.Unlock()
+		return u.Secret, nil
+	}
+}
+
+// request is one S3 request being served.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	ctx    context.Context
+	id     string
+	bucket string
+	key    string
+	auth   *sigv4.Auth // nil for anonymous requests
+	ns     *nsclient.Client
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// ServeHTTP serves one S3 request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := &request{w: w, r: r, ctx: r.Context(), id: newRequestID()}
+	w.Header().Set("x-amz-request-id", q.id)
+	w.Header().Set("x-amz-id-2", q.id)
+	w.Header().Set("Server", "depot")
+	q.bucket, q.key = s.route(r)
+	err := s.serve(q)
+	if err != nil {
+		s.writeError(q, err)
+	}
+}
+
+// route splits the request into bucket and key, virtual-hosted style when
+// the host is a subdomain of Config.Domain, path style otherwise.
+func (s *Server) route(r *http.Request) (bucket, key string) {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	if s.cfg.Domain != "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if b, ok := strings.CutSuffix(strings.ToLower(host), "."+strings.ToLower(s.cfg.Domain)); ok && b != "" {
+			return b, path
+		}
+	}
+	bucket, key, _ = strings.Cut(path, "/")
+	return bucket, key
+}
+
+func (s *Server) serve(q *request) error {
+	r := q.r
+	if r.Method == http.MethodOptions {
+		return s.preflight(q)
+	}
+	if sigv4.Signed(r) {
+		a, err := sigv4.Verify(r, s.secret(q.ctx), s.cfg.Now())
+		if err != nil {
+			return err
+		}
+		q.auth = a
+	}
+	ns, err := s.ns()
+	if err != nil {
+		return err
+	}
+	q.ns = ns
+	if q.auth == nil {
+		if err := s.anonymous(q); err != nil {
+			return err
+		}
+	}
+	if r.Header.Get("Origin") != "" && q.bucket != "" {
+		s.corsHeaders(q)
+	}
+	if q.bucket == "" {
+		if r.Method == http.MethodGet {
+			return s.listBuckets(q)
+		}
+		return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
+	}
+	if len(q.key) > maxKeyLen {
+		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), maxKeyLen)
+	}
+	if err := unsupported(r); err != nil {
+		return err
+	}
+	if q.key == "" {
+		return s.bucketOp(q)
+	}
+	return s.objectOp(q)
+}
+
+// unsupportedSub are S3 subresources depot does not implement.
+var unsupportedSub = []string{"tagging", "versions", "versionId", "lifecycle", "website", "logging", "notification",
+	"replication", "encryption", "object-lock", "legal-hold", "retention", "torrent", "restore", "select",
+	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
+	"requestPayment", "intelligent-tiering", "attributes", "policyStatus", "renameObject", "session"}
+
+func unsupported(r *http.Request) error {
+	q := r.URL.Query()
+	for _, sub := range unsupportedSub {
+		if q.Has(sub) {
+			return s3err("NotImplemented", http.StatusNotImplemented, "A header or query you provided implies functionality that is not implemented: ?%s", sub)
+		}
+	}
+	return nil
+}
+
+// anonymous admits an unsigned request only to read objects of a public
+// bucket.
+func (s *Server) anonymous(q *request) error {
+	if q.bucket == "" || (q.r.Method != http.MethodGet && q.r.Method != http.MethodHead) {
+		return errAccessDenied()
+	}
+	for k := range q.r.URL.Query() {
+		if !strings.HasPrefix(k, "response-") && k != "partNumber" {
+			if q.key == "" && (k == "prefix" || k == "delimiter" || k == "list-type" || k == "max-keys" ||
+				k == "continuation-token" || k == "start-after" || k == "marker" || k == "encoding-type") {
+				continue
+			}
+			return errAccessDenied()
+		}
+	}
+	b, err := q.ns.Bucket(q.ctx, q.bucket)
+	if err != nil {
+		if errors.Is(err, depot.ErrNotFound) {
+			return errAccessDenied()
+		}
+		return err
+	}
+	if b.Public || policyAllowsRead(b.Policy, q.bucket) {
+		return nil
+	}
+	return errAccessDenied()
+}
+
+func (s *Server) writeError(q *request, err error) {
+	e := toS3(err)
+	if e.Status >= 500 {
+		s.cfg.Logger.Error("s3 request", "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+	} else {
+		s.cfg.Logger.Debug("s3 request", "method", q.r.Method, "path", q.r.URL.Path, "err", err)
+	}
+	h := q.w.Header()
+	h.Del("ETag")
+	h.Del("Last-Modified")
+	h.Del("Content-Length")
+	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(e.Status)
+		return
+	}
+	doc := errorDoc{Code: e.Code, Message: e.Message, Resource: q.r.URL.Path, RequestID: q.id, HostID: q.id}
+	s.writeXMLStatus(q, e.Status, doc)
+}
+
+func (s *Server) writeXML(q *request, v any) { s.writeXMLStatus(q, http.StatusOK, v) }
+
+func (s *Server) writeXMLStatus(q *request, status int, v any) {
+	b, err := xml.Marshal(v)
+	if err != nil {
+		s.cfg.Logger.Error("s3: marshal", "err", err)
+		status, b = http.StatusInternalServerError, nil
+	}
+	q.w.Header().Set("Content-Type", "application/xml")
+	q.w.Header().Set("Content-Length", fmt.Sprint(len(xml.Header)+len(b)))
+	q.w.WriteHeader(status)
+	io.WriteString(q.w, xml.Header)
+	q.w.Write(b)
+}
+
+// readXML decodes a request body of at most maxXMLBody bytes into v.
+func readXML(q *request, v any) error {
+	body := q.auth.Body(q.r)
+	b, err := io.ReadAll(io.LimitReader(body, maxXMLBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxXMLBody {
+		return s3err("MaxMessageLengthExceeded", http.StatusBadRequest, "Your request was too big.")
+	}
+	if err := xml.Unmarshal(b, v); err != nil {
+		return errMalformedXML(err)
+	}
+	return nil
+}
+
+// janitor aborts multipart uploads older than UploadMaxAge.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(s.cfg.JanitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.CleanUploads(ctx, s.cfg.Now().Add(-s.cfg.UploadMaxAge)); err != nil {
+			s.cfg.Logger.Warn("s3 janitor", "err", err, "aborted", n)
+		} else if n > 0 {
+			s.cfg.Logger.Info("s3 janitor: aborted abandoned uploads", "aborted", n)
+		}
+	}
+}
+
+// CleanUploads aborts every multipart upload initiated before cutoff and
+// returns how many it aborted.
+func (s *Server) CleanUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	ns, err := s.ns()
+	if err != nil {
+		return 0, err
+	}
+	buckets, err := ns.Buckets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, b := range buckets {
+		opts := nsclient.UploadListOptions{}
+		for page := 0; page < 1_000_000; page++ {
+			l, err := ns.Uploads(ctx, b.Name, opts)
+			if err != nil {
+				if errors.Is(err, depot.ErrNotFound) {
+					break
+				}
+				return n, err
+			}
+			for _, u := range l.Uploads {
+				if u.Initiated.Before(cutoff) {
+					if err := ns.AbortUpload(ctx, u.Bucket, u.Key, u.ID); err != nil && !errors.Is(err, depot.ErrNotFound) {
+						return n, err
+					}
+					n++
+				}
+				opts.AfterKey, opts.AfterID = u.Key, u.ID
+			}
+			if !l.Truncated {
+				break
+			}
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,295 @@
+package sigv4
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// maxChunkLine bounds a chunk header or trailer line.
+const maxChunkLine = 4096
+
+// checksumHash returns the hash for an x-amz-checksum-* header name, or nil
+// for an algorithm this package does not check.
+func checksumHash(name string) hash.Hash {
+	switch strings.ToLower(name) {
+	case "x-amz-checksum-crc32":
+		return crc32.NewIEEE()
+	case "x-amz-checksum-crc32c":
+		return crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	case "x-amz-checksum-sha1":
+		return sha1.New()
+	case "x-amz-checksum-sha256":
+		return sha256.New()
+	}
+	return nil
+}
+
+// DecodedLength returns the length of the object bytes in r's body: the
+// x-amz-decoded-content-length of an aws-chunked body, else the
+// Content-Length (-1 when unknown).
+func (a *Auth) DecodedLength(r *http.Request) (int64, error) {
+	if a != nil && a.Streaming() {
+		s := r.Header.Get("X-Amz-Decoded-Content-Length")
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%w: x-amz-decoded-content-length %q", ErrChunk, s)
+		}
+		return n, nil
+	}
+	return r.ContentLength, nil
+}
+
+// Body returns a reader of the object bytes of r's body that fails, no later
+// than at its end, when the body does not match what was signed: the
+// x-amz-content-sha256 hash, every chunk signature, and any x-amz-checksum-*
+// header or trailer. A nil a (an anonymous request) checks only checksum
+// headers.
+func (a *Auth) Body(r *http.Request) io.Reader {
+	var body io.Reader = r.Body
+	payload := ""
+	if a != nil {
+		payload = a.PayloadHash
+	}
+	switch payload {
+	case StreamingPayload, StreamingPayloadTrailer, StreamingUnsignedTrailer:
+		return &chunkReader{a: a, br: bufio.NewReaderSize(r.Body, 64<<10), signed: payload != StreamingUnsignedTrailer,
+			trailer: payload != StreamingPayload, prevSig: a.signature, trailerName: r.Header.Get("X-Amz-Trailer"),
+			sum: checksumHash(r.Header.Get("X-Amz-Trailer"))}
+	}
+	var checks []check
+	if len(payload) == 64 && payload != emptySHA256 || payload == emptySHA256 {
+		if want, err := hex.DecodeString(payload); err == nil {
+			checks = append(checks, check{h: sha256.New(), want: want, err: ErrContentSHA256})
+		}
+	}
+	for name, vs := range r.Header {
+		if h := checksumHash(name); h != nil && len(vs) == 1 {
+			if want, err := base64.StdEncoding.DecodeString(vs[0]); err == nil {
+				checks = append(checks, check{h: h, want: want, err: ErrChecksum})
+			}
+		}
+	}
+	if len(checks) == 0 {
+		return body
+	}
+	return &checkReader{r: body, checks: checks}
+}
+
+type check struct {
+	h    hash.Hash
+	want []byte
+	err  error
+}
+
+type checkReader struct {
+	r      io.Reader
+	checks []check
+}
+
+func (c *checkReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for _, ch := range c.checks {
+		ch.h.Write(p[:n])
+	}
+	if err == io.EOF {
+		for _, ch := range c.checks {
+			if !bytes.Equal(ch.h.Sum(nil), ch.want) {
+				return n, ch.err
+			}
+		}
+	}
+	return n, err
+}
+
+// chunkReader decodes an aws-chunked body:
+//
+//	hex-size [";chunk-signature=" sig] CRLF data CRLF ... 0 [;chunk-signature=sig] CRLF
+//	[trailer lines "name:value" CRLF ... ["x-amz-trailer-signature:" sig CRLF]] CRLF
+type chunkReader struct {
+	a           *Auth
+	br          *bufio.Reader
+	signed      bool
+	trailer     bool
+	trailerName string
+	sum         hash.Hash // checksum named by x-amz-trailer, if checked
+
+	prevSig  string
+	left     int64 // bytes left in the current chunk
+	chunkSig string
+	chunk    hash.Hash
+	done     bool
+	err      error
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	for c.left == 0 {
+		if c.done {
+			return 0, io.EOF
+		}
+		if err := c.nextChunk(); err != nil {
+			c.err = err
+			return 0, err
+		}
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.br.Read(p)
+	c.left -= int64(n)
+	if c.chunk != nil {
+		c.chunk.Write(p[:n])
+	}
+	if c.sum != nil {
+		c.sum.Write(p[:n])
+	}
+	if err == io.EOF {
+		err = fmt.Errorf("%w: body ended inside a chunk", ErrChunk)
+	}
+	if err != nil {
+		c.err = err
+		return n, err
+	}
+	if c.left == 0 {
+		if err := c.endChunk(); err != nil {
+			c.err = err
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (c *chunkReader) line() (string, error) {
+	var b []byte
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		b = append(b, frag...)
+		if len(b) > maxChunkLine {
+			return "", fmt.Errorf("%w: line too long", ErrChunk)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrChunk, err)
+		}
+		break
+	}
+	s, ok := strings.CutSuffix(string(b), "\r\n")
+	if !ok {
+		return "", fmt.Errorf("%w: line without CRLF", ErrChunk)
+	}
+	return s, nil
+}
+
+func (c *chunkReader) nextChunk() error {
+	h, err := c.line()
+	if err != nil {
+		return err
+	}
+	sizeS, ext, _ := strings.Cut(h, ";")
+	size, err := strconv.ParseInt(sizeS, 16, 64)
+	if err != nil || size < 0 {
+		return fmt.Errorf("%w: chunk size %q", ErrChunk, sizeS)
+	}
+	c.chunkSig = ""
+	if c.signed {
+		sig, ok := strings.CutPrefix(ext, "chunk-signature=")
+		if !ok || sig == "" {
+			return fmt.Errorf("%w: chunk without signature", ErrChunk)
+		}
+		c.chunkSig = sig
+		c.chunk = sha256.New()
+	}
+	c.left = size
+	if size == 0 {
+		return c.finish()
+	}
+	return nil
+}
+
+// endChunk checks the chunk's signature and reads its trailing CRLF.
+func (c *chunkReader) endChunk() error {
+	if err := c.verifyChunk(); err != nil {
+		return err
+	}
+	crlf, err := c.line()
+	if err != nil {
+		return err
+	}
+	if crlf != "" {
+		return fmt.Errorf("%w: data longer than its chunk size", ErrChunk)
+	}
+	return nil
+}
+
+func (c *chunkReader) verifyChunk() error {
+	if !c.signed {
+		return nil
+	}
+	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + c.a.amzDate + "\n" + c.a.scope + "\n" + c.prevSig + "\n" +
+		emptySHA256 + "\n" + hex.EncodeToString(c.chunk.Sum(nil))
+	want := hex.EncodeToString(hmacSHA256(c.a.signingKey, []byte(sts)))
+	if want != c.chunkSig {
+		return fmt.Errorf("%w: chunk signature", ErrSignature)
+	}
+	c.prevSig = c.chunkSig
+	return nil
+}
+
+// finish handles the final zero-size chunk, the trailer and the last CRLF.
+func (c *chunkReader) finish() error {
+	c.done = true
+	if err := c.verifyChunk(); err != nil {
+		return err
+	}
+	var trailers []string
+	trailerSig := ""
+	for range 16 {
+		l, err := c.line()
+		if err != nil {
+			return err
+		}
+		if l == "" {
+			break
+		}
+		name, val, ok := strings.Cut(l, ":")
+		if !ok {
+			return fmt.Errorf("%w: trailer line %q", ErrChunk, l)
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		val = strings.TrimSpace(val)
+		if name == "x-amz-trailer-signature" {
+			trailerSig = val
+			continue
+		}
+		trailers = append(trailers, name+":"+val+"\n")
+		if c.sum != nil && strings.EqualFold(name, c.trailerName) {
+			want, err := base64.StdEncoding.DecodeString(val)
+			if err != nil || !bytes.Equal(want, c.sum.Sum(nil)) {
+				return fmt.Errorf("%w: %s", ErrChecksum, name)
+			}
+		}
+	}
+	if c.signed && c.trailer {
+		sum := sha256.Sum256([]byte(strings.Join(trailers, "")))
+		sts := "AWS4-HMAC-SHA256-TRAILER\n" + c.a.amzDate + "\n" + c.a.scope + "\n" + c.prevSig + "\n" + hex.EncodeToString(sum[:])
+		if hex.EncodeToString(hmacSHA256(c.a.signingKey, []byte(sts))) != trailerSig {
+			return fmt.Errorf("%w: trailer signature", ErrSignature)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package nsclient
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"depot"
+)
+
+// This file holds the namespace records the S3 gateway needs beside
+// buckets and keys: access keys, bucket settings and multipart uploads.
+
+// User is an S3 access key pair. The secret is kept as given: SigV4 needs
+// it to recompute signatures.
+type User struct {
+	AccessKey string    `json:"access_key"`
+	Secret    string    `json:"secret"`
+	Created   time.Time `json:"created,omitzero"`
+}
+
+// UserList is the answer to GET /users.
+type UserList struct {
+	Users []User `json:"users"`
+}
+
+// BucketSettings is the body of POST /buckets/{bucket}/settings. Nil fields
+// are left as they are; an empty string clears.
+type BucketSettings struct {
+	Public *bool   `json:"public,omitempty"`
+	CORS   *string `json:"cors,omitempty"`
+	Policy *string `json:"policy,omitempty"`
+}
+
+// Upload is a multipart upload in progress. Bucket, Key and ID name it;
+// ContentType and Meta become the completed object's.
+type Upload struct {
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	ID          string            `json:"id"`
+	Initiated   time.Time         `json:"initiated,omitzero"`
+	ContentType string            `json:"content_type,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+}
+
+// Part is one uploaded part of a multipart upload.
+type Part struct {
+	Number   int             `json:"number"`
+	ETag     string          `json:"etag"`
+	Size     int64           `json:"size"`
+	Segments []depot.Segment `json:"segments"`
+	Modified time.Time       `json:"modified,omitzero"`
+}
+
+// UploadInfo is the answer to GET /uploads/{bucket}?key=K&id=I: the upload
+// and its parts in part-number order.
+type UploadInfo struct {
+	Upload Upload `json:"upload"`
+	Parts  []Part `json:"parts"`
+}
+
+// UploadListOptions selects uploads for GET /uploadlist/{bucket}.
+type UploadListOptions struct {
+	Prefix   string
+	AfterKey string // uploads of keys greater than AfterKey, or of AfterKey with ids after AfterID
+	AfterID  string
+	Limit    int // 0 means 1000
+}
+
+// UploadList is one page of uploads, by key then id.
+type UploadList struct {
+	Uploads   []Upload `json:"uploads"`
+	Truncated bool     `json:"truncated"`
+}
+
+// CompletePart names one part of a completion and the ETag the caller saw.
+type CompletePart struct {
+	Number int    `json:"number"`
+	ETag   string `json:"etag"`
+}
+
+// CompleteRequest is the body of POST /complete/{bucket}?key=K&id=I. The
+// completed object is the concatenation of the named parts' segments, with
+// the given ETag; the parts not named are queued for deletion.
+type CompleteRequest struct {
+	Parts []CompletePart `json:"parts"`
+	ETag  string         `json:"etag"`
+}
+
+// PutUser adds or replaces an access key.
+func (c *Client) PutUser(ctx context.Context, u User) error {
+	return c.do(ctx, http.MethodPut, "/users", nil, u, nil)
+}
+
+// User returns an access key, or an error wrapping depot.ErrNotFound.
+func (c *Client) User(ctx context.Context, accessKey string) (User, error) {
+	var u User
+	err := c.do(ctx, http.MethodGet, "/users/"+url.PathEscape(accessKey), nil, nil, &u)
+	return u, err
+}
+
+// Users returns every access key.
+func (c *Client) Users(ctx context.Context) ([]User, error) {
+	var l UserList
+	err := c.do(ctx, http.MethodGet, "/users", nil, nil, &l)
+	return l.Users, err
+}
+
+// DeleteUser removes an access key; depot.ErrNotFound when absent.
+func (c *Client) DeleteUser(ctx context.Context, accessKey string) error {
+	return c.do(ctx, http.MethodDelete, "/users/"+url.PathEscape(accessKey), nil, nil, nil)
+}
+
+// SetBucket changes a bucket's settings and returns the bucket.
+func (c *Client) SetBucket(ctx context.Context, name string, s BucketSettings) (Bucket, error) {
+	var b Bucket
+	err := c.do(ctx, http.MethodPost, "/buckets/"+url.PathEscape(name)+"/settings", nil, s, &b)
+	return b, err
+}
+
+func uploadQuery(key, id string) url.Values { return url.Values{"key": {key}, "id": {id}} }
+
+// CreateUpload records a new multipart upload (u.ID chosen by the caller).
+// It fails with depot.ErrNotFound when the bucket does not exist.
+func (c *Client) CreateUpload(ctx context.Context, u Upload) (Upload, error) {
+	var out Upload
+	err := c.do(ctx, http.MethodPost, "/uploads", nil, u, &out)
+	return out, err
+}
+
+// Upload returns an upload and its parts, or depot.ErrNotFound.
+func (c *Client) Upload(ctx context.Context, bucket, key, id string) (UploadInfo, error) {
+	var out UploadInfo
+	err := c.do(ctx, http.MethodGet, "/uploads/"+url.PathEscape(bucket), uploadQuery(key, id), nil, &out)
+	return out, err
+}
+
+// Uploads lists uploads of a bucket by key, then id.
+func (c *Client) Uploads(ctx context.Context, bucket string, o UploadListOptions) (UploadList, error) {
+	q := url.Values{}
+	if o.Prefix != "" {
+		q.Set("prefix", o.Prefix)
+	}
+	if o.AfterKey != "" {
+		q.Set("after_key", o.AfterKey)
+	}
+	if o.AfterID != "" {
+		q.Set("after_id", o.AfterID)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	var out UploadList
+	err := c.do(ctx, http.MethodGet, "/uploadlist/"+url.PathEscape(bucket), q, nil, &out)
+	return out, err
+}
+
+// PutPart records a part, replacing a part of the same number; the
+// replaced part's segments are returned, already queued for deletion.
+func (c *Client) PutPart(ctx context.Context, bucket, key, id string, p Part) ([]depot.Segment, error) {
+	var r PutResult
+	err := c.do(ctx, http.MethodPut, "/parts/"+url.PathEscape(bucket), uploadQuery(key, id), p, &r)
+	return r.Replaced, err
+}
+
+// CompleteUpload switches the key to the concatenation of the named parts
+// and removes the upload. It fails with depot.ErrNotFound (no upload) or
+// depot.ErrBadRequest (a part missing or with another ETag).
+func (c *Client) CompleteUpload(ctx context.Context, bucket, key, id string, req CompleteRequest) ([]depot.Segment, error) {
+	var r PutResult
+	err := c.do(ctx, http.MethodPost, "/complete/"+url.PathEscape(bucket), uploadQuery(key, id), req, &r)
+	return r.Replaced, err
+}
+
+// AbortUpload removes an upload and queues its parts for deletion.
+func (c *Client) AbortUpload(ctx context.Context, bucket, key, id string) error {
+	return c.do(ctx, http.MethodDelete, "/uploads/"+url.PathEscape(bucket), uploadQuery(key, id), nil, nil)
+}
