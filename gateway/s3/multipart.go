@@ -168,12 +168,14 @@ func (s *Server) completeUpload(q *request) error {
 	for _, p := range info.Parts {
 		have[p.Number] = p
 	}
-	var all []byte
-	creq := nsclient.CompleteRequest{}
 	for i, rp := range req.Parts {
 		if i > 0 && rp.PartNumber <= req.Parts[i-1].PartNumber {
 			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
 		}
+	}
+	var all []byte
+	creq := nsclient.CompleteRequest{}
+	for i, rp := range req.Parts {
 		etag := strings.Trim(strings.TrimSpace(rp.ETag), `"`)
 		p, ok := have[rp.PartNumber]
 		if !ok || p.ETag != etag {
