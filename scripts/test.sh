@@ -23,8 +23,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-# The race detector where concurrency is the point; the rest without it, to
+# First every package under the race detector in short mode (the cluster
+# tests shrink their data sets), then every package in full without it, to
 # keep the run short on two cores.
-race_pkgs=(./client/... ./nameserver/... ./internal/... ./erasure/...)
-go test -race -count=1 -timeout 15m "$@" "${race_pkgs[@]}"
-go test -count=1 -timeout 20m "$@" $(go list ./... | grep -v -e /client -e /nameserver -e /internal -e /erasure)
+go test -race -short -count=1 -timeout 20m "$@" ./...
+go test -count=1 -timeout 30m "$@" ./...
