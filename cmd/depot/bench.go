@@ -174,6 +174,7 @@ func runBench(ctx context.Context, args []string) error {
 	jsonOut := fs.Bool("json", false, "print results as JSON")
 	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
 	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
+	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts, gets, then the mixed mode), after the native API")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,6 +194,13 @@ func runBench(ctx context.Context, args []string) error {
 	tr.MaxIdleConnsPerHost = *conc * 2
 	hc := &http.Client{Transport: tr}
 	var results []benchResult
+	var sb *s3Bench
+	if *useS3 {
+		var err error
+		if sb, err = newS3Bench(ctx, &rm, *conc); err != nil {
+			return err
+		}
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		size, err := parseSize(s)
 		if err != nil {
@@ -203,6 +211,16 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		results = append(results, rs...)
+		if sb != nil {
+			if rs, err = sb.putGet(ctx, size, *conc, *dur); err != nil {
+				return err
+			}
+			results = append(results, rs...)
+			if rs, err = sb.mixed(ctx, size, *conc, *dur); err != nil {
+				return err
+			}
+			results = append(results, rs...)
+		}
 	}
 	if *jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(struct {

@@ -36,6 +36,7 @@ func commands() []command {
 		{"get", "read a blob", runGet},
 		{"rm", "delete blobs", runRm},
 		{"stat", "describe a blob", runStat},
+		{"admin", "manage S3 access keys and public buckets", runAdmin},
 		{"bench", "drive a gateway with concurrent puts and gets", runBench},
 		{"healthcheck", "probe an HTTP endpoint (for container health checks)", runHealthcheck},
 	}
