@@ -88,7 +88,7 @@ func (a *Auth) Streaming() bool { return strings.HasPrefix(a.PayloadHash, "STREA
 // Signed reports whether the request carries a signature of either form.
 func Signed(r *http.Request) bool {
 	return r.Header.Get("Authorization") != "" || r.URL.Query().Has("X-Amz-Signature") ||
-		r.URL.Query().Has("X-Amz-Credential")
+		r.URL.Query().Has("X-Amz-Credential") || signedV2(r)
 }
 
 // Verify checks the signature of r at time now. The body is not read: for
@@ -100,6 +100,9 @@ func Verify(r *http.Request, secret SecretFunc, now time.Time) (*Auth, error) {
 	}
 	if r.URL.Query().Has("X-Amz-Signature") || r.URL.Query().Has("X-Amz-Credential") {
 		return verifyQuery(r, secret, now)
+	}
+	if signedV2(r) {
+		return verifyQueryV2(r, secret, now)
 	}
 	return nil, ErrMissing
 }
