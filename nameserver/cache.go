@@ -120,7 +120,7 @@ func (c *cache) eligible(k, m int) []depot.VolumeID {
 next:
 	for id := range c.writable[scheme{k, m}] {
 		for _, mem := range c.volumes[id].Members {
-			if c.dataservers[mem.Node].State != stateAlive {
+			if !up(c.dataservers[mem.Node].State) {
 				continue next
 			}
 		}
@@ -145,7 +145,7 @@ func (c *cache) degraded(k, m, minAlive int) []depot.VolumeID {
 		}
 		alive := 0
 		for _, mem := range v.Members {
-			if c.dataservers[mem.Node].State == stateAlive {
+			if up(c.dataservers[mem.Node].State) {
 				alive++
 			}
 		}

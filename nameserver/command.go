@@ -59,9 +59,15 @@ type dataserverRecord struct {
 // dead or gone.
 func (r dataserverRecord) down() bool { return r.State == stateDead || r.State == stateLeft }
 
+// up reports whether a dataserver in state can take writes: alive, or
+// suspect (a probe failed but the cluster has not declared it dead; a busy
+// machine is often suspected and then cleared).
+func up(state string) bool { return state == stateAlive || state == stateSuspect }
+
 // Dataserver states besides the gossip ones (membership.State*).
 const (
 	stateAlive   = "alive"
+	stateSuspect = "suspect"
 	stateDead    = "dead"
 	stateLeft    = "left"
 	stateUnknown = "unknown" // in the database but not (yet) in gossip

@@ -95,6 +95,7 @@ func (s *Server) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.syncLoop(ctx) })
+	s.wg.Go(func() { s.repairLoop(ctx) })
 	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
@@ -349,7 +350,7 @@ func (s *Server) candidates() []candidate {
 	counts := s.store.cache.volumeCounts()
 	var out []candidate
 	for _, d := range s.store.cache.dataserverList() {
-		if d.State == stateAlive {
+		if up(d.State) {
 			out = append(out, candidate{ID: d.ID, Addr: d.Addr, Rack: d.Rack, Free: d.Free, Volumes: counts[d.ID]})
 		}
 	}

@@ -168,15 +168,36 @@ func TestServer_Assign(t *testing.T) {
 		if st.Alive != 6 || st.ByState[depot.VolumeDegraded] == 0 {
 			t.Fatalf("status: alive %d, volumes %v", st.Alive, st.ByState)
 		}
-		// A second dead node leaves 5: no 4+2 volume can be placed, and
-		// the existing ones are degraded.
+		// A second dead node leaves 5: no 4+2 volume can be placed, so
+		// assign falls back to degraded volumes that still have a write
+		// quorum (k+1 = 5 members up), never one with both dead members,
+		// and fails with ErrNotEnoughNodes, saying how many are alive,
+		// when there is none.
 		if err := c.ds[1].Kill(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "assign fails with ErrNotEnoughNodes", func() bool {
-			_, err := c.client.Assign(ctx, 4, 2, 1)
-			return errors.Is(err, depot.ErrNotEnoughNodes) && strings.Contains(err.Error(), "5 alive")
+		waitFor(t, 10*time.Second, "ds1 seen dead", func() bool {
+			st, err := c.client.Status(ctx)
+			return err == nil && st.Alive == 5
 		})
+		for range 20 {
+			a, err := c.client.Assign(ctx, 4, 2, 1)
+			if err != nil {
+				if !errors.Is(err, depot.ErrNotEnoughNodes) || !strings.Contains(err.Error(), "5 alive") {
+					t.Fatalf("assign: %v", err)
+				}
+				continue
+			}
+			dead := 0
+			for _, m := range a.Volume.Members {
+				if m.Node == "ds0" || m.Node == "ds1" {
+					dead++
+				}
+			}
+			if dead > 1 {
+				t.Fatalf("assign handed out volume %d with %d dead members", a.Volume.ID, dead)
+			}
+		}
 	})
 }
 

@@ -84,7 +84,7 @@ const (
 	TimingLAN Timing = iota
 	// TimingLocal is memberlist.DefaultLocalConfig (loopback / one host).
 	TimingLocal
-	// TimingTest probes every 100ms with short suspicion, so that a killed
+	// TimingTest probes every 200ms with short suspicion, so that a killed
 	// node is declared dead within a couple of seconds. Only for tests.
 	TimingTest
 )
@@ -407,9 +407,11 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 		mc = memberlist.DefaultLocalConfig()
 	case TimingTest:
 		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 100 * time.Millisecond
-		mc.ProbeTimeout = 50 * time.Millisecond
-		mc.SuspicionMult = 2
+		// Short, but not so short that a busy two-core CI machine (the
+		// race detector, other tests) declares healthy nodes dead.
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 150 * time.Millisecond
+		mc.SuspicionMult = 3
 		mc.SuspicionMaxTimeoutMult = 2
 		mc.GossipInterval = 30 * time.Millisecond
 		mc.PushPullInterval = 2 * time.Second
