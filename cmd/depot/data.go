@@ -155,8 +155,10 @@ func runGet(ctx context.Context, args []string) error {
 	return err
 }
 
-func runRm(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("rm", flag.ContinueOnError)
+// eachFid parses the flags of a command that takes fids, sends one
+// request with method per fid and hands each answer to show (may be nil).
+func eachFid(ctx context.Context, name, method string, args []string, show func(fid string, resp *http.Response)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var rm remote
 	rm.flags(fs)
 	pos, err := parseInterspersed(fs, args)
@@ -164,10 +166,10 @@ func runRm(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return errors.New("usage: depot rm FID...")
+		return fmt.Errorf("usage: depot %s FID...", name)
 	}
 	for _, fid := range pos {
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, rm.url("/v1/blobs/"+fid), nil)
+		req, err := http.NewRequestWithContext(ctx, method, rm.url("/v1/blobs/"+fid), nil)
 		if err != nil {
 			return err
 		}
@@ -176,35 +178,22 @@ func runRm(ctx context.Context, args []string) error {
 			return fmt.Errorf("%s: %w", fid, err)
 		}
 		resp.Body.Close()
+		if show != nil {
+			show(fid, resp)
+		}
 	}
 	return nil
 }
 
+func runRm(ctx context.Context, args []string) error {
+	return eachFid(ctx, "rm", http.MethodDelete, args, nil)
+}
+
 func runStat(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("stat", flag.ContinueOnError)
-	var rm remote
-	rm.flags(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return errors.New("usage: depot stat FID...")
-	}
-	for _, fid := range pos {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, rm.url("/v1/blobs/"+fid), nil)
-		if err != nil {
-			return err
-		}
-		resp, err := rm.do(req)
-		if err != nil {
-			return fmt.Errorf("%s: %w", fid, err)
-		}
-		resp.Body.Close()
+	return eachFid(ctx, "stat", http.MethodHead, args, func(fid string, resp *http.Response) {
 		fmt.Printf("%s\tsize=%d\tetag=%s\ttype=%s\n", fid, resp.ContentLength,
 			strings.Trim(resp.Header.Get("ETag"), `"`), resp.Header.Get("Content-Type"))
-	}
-	return nil
+	})
 }
 
 func runHealthcheck(ctx context.Context, args []string) error {

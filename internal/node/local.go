@@ -195,26 +195,27 @@ func (l *Local) Dataservers() int { return len(l.ds) }
 
 // KillDataserver stops dataserver i as a crash would: no gossip leave.
 func (l *Local) KillDataserver(i int) error {
-	l.mu.Lock()
-	d := l.ds[i]
-	l.ds[i] = nil
-	l.mu.Unlock()
-	if d == nil {
-		return nil
+	if d := l.take(i); d != nil {
+		return d.Kill()
 	}
-	return d.Kill()
+	return nil
 }
 
 // StopDataserver stops dataserver i gracefully.
 func (l *Local) StopDataserver(i int) error {
+	if d := l.take(i); d != nil {
+		return d.Close()
+	}
+	return nil
+}
+
+// take removes dataserver i from the running set and returns it.
+func (l *Local) take(i int) *Dataserver {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	d := l.ds[i]
 	l.ds[i] = nil
-	l.mu.Unlock()
-	if d == nil {
-		return nil
-	}
-	return d.Close()
+	return d
 }
 
 // Endpoint returns the gateway's base URL.
