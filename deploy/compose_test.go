@@ -391,7 +391,7 @@ type s3 struct {
 }
 
 func (c *cluster) aws(s *s3, gw string, args ...string) (string, error) {
-	full := append([]string{"--endpoint-url", gw, "--no-cli-pager"}, args...)
+	full := append([]string{"--endpoint-url", gw}, args...)
 	return run(context.Background(), s.env, "aws", full...)
 }
 
@@ -415,7 +415,7 @@ func (c *cluster) probeS3(t *testing.T, dir string) *s3 {
 		env: []string{"AWS_ACCESS_KEY_ID=" + c.user, "AWS_SECRET_ACCESS_KEY=" + c.password,
 			"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=" + cfg,
 			"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "no-credentials"),
-			"AWS_EC2_METADATA_DISABLED=true", "AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=5"},
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=5"},
 		bucket: "deploy-test",
 	}
 	out, err := c.aws(s, c.gw[0], "s3api", "list-buckets")
@@ -663,11 +663,16 @@ func (c *cluster) partition(t *testing.T, objs []*object, dir string) {
 	feed := make(chan struct{})
 	var stopOnce sync.Once
 	stop := func() { stopOnce.Do(func() { close(feed) }) }
+	// Uploads go on, cycling through the batch (each upload a new blob),
+	// until stopped or a bound is reached.
+	const maxUploads = 5000
 	go func() {
 		defer close(next)
-		for _, o := range batch {
+		for i := range maxUploads {
+			o := *batch[i%len(batch)]
+			o.fid = ""
 			select {
-			case next <- o:
+			case next <- &o:
 			case <-feed:
 				return
 			}
