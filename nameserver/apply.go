@@ -169,6 +169,9 @@ func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
 		}
 		return s.applyDeleteObject(tx, cmd, c)
 	}
+	if res, ok, err := s.applyRepair(tx, cmd); ok {
+		return res, err
+	}
 	if res, ok, err := s.applyS3(tx, cmd); ok {
 		return res, err
 	}

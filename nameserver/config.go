@@ -60,6 +60,15 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful HTTP shutdown in Close.
 	// Default 5s.
 	ShutdownTimeout time.Duration
+	// RepairAfter is how long a dataserver must stay down (dead, left or
+	// unheard of) before its shards are rebuilt on others. Default 10m.
+	RepairAfter time.Duration
+	// RepairInterval is how often repairs are scheduled and the delete
+	// queue is worked through. Default 5s.
+	RepairInterval time.Duration
+	// DeleteGrace is how long a queued segment waits before its needles
+	// are deleted from the dataservers. Default 1m.
+	DeleteGrace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -77,6 +86,9 @@ func DefaultConfig() Config {
 		MaxBatch:          1024,
 		SyncInterval:      time.Second,
 		ShutdownTimeout:   5 * time.Second,
+		RepairAfter:       10 * time.Minute,
+		RepairInterval:    5 * time.Second,
+		DeleteGrace:       time.Minute,
 	}
 }
 
@@ -90,6 +102,7 @@ func TestConfig(dir string, key auth.Key, members Members) Config {
 	c.MinWritable = 2
 	c.SyncInterval = 50 * time.Millisecond
 	c.ShutdownTimeout = time.Second
+	c.RepairAfter, c.RepairInterval, c.DeleteGrace = 2*time.Second, 200*time.Millisecond, time.Second
 	return c
 }
 
@@ -126,6 +139,15 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
+	if c.RepairAfter == 0 {
+		c.RepairAfter = d.RepairAfter
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = d.RepairInterval
+	}
+	if c.DeleteGrace == 0 {
+		c.DeleteGrace = d.DeleteGrace
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -149,7 +171,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("default scheme: %w", err))
 	}
 	if c.Unit < 0 || c.MinWritable < 0 || c.MaxLease < 0 || c.MaxBatch < 0 || c.ReadyDataservers < 0 ||
-		c.GroupCommitWindow < 0 || c.SyncInterval < 0 || c.ShutdownTimeout < 0 {
+		c.GroupCommitWindow < 0 || c.SyncInterval < 0 || c.ShutdownTimeout < 0 ||
+		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 {
 		errs = append(errs, errors.New("negative size, count or duration"))
 	}
 	if err := errors.Join(errs...); err != nil {

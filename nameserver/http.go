@@ -45,6 +45,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(api, "GET /list/{bucket}", s.handleList)
 	s.route(api, "GET /status", s.handleStatus)
 	s.routeS3(api)
+	s.routeRepair(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

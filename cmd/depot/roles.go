@@ -14,6 +14,7 @@ import (
 	"depot/internal/membership"
 	"depot/internal/node"
 	"depot/nameserver"
+	"depot/repair"
 )
 
 // roleFlags are the flags every role shares.
@@ -86,6 +87,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	id := fs.String("id", envOr("DEPOT_ID", "ns1"), "node id (env DEPOT_ID)")
 	k := fs.Int("k", 4, "default data shards")
 	m := fs.Int("m", 2, "default parity shards")
+	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +100,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	}
 	cfg := nameserver.DefaultConfig()
 	cfg.Dir, cfg.Addr, cfg.DefaultK, cfg.DefaultM, cfg.Logger = *dir, rf.addr, *k, *m, g.Logger
+	cfg.RepairAfter = *repairAfter
 	ns, err := node.StartNameserver(ctx, g, cfg, *id)
 	if err != nil {
 		return err
@@ -125,6 +128,7 @@ func runDataserver(ctx context.Context, args []string) error {
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id, unique in the cluster (env DEPOT_ID; default the host name)")
 	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
 	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
+	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,7 +156,7 @@ func runDataserver(ctx context.Context, args []string) error {
 	}
 	cfg := dataserver.DefaultConfig()
 	cfg.ID, cfg.Dirs, cfg.Addr, cfg.Fsync, cfg.Logger = *id, dirs, rf.addr, dataserver.FsyncPolicy(*fsync), g.Logger
-	ds, err := node.StartDataserver(ctx, g, cfg, *rack)
+	ds, err := node.StartDataserver(ctx, g, cfg, *rack, repair.Config{Rate: *repairRate * (1 << 20)})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/nameserver"
+	"depot/repair"
 )
 
 // LocalConfig configures a whole cluster in one process.
@@ -48,6 +49,12 @@ type LocalConfig struct {
 	Timing membership.Timing
 	// Fsync is the dataservers' durability policy. Default group commit.
 	Fsync dataserver.FsyncPolicy
+	// RepairAfter is how long a dataserver stays down before its shards
+	// are rebuilt elsewhere. Default the nameserver's (10m).
+	RepairAfter time.Duration
+	// Repair configures the dataservers' repair workers (rate, intervals);
+	// with TimingTest, zero intervals get short test values.
+	Repair repair.Config
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -109,6 +116,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.Timing == membership.TimingTest {
 		nc.SyncInterval = 50 * time.Millisecond
 		nc.ShutdownTimeout = 2 * time.Second
+		nc.RepairInterval, nc.DeleteGrace = 200*time.Millisecond, time.Second
+	}
+	if cfg.RepairAfter > 0 {
+		nc.RepairAfter = cfg.RepairAfter
 	}
 	nc.Logger = cfg.Logger.With("role", "nameserver")
 	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")
@@ -175,7 +186,23 @@ func (l *Local) StartDataserver(ctx context.Context, i int) error {
 	if l.cfg.Racks > 1 {
 		rack = fmt.Sprintf("rack%d", i%l.cfg.Racks+1)
 	}
-	ds, err := StartDataserver(ctx, l.gossip([]string{l.NS.Gossip.GossipAddr()}, "dataserver"), dc, rack)
+	rc := l.cfg.Repair
+	rc.Logger = dc.Logger
+	if l.cfg.Timing == membership.TimingTest {
+		if rc.Interval == 0 {
+			rc.Interval = 200 * time.Millisecond
+		}
+		if rc.AntiEntropyInterval == 0 {
+			rc.AntiEntropyInterval = 2 * time.Second
+		}
+		if rc.ScrubInterval == 0 {
+			rc.ScrubInterval = time.Second
+		}
+		if rc.ScrubRate == 0 {
+			rc.ScrubRate = 64 << 20
+		}
+	}
+	ds, err := StartDataserver(ctx, l.gossip([]string{l.NS.Gossip.GossipAddr()}, "dataserver"), dc, rack, rc)
 	if err != nil {
 		return fmt.Errorf("start dataserver %s: %w", dc.ID, err)
 	}

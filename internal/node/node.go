@@ -24,6 +24,7 @@ import (
 	"depot/internal/membership"
 	"depot/nameserver"
 	"depot/nameserver/nsclient"
+	"depot/repair"
 )
 
 // Gossip is the membership part shared by every role.
@@ -144,6 +145,7 @@ func startGossip(ctx context.Context, g Gossip, meta membership.NodeMeta, onChan
 type Dataserver struct {
 	Server *dataserver.Server
 	Gossip *membership.Membership
+	Repair *repair.Worker
 	rack   string
 	addr   string // announced HTTP address, when not the listener's
 	cancel context.CancelFunc
@@ -154,8 +156,10 @@ type Dataserver struct {
 const StatsInterval = 5 * time.Second
 
 // StartDataserver opens a dataserver's store, serves it and joins gossip,
-// announcing rack and free space.
-func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack string) (*Dataserver, error) {
+// announcing rack and free space, and starts its repair worker (package
+// repair), configured by rc; rc's Node, Store, Key, Nameserver (found in
+// gossip), Logger and Registerer are filled in here.
+func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack string, rc repair.Config) (*Dataserver, error) {
 	cfg.Key = g.Key
 	ds, err := dataserver.New(cfg)
 	if err != nil {
@@ -172,6 +176,20 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		return nil, err
 	}
 	d.Gossip = gm
+	rc.Node, rc.Store, rc.Key = cfg.ID, ds.Store(), g.Key
+	rc.Nameserver = NewResolver(FromGossip(gm), g.Key).Client
+	rc.Registerer = ds.Registry()
+	if rc.Logger == nil {
+		rc.Logger = cfg.Logger
+	}
+	w, err := repair.New(rc)
+	if err != nil {
+		gm.Close()
+		ds.Close()
+		return nil, err
+	}
+	d.Repair = w
+	w.Start()
 	bg, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Go(func() { d.announce(bg, cfg.ID) })
@@ -213,7 +231,7 @@ func (d *Dataserver) announce(ctx context.Context, id string) {
 func (d *Dataserver) Close() error {
 	d.cancel()
 	d.wg.Wait()
-	return errors.Join(d.Gossip.Close(), d.Server.Close())
+	return errors.Join(d.Repair.Close(), d.Gossip.Close(), d.Server.Close())
 }
 
 // Kill stops the dataserver as a crash would look to the others: gossip
@@ -221,7 +239,7 @@ func (d *Dataserver) Close() error {
 func (d *Dataserver) Kill() error {
 	d.cancel()
 	d.wg.Wait()
-	return errors.Join(d.Gossip.Kill(), d.Server.Close())
+	return errors.Join(d.Repair.Close(), d.Gossip.Kill(), d.Server.Close())
 }
 
 // NameserverFinder returns the nameserver's base URL, e.g. from gossip.

@@ -19,6 +19,7 @@ import (
 	"depot/internal/membership"
 	"depot/internal/node"
 	"depot/nameserver/nsclient"
+	"depot/repair"
 )
 
 // Options describe the cluster. Zero fields take the defaults beside them.
@@ -32,6 +33,8 @@ type Options struct {
 	Fsync       dataserver.FsyncPolicy // default none: in-process kills do not lose the page cache
 	Dir         string                 // default t.TempDir()
 	Verbose     bool                   // log at debug level to stderr (also DEPOT_TEST_LOG=1)
+	RepairAfter time.Duration          // default 2s: a dead dataserver's shards are rebuilt after it
+	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
 }
 
 // Cluster is a running in-process cluster.
@@ -90,6 +93,9 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
+	if opts.RepairAfter == 0 {
+		opts.RepairAfter = 2 * time.Second
+	}
 	level := slog.Level(100) // silent: tests assert, logs only distract
 	if opts.Verbose || os.Getenv("DEPOT_TEST_LOG") != "" {
 		level = slog.LevelDebug
@@ -107,6 +113,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		Dataservers: opts.Dataservers, Racks: opts.Racks, K: opts.K, M: opts.M, Unit: opts.Unit,
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
+		RepairAfter: opts.RepairAfter, Repair: opts.Repair,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,116 @@
+package nsclient
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"depot"
+)
+
+// This file holds the types and calls of the repair API (see the
+// nameserver's repair.go and package repair, which runs the workers).
+
+// RepairJob is the rebuild of one shard slot of a volume: shard Index of
+// Volume, last held by From (dead past the repair grace period), is rebuilt
+// on To from k healthy members, needle by needle, in needle-id order. Cursor
+// is the highest needle id already rebuilt, so a restarted worker resumes
+// after it. Once done, the volume's member list switches From for To.
+type RepairJob struct {
+	Volume  depot.VolumeID `json:"volume"`
+	Index   int            `json:"index"`
+	From    string         `json:"from"`
+	To      string         `json:"to"`
+	Started time.Time      `json:"started"`
+	Updated time.Time      `json:"updated,omitzero"`
+	Cursor  depot.NeedleID `json:"cursor"`
+	Needles int64          `json:"needles"`     // needles rebuilt so far
+	Bytes   int64          `json:"bytes"`       // shard bytes rebuilt so far
+	Total   int64          `json:"total_bytes"` // shard bytes to rebuild, 0 until known
+}
+
+// RepairTasks is the answer to GET /repair/tasks?node=N: the work that
+// dataserver N's repair worker is to do.
+type RepairTasks struct {
+	// Jobs are the shard rebuilds that target N.
+	Jobs []RepairJob `json:"jobs"`
+	// Missed are recorded missed or corrupt needles whose listed shards
+	// N holds (other shards left out).
+	Missed []MissedWrite `json:"missed"`
+	// Volumes describes every volume named above, members with their
+	// current addresses.
+	Volumes []depot.Volume `json:"volumes"`
+	// Holds lists every shard slot N is a member of, for anti-entropy:
+	// a shard file N keeps that is neither here nor a job's target is
+	// stale.
+	Holds []ShardRef `json:"holds"`
+}
+
+// ShardRef names one shard slot: shard Index of Volume.
+type ShardRef struct {
+	Volume depot.VolumeID `json:"volume"`
+	Index  int            `json:"index"`
+}
+
+// RepairProgress is the body of POST /repair/progress: how far the job
+// of (Volume, Index) to To has come. Done set switches the member list.
+type RepairProgress struct {
+	Volume  depot.VolumeID `json:"volume"`
+	Index   int            `json:"index"`
+	To      string         `json:"to"`
+	Cursor  depot.NeedleID `json:"cursor"`
+	Needles int64          `json:"needles"`
+	Bytes   int64          `json:"bytes"`
+	Total   int64          `json:"total_bytes"`
+	Done    bool           `json:"done,omitempty"`
+}
+
+// RepairedList is the body of POST /repair/repaired: shards of needles
+// that were rebuilt (or found not to need it), to be removed from the
+// missed records.
+type RepairedList struct {
+	Repaired []MissedWrite `json:"repaired"`
+}
+
+// RepairStatus is the answer to GET /repair/status.
+type RepairStatus struct {
+	Jobs []RepairJob `json:"jobs"`
+	// Missed counts the shards of needles awaiting needle-level repair
+	// (missed writes and corruption found by scrubs).
+	Missed int `json:"missed_shards"`
+	// Degraded counts volumes with a member down or a job running.
+	Degraded int `json:"degraded_volumes"`
+	// Bytes and Total sum the jobs' progress; Rate is the bytes per
+	// second over the jobs' lifetimes; ETA the estimated time left.
+	Bytes int64         `json:"bytes"`
+	Total int64         `json:"total_bytes"`
+	Rate  float64       `json:"bytes_per_second"`
+	ETA   time.Duration `json:"eta_ns"`
+}
+
+// RepairTasks returns the repair work for dataserver node.
+func (c *Client) RepairTasks(ctx context.Context, node string) (RepairTasks, error) {
+	var t RepairTasks
+	err := c.do(ctx, http.MethodGet, "/repair/tasks", url.Values{"node": {node}}, nil, &t)
+	return t, err
+}
+
+// RepairProgress reports a job's progress, or its end (p.Done). It fails
+// with depot.ErrNotFound when no such job exists (it was moved to another
+// dataserver).
+func (c *Client) RepairProgress(ctx context.Context, p RepairProgress) error {
+	return c.do(ctx, http.MethodPost, "/repair/progress", nil, p, nil)
+}
+
+// Repaired removes repaired shards from the missed records.
+func (c *Client) Repaired(ctx context.Context, list []MissedWrite) error {
+	return c.do(ctx, http.MethodPost, "/repair/repaired", nil, RepairedList{Repaired: list}, nil)
+}
+
+// RepairStatus returns the repair jobs and needle-level repair backlog.
+func (c *Client) RepairStatus(ctx context.Context) (RepairStatus, error) {
+	var s RepairStatus
+	err := c.do(ctx, http.MethodGet, "/repair/status", nil, nil, &s)
+	return s, err
+}

@@ -1,0 +1,74 @@
+// Package repair is the worker that heals a depot cluster. One Worker runs
+// inside every dataserver process (internal/node starts it beside the
+// dataserver); the nameserver only decides and records what is to be
+// repaired (see the nameserver's doc.go, "Repair") and never sees a byte
+// of an object.
+//
+// # Why in the dataservers
+//
+// Rebuilding a shard means reading k shards and writing one. Run by the
+// dataserver that is to hold the rebuilt shard, the k reads cross the
+// network and the write stays local (straight into the Store, no HTTP);
+// the work spreads over every dataserver that receives a replacement
+// shard, so repair bandwidth grows with the cluster; and the gateways stay
+// stateless and the nameserver byte-free. A repair worker in the gateway
+// would move every rebuilt byte twice over the network and tie repair to
+// how many gateways happen to run.
+//
+// # What a worker does
+//
+// Every Config.Interval it asks the nameserver for its tasks
+// (GET /repair/tasks?node=ID) and then:
+//
+//   - Needle-level repair. For every recorded missed write or corrupt
+//     needle whose shard it holds, it reads the same needle from k other
+//     members, strips the segment tag suffix (client/doc.go: the tag JSON,
+//     its uint16 length and "DT"; identical on every shard), rebuilds its
+//     shard with erasure.Codec.Rebuild, appends the tag and writes the
+//     needle to its own store, replacing whatever was there. Then it tells
+//     the nameserver (POST /repair/repaired). A needle that at least m of
+//     the other members do not have (404: deleted, or written but never
+//     acknowledged) is not resurrected; its record is cleared.
+//   - Shard rebuilds. For every job that targets it (a member dead past the
+//     nameserver's RepairAfter), it lists the needles of the volume's other
+//     members (GET /shard/{vol}/{idx}), takes the union of their live
+//     needles in id order, skips needles deleted anywhere, and rebuilds
+//     them as above, a batch at a time, after the job's cursor. Progress
+//     (cursor, needles, bytes, total) goes to the nameserver every second
+//     and is kept in its database, so after a crash of the worker, its
+//     dataserver or the nameserver the job resumes after the cursor (the
+//     writes are idempotent: a needle rebuilt twice is the same bytes).
+//     At the end it reports done and the nameserver switches the member.
+//     Writes that reach the volume during the rebuild miss the dead
+//     member and are recorded as missed; once the member is switched they
+//     are needle-level tasks of the new member.
+//   - Anti-entropy, every Config.AntiEntropyInterval: it compares the
+//     shard files it holds with what the nameserver says it should hold.
+//     A shard file it holds that is neither a member slot nor a job target
+//     is stale (its slot was rebuilt elsewhere while this dataserver was
+//     away) and is dropped. For every slot it holds, it compares its
+//     needle list with the next member's: a live needle there that is
+//     missing here (a write whose missed report was lost) is recorded as
+//     missed, so needle-level repair fetches it. Differences are logged
+//     and counted in depot_antientropy_differences_total{kind}.
+//   - Compaction of shard files whose garbage passed
+//     Config.CompactGarbage of the file, off the request path.
+//
+// Rebuild writes are throttled to Config.Rate bytes per second (0: as fast
+// as the disks and network allow).
+//
+// A separate loop scrubs: every Config.ScrubInterval it re-reads every
+// needle of the local store at Config.ScrubRate bytes per second, verifying
+// its checksums (dataserver.Store.Scrub), and records every corrupt needle
+// with the nameserver as a missed shard, which needle-level repair then
+// rebuilds from the other members. Reads never return the corrupt bytes
+// meanwhile: the dataserver refuses them and the client decodes around.
+//
+// # Metrics
+//
+// On the dataserver's registry: depot_repair_bytes_total,
+// depot_repair_needles_total{kind=missed|job}, depot_repair_failures_total,
+// depot_scrub_bytes_total, depot_scrub_corrupt_total,
+// depot_antientropy_differences_total{kind=stale|missing_needle},
+// depot_compactions_total.
+package repair
