@@ -91,6 +91,8 @@ type Local struct {
 	NS *Nameserver
 	GW *Gateway
 
+	nsCfg nameserver.Config // to restart the nameserver
+
 	mu sync.Mutex
 	ds []*Dataserver // nil where stopped
 }
@@ -122,6 +124,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		nc.RepairAfter = cfg.RepairAfter
 	}
 	nc.Logger = cfg.Logger.With("role", "nameserver")
+	l.nsCfg = nc
 	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")
 	if err != nil {
 		return nil, fmt.Errorf("start nameserver: %w", err)
@@ -291,4 +294,46 @@ func (l *Local) Close(ctx context.Context) error {
 		errs = append(errs, l.NS.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// CrashNameserver stops the nameserver as a crash would look to the
+// others (gossip stops without leaving) and restarts it on the same
+// directory, HTTP address and gossip address, so that its database must
+// carry every decision over.
+func (l *Local) CrashNameserver(ctx context.Context) error {
+	old := l.NS
+	httpAddr, gossipAddr := old.Server.Addr(), old.Gossip.GossipAddr()
+	err := errors.Join(old.Gossip.Kill(), old.Server.Close())
+	if err != nil {
+		return fmt.Errorf("crash nameserver: %w", err)
+	}
+	var join []string
+	l.mu.Lock()
+	for _, d := range l.ds {
+		if d != nil {
+			join = append(join, d.Gossip.GossipAddr())
+		}
+	}
+	l.mu.Unlock()
+	nc := l.nsCfg
+	nc.Addr = httpAddr
+	g := l.gossip(join, "nameserver")
+	g.BindAddr = gossipAddr
+	var ns *Nameserver
+	for attempt := 0; ; attempt++ { // the ports may take a moment to be free again
+		ns, err = StartNameserver(ctx, g, nc, "ns1")
+		if err == nil || attempt == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("restart nameserver: %w", err)
+	}
+	l.NS = ns
+	return l.WaitReady(ctx)
 }
