@@ -65,7 +65,7 @@ func TestRepair_DataserverLost(t *testing.T) {
 		n = 300
 	}
 	objs := putAll(t, cl, 0, logUniformSizes(n, 256<<10, int64(c.Opts.K*c.Opts.Unit), c.Opts.SegmentSize, 21), 8)
-	c.MustFsck(t)
+	c.WaitHealed(t, 30*time.Second) // writes that missed a member under load are caught up
 
 	start := time.Now()
 	kill(t, c, 3)
