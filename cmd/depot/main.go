@@ -5,6 +5,7 @@
 //	depot dataserver   shard files on local disks
 //	depot gateway      the S3 and native HTTP APIs
 //	depot put|get|rm|stat   blobs through a gateway's native API
+//	depot shop         the demo storefront, on depot's S3 API
 //	depot bench        load a gateway and print throughput and latency
 //
 // Each subcommand parses its flags (and the environment variables named in
@@ -37,6 +38,7 @@ func commands() []command {
 		{"rm", "delete blobs", runRm},
 		{"stat", "describe a blob", runStat},
 		{"admin", "manage S3 access keys and public buckets", runAdmin},
+		{"shop", "run the demo shop (catalog, reviews, pages) on depot's S3 API", runShop},
 		{"bench", "drive a gateway with concurrent puts and gets", runBench},
 		{"healthcheck", "probe an HTTP endpoint (for container health checks)", runHealthcheck},
 	}
