@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # Debian packages the tests drive for real.
 command -v aws >/dev/null 2>&1 || need_apt+=(awscli)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	SUDO=""
