@@ -175,7 +175,7 @@ func TestRepair_ScrubBitFlip(t *testing.T) {
 // restart the job resumes from its recorded cursor and finishes, and fsck
 // finds nothing wrong.
 func TestRepair_NameserverCrash(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{Dataservers: 7, Repair: repair.Config{Rate: 1 << 20, Parallel: 2}})
+	c := testcluster.New(t, testcluster.Options{Dataservers: 7, Repair: repair.Config{Rate: 200 << 10, Parallel: 2}})
 	cl := c.Client()
 	n := 400
 	if testing.Short() {
