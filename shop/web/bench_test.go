@@ -107,4 +107,3 @@ func BenchmarkGrid48(b *testing.B) {
 		}
 	})
 }
-
