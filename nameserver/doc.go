@@ -55,6 +55,14 @@
 //	             size, queued}: segments of deleted or replaced objects whose
 //	             needles are still to be deleted; the bucket's sequence
 //	             numbers them, so the queue is in order
+//	users        access key → JSON nsclient.User {access_key, secret, created}:
+//	             S3 key pairs besides the gateway's root pair
+//	uploads      uint16 length of the bucket name, bucket name, object key,
+//	             0x00, upload id → JSON nsclient.Upload: multipart uploads
+//	parts        the upload's key followed by the uint32 part number → JSON
+//	             nsclient.Part {number, etag, size, segments, modified}
+//	             The S3 settings of a bucket (public, cors, policy) are fields
+//	             of its record in buckets. See s3meta.go for the commands.
 //	missed       fid text → JSON nsclient.MissedWrite {fid, shards, time}:
 //	             shards that did not acknowledge a write, for repair
 //

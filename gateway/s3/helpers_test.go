@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"depot/nameserver/nsclient"
 )
@@ -32,3 +33,8 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+func nsSettingsPublic(p bool) nsclient.BucketSettings { return nsclient.BucketSettings{Public: &p} }
+
+// afterTick paces polling loops on progress made by other goroutines.
+func afterTick() <-chan time.Time { return time.After(5 * time.Millisecond) }
