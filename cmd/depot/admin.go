@@ -21,6 +21,7 @@ const adminUsage = `usage:
   depot admin user ls                          list S3 access keys
   depot admin bucket public NAME               allow anonymous reads of a bucket
   depot admin bucket private NAME              stop them
+  depot admin status [--json]                  health, dataservers, volumes, repair progress
 flags (before the subcommand): --nameserver URL (env DEPOT_NAMESERVER),
   --cluster-key-file FILE (or env DEPOT_CLUSTER_KEY), --dir DIR (a depot server's data directory)`
 
@@ -35,6 +36,9 @@ func runAdmin(ctx context.Context, args []string) error {
 		return err
 	}
 	rest := fs.Args()
+	if len(rest) >= 1 && rest[0] == "status" {
+		return runAdminStatus(ctx, *nsURL, *keyFile, *dir, rest[1:])
+	}
 	if len(rest) < 2 {
 		fs.Usage()
 		return flag.ErrHelp
