@@ -37,6 +37,12 @@
 // fsyncs, renames the new file over the old one and swaps the index.
 // Readers holding the old file keep reading it until they close it.
 //
+// Store.Scrub re-reads every live needle and verifies its checksums at a
+// rate its caller bounds, reporting corrupt needles to a callback (the
+// repair worker records them with the nameserver for rebuild).
+// Store.DropShard closes and removes a stale shard file whose slot was
+// rebuilt on another dataserver (scrub.go).
+//
 // # Files in a data directory
 //
 //	LOCK                  flock(2)ed while a Store has the directory open

@@ -64,7 +64,12 @@
 //	             The S3 settings of a bucket (public, cors, policy) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
 //	missed       fid text → JSON nsclient.MissedWrite {fid, shards, time}:
-//	             shards that did not acknowledge a write, for repair
+//	             shards that did not acknowledge a write, or that a scrub
+//	             found corrupt, for needle-level repair
+//	repairs      uint32 volume id, uint16 shard index → JSON
+//	             nsclient.RepairJob {volume, index, from, to, started,
+//	             updated, cursor, needles, bytes, total_bytes}: shard
+//	             rebuilds under way (created by the first job; repair.go)
 //
 // # Volume states
 //
@@ -73,6 +78,40 @@
 // dead or left, and back writable (or full) when all members are back.
 // Assign only leases from writable volumes whose members are all alive now.
 // SetVolumeState marks volumes full, writable, degraded or repairing.
+// A volume is repairing while one of its slots is being rebuilt.
+//
+// # Repair
+//
+// The nameserver schedules repair; the bytes move between dataservers,
+// whose repair workers (package repair) do the work. Every RepairInterval
+// the repair loop (repair.go):
+//
+//   - starts a job (command repair_start) for every shard slot whose member
+//     has been dead, left or unheard of for RepairAfter, counted from the
+//     later of the state change and the nameserver's start. The target is
+//     an alive dataserver holding no shard of the volume, in a rack the
+//     other members do not use when there is one, then the best by free
+//     space per volume. A job whose target is itself down that long moves
+//     to another target, from the start.
+//   - works through the delete queue: segments queued DeleteGrace ago or
+//     more have their needles deleted on every member (DELETE requests, no
+//     bytes); an entry is acknowledged once every member answered 204 or
+//     404, and stays queued while a member is down.
+//
+// Workers poll GET /repair/tasks?node=ID (their jobs, the missed shards
+// they hold, and the slots they are members of, for anti-entropy), report
+// job progress with POST /repair/progress (command repair_progress, which
+// records the cursor in the job so that a restarted worker or nameserver
+// resumes it), and the end of a job with done set: the same command then
+// switches the member list to the target, moves the nodevols entries and
+// sets the volume's state (repairing while other jobs of the volume
+// remain, else degraded, full or writable). Rebuilt needles are removed
+// from the missed records by POST /repair/repaired (command repaired).
+// GET /repair/status sums it up for `depot admin status`; /metrics has
+// depot_volumes{state}, depot_volumes_degraded,
+// depot_gossip_members{role,state}, depot_repair_jobs, depot_repair_bytes,
+// depot_repair_bytes_total_estimate, depot_repair_queue_shards and
+// depot_delete_queue.
 //
 // # HTTP API
 //
