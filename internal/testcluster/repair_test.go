@@ -2,12 +2,18 @@ package testcluster_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"depot"
+	"depot/internal/node"
 	"depot/internal/testcluster"
 	"depot/repair"
 )
@@ -204,5 +210,83 @@ func TestRepair_NameserverCrash(t *testing.T) {
 	}
 	c.WaitHealed(t, 90*time.Second)
 	checkAll(t, cl, objs, 0, 52)
+
+	// The lost dataserver comes back after its slots were rebuilt
+	// elsewhere: it drops its stale copies (fsck checks that no dataserver
+	// holds a shard file of a slot it is no member of).
+	if err := c.StartDataserver(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitAlive(2)
+	waitUntil(t, 30*time.Second, "stale shard files dropped", func() bool {
+		return dsMetric(t, c, 2, "depot_antientropy_differences_total") > 0
+	})
+	c.WaitHealed(t, 30*time.Second)
+	if n := len(c.Dataserver(2).Server.Store().Status().Files); n != 0 {
+		t.Fatalf("returning dataserver still holds %d shard files", n)
+	}
+}
+
+// Deleted objects: their needles leave every member after the grace
+// period, and the delete queue empties; the health metrics are exported.
+func TestRepair_DeleteQueue(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	ctx := context.Background()
+	ns := c.NSClient()
+	if _, err := ns.CreateBucket(ctx, "media"); err != nil {
+		t.Fatal(err)
+	}
+	objs := putAll(t, c.Client(), 0, []int64{1000, 70000, 300000}, 2)
+	for i, o := range objs {
+		key := fmt.Sprintf("k%d", i)
+		if _, err := ns.PutObject(ctx, depot.Object{Bucket: "media", Key: key, Size: o.size, Segments: o.segs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range objs {
+		if _, err := ns.DeleteObject(ctx, "media", fmt.Sprintf("k%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 30*time.Second, "the delete queue to empty", func() bool {
+		pd, err := ns.PendingDeletes(ctx, 100)
+		return err == nil && len(pd) == 0
+	})
+	for _, o := range objs {
+		for _, sg := range o.segs {
+			fid, err := depot.ParseFid(sg.Fid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := ns.Volume(ctx, fid.Volume)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range v.Members {
+				for i := range c.Dataservers() {
+					if node.DataserverID(i) != m.Node {
+						continue
+					}
+					_, err := c.Dataserver(i).Server.Store().Stat(ctx, fid.Volume, m.Index, fid.Needle, fid.Cookie)
+					if !errors.Is(err, depot.ErrNotFound) {
+						t.Errorf("%s shard %d on %s after delete: %v", sg.Fid, m.Index, m.Node, err)
+					}
+				}
+			}
+		}
+	}
 	c.MustFsck(t)
+
+	resp, err := http.Get(c.NS.Server.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"depot_volumes_degraded", "depot_gossip_members{role=\"dataserver\",state=\"alive\"} 6",
+		"depot_repair_queue_shards", "depot_repair_bytes", "depot_delete_queue 0"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("nameserver /metrics lacks %s", name)
+		}
+	}
 }
