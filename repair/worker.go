@@ -227,15 +227,24 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 	if len(tasks.Missed) > 0 {
 		errs = append(errs, w.repairMissed(ctx, ns, tasks.Missed, vols))
 	}
+	// Jobs run side by side: each waits on its peers' reads, so several
+	// keep the disks and the network busy.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, j := range tasks.Jobs {
 		v, ok := vols[j.Volume]
 		if !ok {
 			continue
 		}
-		if err := w.runJob(ctx, ns, j, v); err != nil {
-			errs = append(errs, fmt.Errorf("job %d/%d: %w", j.Volume, j.Index, err))
-		}
+		wg.Go(func() {
+			if err := w.runJob(ctx, ns, j, v); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("job %d/%d: %w", j.Volume, j.Index, err))
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	if antiEntropy {
 		errs = append(errs, w.antiEntropy(ctx, ns, files, tasks))
 	}
