@@ -35,21 +35,18 @@ func (w *Worker) scrubLoop(ctx context.Context) {
 // Scrub runs one scrub pass at the given rate (nil: unbounded) and records
 // every corrupt needle with the nameserver for repair.
 func (w *Worker) Scrub(ctx context.Context, rate *limiter) (dataserver.ScrubResult, error) {
-	var reports []nsclient.MissedWrite
+	var errs []error
 	res, err := w.cfg.Store.Scrub(ctx, func(ctx context.Context, n int64) error {
 		w.scrubBytes.Add(float64(n))
 		return rate.wait(ctx, n)
 	}, func(vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie) {
-		w.scrubCorrupt.Inc()
+		// Reported at once, so the repair starts while the pass goes on.
 		fid := depot.Fid{Volume: vol, Needle: id, Cookie: cookie}
-		reports = append(reports, nsclient.MissedWrite{Fid: fid.String(), Shards: []int{idx}})
+		errs = append(errs, w.report(ctx, []nsclient.MissedWrite{{Fid: fid.String(), Shards: []int{idx}}}))
+		w.scrubCorrupt.Inc()
 	})
-	var errs []error
 	if err != nil {
 		errs = append(errs, err)
-	}
-	if len(reports) > 0 {
-		errs = append(errs, w.report(ctx, reports))
 	}
 	return res, errors.Join(errs...)
 }
