@@ -170,7 +170,14 @@ type Membership struct {
 	nodes   map[string]*Node
 	closed  bool
 	started bool
+	stop    chan struct{} // closed by Close and Kill: ends the rejoin loop
 }
+
+// RejoinInterval is how often a node that sees a dead member, or none at
+// all, contacts its Join addresses again. memberlist alone gives up on a
+// dead node after GossipToTheDeadTime (30s on a LAN), so a partition
+// longer than that would never heal; a push/pull with a seed heals it.
+var RejoinInterval = 15 * time.Second
 
 // New checks cfg and returns a Membership that has not joined yet; Start
 // binds and joins.
@@ -195,6 +202,7 @@ func New(cfg Config) (*Membership, error) {
 		meta:   cfg.Meta,
 		metaB:  b,
 		nodes:  make(map[string]*Node),
+		stop:   make(chan struct{}),
 	}, nil
 }
 
@@ -231,6 +239,7 @@ func (m *Membership) Start(ctx context.Context) error {
 	if len(m.cfg.Join) == 0 {
 		return nil
 	}
+	go m.rejoin()
 	delay := 100 * time.Millisecond
 	for {
 		_, err := m.Join(ctx, m.cfg.Join)
@@ -244,6 +253,41 @@ func (m *Membership) Start(ctx context.Context) error {
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// rejoin contacts the Join addresses again every RejoinInterval while this
+// node sees a dead member or is alone, until Close or Kill.
+func (m *Membership) rejoin() {
+	t := time.NewTicker(RejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		others, dead := 0, 0
+		for _, n := range m.Members() {
+			if n.Meta.ID == m.cfg.Name {
+				continue
+			}
+			others++
+			if n.State == StateDead {
+				dead++
+			}
+		}
+		if others > 0 && dead == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := m.Join(ctx, m.cfg.Join)
+		cancel()
+		if err != nil {
+			m.logger.Debug("rejoin", "join", m.cfg.Join, "err", err)
+		} else {
+			m.logger.Debug("rejoined", "join", m.cfg.Join, "answered", n)
+		}
 	}
 }
 
@@ -362,6 +406,7 @@ func (m *Membership) Close() error {
 		return nil
 	}
 	m.closed = true
+	close(m.stop)
 	ml := m.ml
 	m.meta.Leaving = true
 	m.metaB, _ = encodeMeta(m.meta)
@@ -392,6 +437,7 @@ func (m *Membership) Kill() error {
 		return nil
 	}
 	m.closed = true
+	close(m.stop)
 	ml := m.ml
 	m.mu.Unlock()
 	if ml == nil {
