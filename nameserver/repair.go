@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -562,9 +563,27 @@ func (s *Server) RepairStatus(ctx context.Context) (nsclient.RepairStatus, error
 	return st, err
 }
 
-// routeRepair registers the repair API.
+// routeRepair registers the repair API. Its requests are background
+// traffic of the dataservers' workers, counted apart from the client-facing
+// ones: depot_nameserver_repair_requests_total{route,code}.
 func (s *Server) routeRepair(api *http.ServeMux) {
-	s.route(api, "GET /repair/tasks", func(w http.ResponseWriter, r *http.Request) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "depot_nameserver_repair_requests_total", Help: "Repair API requests, by route and status code.",
+	}, []string{"route", "code"})
+	if err := s.metrics.reg.Register(requests); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			requests = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
+	route := func(pattern string, h http.HandlerFunc) {
+		api.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			h(sw, r)
+			requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
+		})
+	}
+	route("GET /repair/tasks", func(w http.ResponseWriter, r *http.Request) {
 		node := r.URL.Query().Get("node")
 		if node == "" {
 			httpx.WriteError(w, fmt.Errorf("%w: missing ?node=", depot.ErrBadRequest))
@@ -577,7 +596,7 @@ func (s *Server) routeRepair(api *http.ServeMux) {
 		}
 		httpx.WriteJSON(w, http.StatusOK, t)
 	})
-	s.route(api, "POST /repair/progress", func(w http.ResponseWriter, r *http.Request) {
+	route("POST /repair/progress", func(w http.ResponseWriter, r *http.Request) {
 		var p nsclient.RepairProgress
 		if err := readJSON(w, r, maxSmallBody, &p); err != nil {
 			httpx.WriteError(w, err)
@@ -589,7 +608,7 @@ func (s *Server) routeRepair(api *http.ServeMux) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.route(api, "POST /repair/repaired", func(w http.ResponseWriter, r *http.Request) {
+	route("POST /repair/repaired", func(w http.ResponseWriter, r *http.Request) {
 		var l nsclient.RepairedList
 		if err := readJSON(w, r, maxObjectBody, &l); err != nil {
 			httpx.WriteError(w, err)
@@ -601,7 +620,7 @@ func (s *Server) routeRepair(api *http.ServeMux) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.route(api, "GET /repair/status", func(w http.ResponseWriter, r *http.Request) {
+	route("GET /repair/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.RepairStatus(r.Context())
 		if err != nil {
 			httpx.WriteError(w, err)

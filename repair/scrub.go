@@ -95,9 +95,17 @@ func (w *Worker) antiEntropy(ctx context.Context, ns *nsclient.Client, files []d
 	}
 	// Needles the next member has and this one lacks.
 	var missing []nsclient.MissedWrite
+	all, err := ns.Volumes(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	vols := make(map[depot.VolumeID]depot.Volume, len(all))
+	for _, v := range all {
+		vols[v.ID] = v
+	}
 	for _, h := range tasks.Holds {
-		v, err := ns.Volume(ctx, h.Volume)
-		if err != nil || h.Index >= len(v.Members) || v.State == depot.VolumeRepairing {
+		v, ok := vols[h.Volume]
+		if !ok || h.Index >= len(v.Members) || v.State == depot.VolumeRepairing {
 			continue
 		}
 		peer := (h.Index + 1) % len(v.Members)
