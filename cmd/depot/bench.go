@@ -33,6 +33,10 @@ type benchResult struct {
 	P50       time.Duration `json:"p50"`
 	P90       time.Duration `json:"p90"`
 	P99       time.Duration `json:"p99"`
+	// ServerCPUPerOp is the server's CPU time per operation (all its
+	// roles), when its /metrics tells: the cost of an operation apart
+	// from the load generator sharing the machine.
+	ServerCPUPerOp time.Duration `json:"server_cpu_per_op"`
 }
 
 func summarize(op string, size int64, lat []time.Duration, errs int, elapsed time.Duration) benchResult {
@@ -54,10 +58,11 @@ func summarize(op string, size int64, lat []time.Duration, errs int, elapsed tim
 
 func printResults(w io.Writer, rs []benchResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tsize\tops\terrors\tops/s\tMiB/s\tp50\tp90\tp99\t")
+	fmt.Fprintln(tw, "op\tsize\tops\terrors\tops/s\tMiB/s\tp50\tp90\tp99\tserver CPU/op\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%v\t%v\t%v\t\n", r.Op, humanSize(r.Size), r.Ops, r.Errors,
-			r.OpsPerSec, r.MiBPerSec, r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%.1f\t%v\t%v\t%v\t%v\t\n", r.Op, humanSize(r.Size), r.Ops, r.Errors,
+			r.OpsPerSec, r.MiBPerSec, r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond),
+			r.ServerCPUPerOp.Round(time.Microsecond))
 	}
 	tw.Flush()
 }
@@ -97,7 +102,41 @@ type loadFn func(ctx context.Context, worker int) error
 
 // runLoad runs fn from conc workers until the duration passes or ops
 // operations were done (ops 0: no limit), and measures each call.
-func runLoad(ctx context.Context, op string, size int64, conc int, dur time.Duration, ops int, quiet bool, fn loadFn) benchResult {
+// cpuMeter reads the CPU seconds the server has used so far.
+type cpuMeter func() (float64, bool)
+
+// cpuMeter scrapes process_cpu_seconds_total from the gateway's /metrics:
+// with depot server, every role's CPU, so that a benchmark can report the
+// server's cost per operation apart from the load generator's.
+func (r *remote) cpuMeter() cpuMeter {
+	return func() (float64, bool) {
+		resp, err := http.Get(r.url("/metrics"))
+		if err != nil {
+			return 0, false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		if err != nil {
+			return 0, false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
+				var f float64
+				if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
+					return f, true
+				}
+			}
+		}
+		return 0, false
+	}
+}
+
+func runLoad(ctx context.Context, op string, size int64, conc int, dur time.Duration, ops int, quiet bool, cpu cpuMeter, fn loadFn) benchResult {
+	var cpu0 float64
+	cpuOK := false
+	if cpu != nil {
+		cpu0, cpuOK = cpu()
+	}
 	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	var (
@@ -161,7 +200,13 @@ func runLoad(ctx context.Context, op string, size int64, conc int, dur time.Dura
 	if firstE != nil {
 		fmt.Fprintf(os.Stderr, "%s: %d errors, first: %v\n", op, errs, firstE)
 	}
-	return summarize(op, size, lat, errs, elapsed)
+	res := summarize(op, size, lat, errs, elapsed)
+	if cpuOK && res.Ops > 0 {
+		if cpu1, ok := cpu(); ok {
+			res.ServerCPUPerOp = time.Duration((cpu1 - cpu0) / float64(res.Ops) * float64(time.Second))
+		}
+	}
+	return res
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -175,6 +220,7 @@ func runBench(ctx context.Context, args []string) error {
 	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
 	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
 	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts, gets, then the mixed mode), after the native API")
+	unsigned := fs.Bool("s3-unsigned-payload", false, "send S3 bodies as UNSIGNED-PAYLOAD, as AWS SDKs do over HTTPS, instead of minio-go's signed chunks over HTTP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -197,7 +243,7 @@ func runBench(ctx context.Context, args []string) error {
 	var sb *s3Bench
 	if *useS3 {
 		var err error
-		if sb, err = newS3Bench(ctx, &rm, *conc); err != nil {
+		if sb, err = newS3Bench(ctx, &rm, *conc, *unsigned); err != nil {
 			return err
 		}
 	}
@@ -270,7 +316,7 @@ func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, c
 	}
 	var mu sync.Mutex
 	var fids []string
-	put := runLoad(ctx, "put", size, conc, dur, 0, rm.quiet, func(ctx context.Context, _ int) error {
+	put := runLoad(ctx, "put", size, conc, dur, 0, rm.quiet, rm.cpuMeter(), func(ctx context.Context, _ int) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rm.url("/v1/blobs"), bytes.NewReader(payload))
 		if err != nil {
 			return err
@@ -293,7 +339,7 @@ func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, c
 		return nil, errors.New("bench: no put succeeded")
 	}
 	var next atomic.Uint64
-	get := runLoad(ctx, "get", size, conc, dur, 0, rm.quiet, func(ctx context.Context, _ int) error {
+	get := runLoad(ctx, "get", size, conc, dur, 0, rm.quiet, rm.cpuMeter(), func(ctx context.Context, _ int) error {
 		fid := fids[next.Add(1)%uint64(len(fids))]
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+fid), nil)
 		if err != nil {
@@ -312,7 +358,7 @@ func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, c
 	})
 	// Clean up what the benchmark stored.
 	var idx atomic.Int64
-	runLoad(ctx, "delete", size, conc, 10*time.Minute, len(fids), true, func(ctx context.Context, _ int) error {
+	runLoad(ctx, "delete", size, conc, 10*time.Minute, len(fids), true, nil, func(ctx context.Context, _ int) error {
 		i := idx.Add(1) - 1
 		if int(i) >= len(fids) {
 			return nil

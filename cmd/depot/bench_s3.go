@@ -22,9 +22,12 @@ type s3Bench struct {
 	mc     *minio.Client
 	bucket string
 	quiet  bool
+	cpu    cpuMeter
+	// unsigned sends bodies as UNSIGNED-PAYLOAD.
+	unsigned bool
 }
 
-func newS3Bench(ctx context.Context, rm *remote, conc int) (*s3Bench, error) {
+func newS3Bench(ctx context.Context, rm *remote, conc int, unsigned bool) (*s3Bench, error) {
 	u, err := url.Parse(rm.endpoint)
 	if err != nil {
 		return nil, err
@@ -37,7 +40,7 @@ func newS3Bench(ctx context.Context, rm *remote, conc int) (*s3Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &s3Bench{mc: mc, bucket: fmt.Sprintf("bench-%d", time.Now().UnixNano()), quiet: rm.quiet}
+	b := &s3Bench{mc: mc, bucket: fmt.Sprintf("bench-%d", time.Now().UnixNano()), quiet: rm.quiet, cpu: rm.cpuMeter(), unsigned: unsigned}
 	if err := mc.MakeBucket(ctx, b.bucket, minio.MakeBucketOptions{}); err != nil {
 		return nil, fmt.Errorf("bench: create bucket: %w", err)
 	}
@@ -55,7 +58,7 @@ func benchPayload(size int64) []byte {
 
 func (b *s3Bench) put(ctx context.Context, key string, payload []byte) error {
 	_, err := b.mc.PutObject(ctx, b.bucket, key, bytes.NewReader(payload), int64(len(payload)),
-		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableMultipart: true})
+		minio.PutObjectOptions{ContentType: "application/octet-stream", DisableMultipart: true, DisableContentSha256: b.unsigned})
 	return err
 }
 
@@ -79,7 +82,7 @@ func (b *s3Bench) putGet(ctx context.Context, size int64, conc int, dur time.Dur
 	var mu sync.Mutex
 	var keys []string
 	var seq int
-	put := runLoad(ctx, "s3-put", size, conc, dur, 0, b.quiet, func(ctx context.Context, w int) error {
+	put := runLoad(ctx, "s3-put", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
 		mu.Lock()
 		seq++
 		key := fmt.Sprintf("obj/%d/%d", size, seq)
@@ -96,7 +99,7 @@ func (b *s3Bench) putGet(ctx context.Context, size int64, conc int, dur time.Dur
 		return nil, errors.New("bench: no S3 put succeeded")
 	}
 	var next int
-	get := runLoad(ctx, "s3-get", size, conc, dur, 0, b.quiet, func(ctx context.Context, w int) error {
+	get := runLoad(ctx, "s3-get", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
 		mu.Lock()
 		next++
 		key := keys[next%len(keys)]
@@ -132,7 +135,7 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 		seq++
 		return fmt.Sprintf("mixed/%d/%d", size, seq)
 	}
-	seed := runLoad(ctx, "s3-seed", size, conc, dur, 200, true, func(ctx context.Context, w int) error {
+	seed := runLoad(ctx, "s3-seed", size, conc, dur, 200, true, nil, func(ctx context.Context, w int) error {
 		k := newKey()
 		if err := b.put(ctx, k, payload); err != nil {
 			return err
@@ -161,7 +164,7 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 		}
 		return k, true
 	}
-	all := runLoad(ctx, "s3-mixed", size, conc, dur, 0, b.quiet, func(ctx context.Context, w int) error {
+	all := runLoad(ctx, "s3-mixed", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
 		var op string
 		var err error
 		t0 := time.Now()

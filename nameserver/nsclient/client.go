@@ -32,13 +32,18 @@ type Client struct {
 
 // New returns a client for the nameserver at baseURL ("http://host:port";
 // a bare host:port gets "http://"), signing every request with key. A nil
-// httpClient means http.DefaultClient.
+// httpClient means a client of its own that keeps up to 128 idle
+// connections to the nameserver.
 func New(baseURL string, key auth.Key, httpClient *http.Client) *Client {
 	if !strings.Contains(baseURL, "://") {
 		baseURL = "http://" + baseURL
 	}
 	if httpClient == nil {
-		httpClient = http.DefaultClient
+		// Not http.DefaultClient: its two idle connections per host would
+		// make a busy gateway open and close a connection per request.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 128
+		httpClient = &http.Client{Transport: tr}
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: httpClient}
 }
