@@ -623,9 +623,11 @@ func TestCompose(t *testing.T) {
 		c.s3ReadAll(t, s, c.gw[1])
 	})
 
-	t.Run("seventh dataserver", func(t *testing.T) {
+	if t.Run("seventh dataserver joins and takes new volumes", func(t *testing.T) {
 		c.grow(t, dir)
-	})
+	}) {
+		t.Run("rebalance onto the seventh dataserver", c.rebalance)
+	}
 }
 
 // partition uploads while one dataserver is disconnected from the network,
@@ -800,7 +802,14 @@ func (c *cluster) grow(t *testing.T, dir string) {
 	c.healthy(7, 2*time.Minute)
 	c.readAll(t, batch)
 	t.Logf("ds7 holds shards of %d volumes", d.Volumes)
+}
 
+// rebalance checks that rebalance moves existing shard files onto ds7.
+func (c *cluster) rebalance(t *testing.T) {
+	d, err := c.dataserver("ds7")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Rebalance moves old data onto ds7. It is a later issue: skip until
 	// the command exists.
 	out, _ := run(context.Background(), nil, "docker", "run", "--rm", "depot-test:"+c.project, "help")
