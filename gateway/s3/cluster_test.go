@@ -20,7 +20,7 @@ import (
 // every PUT that succeeded reads back exactly afterwards.
 func TestS3KillTwo(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{})
-	mc := mustMinio(t, c)
+	mc := mustMinioOpts(t, c, 1)
 	ctx := ctxT(t)
 	if err := mc.MakeBucket(ctx, "kill", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)

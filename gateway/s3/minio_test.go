@@ -21,11 +21,20 @@ import (
 
 func mustMinio(t *testing.T, c *testcluster.Cluster) *minio.Client {
 	t.Helper()
+	return mustMinioOpts(t, c, 0)
+}
+
+// mustMinioOpts is mustMinio with a bound on attempts per request (0:
+// minio-go's default). One attempt matters where the server refuses
+// writes: minio-go rewinds a body for its retry while net/http may still
+// be sending it, a race in the client that the race detector reports.
+func mustMinioOpts(t *testing.T, c *testcluster.Cluster, attempts int) *minio.Client {
+	t.Helper()
 	u, err := url.Parse(c.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(c.User, c.Password, ""), Region: "us-east-1"})
+	mc, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(c.User, c.Password, ""), Region: "us-east-1", MaxRetries: attempts})
 	if err != nil {
 		t.Fatal(err)
 	}
