@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"strconv"
@@ -53,7 +52,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
 	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	root.HandleFunc("GET /ui", s.handleUI)
+	s.routeUI(root)
 	root.Handle("/", s.cfg.Key.Middleware(api))
 	return root
 }
@@ -365,29 +364,4 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "ready: %d dataservers alive\n", alive)
-}
-
-var uiTemplate = template.Must(template.New("ui").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>depot nameserver</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style>
-</head><body>
-<h1>depot nameserver</h1>
-<p>ready: {{.Ready}} · alive dataservers: {{.Alive}} · volumes: {{.Volumes}} · buckets: {{.Buckets}} · objects: {{.Objects}} ({{.Bytes}} bytes) · pending deletes: {{.Deletes}} · missed writes: {{.Missed}}</p>
-<h2>Dataservers</h2>
-<table><tr><th>id</th><th>state</th><th>addr</th><th>rack</th><th>free</th><th>used</th><th>volumes</th></tr>
-{{range .Dataservers}}<tr><td>{{.ID}}</td><td>{{.State}}</td><td>{{.Addr}}</td><td>{{.Rack}}</td><td>{{.Free}}</td><td>{{.Used}}</td><td>{{.Volumes}}</td></tr>
-{{end}}</table>
-<h2>Volumes by state</h2>
-<table>{{range $k, $v := .ByState}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
-</body></html>
-`))
-
-func (s *Server) handleUI(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Status(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	uiTemplate.Execute(w, st)
 }

@@ -9,113 +9,31 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"depot"
 	"depot/nameserver/nsclient"
 )
 
-// clusterStatus is what `depot admin status --json` prints.
-type clusterStatus struct {
-	Health  string                `json:"health"`  // HEALTHY, DEGRADED, AT RISK, UNAVAILABLE
-	Verdict string                `json:"verdict"` // the one-line explanation
-	Status  nsclient.Status       `json:"status"`
-	Repair  nsclient.RepairStatus `json:"repair"`
-	// MostDown is the largest number of down members of any volume, and
-	// M the parity count of that volume's scheme.
-	MostDown int `json:"most_members_down"`
-	M        int `json:"m"`
-}
+// clusterStatus is what `depot admin status --json` prints: the verdict
+// that nsclient.Assess computes, the same one the nameserver's /ui shows.
+type clusterStatus = nsclient.Health
 
 func gatherStatus(ctx context.Context, ns *nsclient.Client) (clusterStatus, error) {
-	var cs clusterStatus
-	var err error
-	if cs.Status, err = ns.Status(ctx); err != nil {
-		return cs, err
+	st, err := ns.Status(ctx)
+	if err != nil {
+		return clusterStatus{}, fmt.Errorf("status: %w", err)
 	}
-	if cs.Repair, err = ns.RepairStatus(ctx); err != nil {
-		return cs, err
+	rs, err := ns.RepairStatus(ctx)
+	if err != nil {
+		return clusterStatus{}, fmt.Errorf("repair status: %w", err)
 	}
 	vols, err := ns.Volumes(ctx)
 	if err != nil {
-		return cs, err
+		return clusterStatus{}, fmt.Errorf("volumes: %w", err)
 	}
-	down := make(map[string]bool)
-	notAlive := 0
-	for _, d := range cs.Status.Dataservers {
-		if d.State != "alive" {
-			notAlive++
-		}
-		if d.State != "alive" && d.State != "suspect" {
-			down[d.ID] = true
-		}
-	}
-	for _, v := range vols {
-		n := 0
-		for _, m := range v.Members {
-			if down[m.Node] {
-				n++
-			}
-		}
-		if n > cs.MostDown || (n == cs.MostDown && cs.M == 0) {
-			cs.MostDown, cs.M = n, v.M
-		}
-	}
-	degraded := cs.Status.ByState[depot.VolumeDegraded] + cs.Status.ByState[depot.VolumeRepairing]
-	var why []string
-	if notAlive > 0 {
-		why = append(why, fmt.Sprintf("%d dataserver(s) not alive", notAlive))
-	}
-	if degraded > 0 {
-		why = append(why, fmt.Sprintf("%d volume(s) degraded or repairing", degraded))
-	}
-	if cs.Repair.Missed > 0 {
-		why = append(why, fmt.Sprintf("%d needle shard(s) awaiting repair", cs.Repair.Missed))
-	}
-	if len(cs.Repair.Jobs) > 0 {
-		why = append(why, fmt.Sprintf("repair %s", progressLine(cs.Repair)))
-	}
-	switch {
-	case cs.MostDown > cs.M:
-		cs.Health = "UNAVAILABLE"
-		why = append([]string{fmt.Sprintf("a volume lost %d members, more than its %d parity shards: some data cannot be read", cs.MostDown, cs.M)}, why...)
-	case cs.MostDown == cs.M && cs.M > 0:
-		cs.Health = "AT RISK"
-		why = append([]string{fmt.Sprintf("a volume lost %d members: one more loss loses data", cs.MostDown)}, why...)
-	case len(why) > 0:
-		cs.Health = "DEGRADED"
-	default:
-		cs.Health = "HEALTHY"
-		why = append(why, fmt.Sprintf("%d dataservers alive, %d volumes at full width", cs.Status.Alive, cs.Status.Volumes))
-	}
-	cs.Verdict = strings.Join(why, "; ")
-	return cs, nil
+	return nsclient.Assess(st, rs, vols), nil
 }
 
-func progressLine(r nsclient.RepairStatus) string {
-	pct := 0.0
-	if r.Total > 0 {
-		pct = 100 * float64(r.Bytes) / float64(r.Total)
-	}
-	s := fmt.Sprintf("%s of %s (%.0f%%)", sizeStr(r.Bytes), sizeStr(r.Total), pct)
-	if r.Rate > 0 {
-		s += fmt.Sprintf(", %s/s, about %v left", sizeStr(int64(r.Rate)), r.ETA.Round(time.Second))
-	}
-	return s
-}
-
-func sizeStr(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, u := float64(n), 0
-	for f >= unit && u < 5 {
-		f /= unit
-		u++
-	}
-	return fmt.Sprintf("%.1f %ciB", f, "KMGTP"[u-1])
-}
+func sizeStr(n int64) string { return nsclient.FormatSize(n) }
 
 // adminStatus prints the cluster's health: `depot admin status [--json]`.
 func adminStatus(ctx context.Context, ns *nsclient.Client, w io.Writer, asJSON bool) error {
@@ -157,7 +75,7 @@ func adminStatus(ctx context.Context, ns *nsclient.Client, w io.Writer, asJSON b
 		fmt.Fprintln(w, "repair: idle")
 		return nil
 	}
-	fmt.Fprintf(w, "repair: %d shard rebuild(s), %s\n", len(cs.Repair.Jobs), progressLine(cs.Repair))
+	fmt.Fprintf(w, "repair: %d shard rebuild(s), %s\n", len(cs.Repair.Jobs), cs.Repair.Progress())
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  VOLUME\tSHARD\tFROM\tTO\tNEEDLES\tDONE\tSTARTED")
 	for _, j := range cs.Repair.Jobs {
