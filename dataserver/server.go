@@ -131,6 +131,7 @@ type Server struct {
 	h     http.Handler
 
 	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 
@@ -158,6 +159,11 @@ func New(cfg Config) (*Server, error) {
 		Name: "depot_dataserver_requests_total",
 		Help: "Shard API requests by operation and HTTP status.",
 	}, []string{"op", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "depot_dataserver_request_seconds",
+		Help:    "Shard API request latency by operation.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"op"})
 	s.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "depot_dataserver_bytes_received_total",
 		Help: "Needle bytes stored by PUT requests.",
@@ -166,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 		Name: "depot_dataserver_bytes_sent_total",
 		Help: "Needle bytes sent by GET requests.",
 	})
-	s.reg.MustRegister(s.requests, s.bytesIn, s.bytesOut,
+	s.reg.MustRegister(s.requests, s.latency, s.bytesIn, s.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sc := cfg.storeConfig(s.reg)
 	sc.Logger = s.log
@@ -340,7 +346,9 @@ func (s *Server) instrument(op string, h http.HandlerFunc) http.HandlerFunc {
 			op = "head"
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
 		defer func() {
+			s.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
 			if p := recover(); p != nil {
 				s.requests.WithLabelValues(op, "aborted").Inc()
 				panic(p)

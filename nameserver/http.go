@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -60,15 +61,40 @@ func (s *Server) Handler() http.Handler {
 // route registers h under pattern, counting requests by route and status.
 func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		body := &countingReader{ReadCloser: r.Body}
+		r.Body = body
 		h(sw, r)
 		s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
+		s.metrics.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+		s.metrics.bytesIn.Add(float64(body.n))
+		s.metrics.bytesOut.Add(float64(sw.bytes))
 	})
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// countingReader counts the bytes read from a request body.
+type countingReader struct {
+	io.ReadCloser
+	n int64
+}
+
+func (r *countingReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	r.n += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) WriteHeader(code int) {

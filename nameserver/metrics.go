@@ -16,6 +16,9 @@ type metrics struct {
 	assigns       prometheus.Counter
 	leased        prometheus.Counter
 	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,8 +47,19 @@ func newMetrics() *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "depot_nameserver_http_requests_total", Help: "HTTP requests, by route and status code.",
 		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "depot_nameserver_http_request_seconds", Help: "HTTP request latency, by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"route"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_http_bytes_in_total", Help: "Request body bytes read by the HTTP API (metadata only).",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_http_bytes_out_total", Help: "Response body bytes written by the HTTP API (metadata only).",
+		}),
 	}
 	m.reg.MustRegister(m.commands, m.fsyncs, m.batchSize, m.commitSeconds, m.assigns, m.leased, m.requests,
+		m.latency, m.bytesIn, m.bytesOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -662,6 +662,9 @@ func (c repairCollector) Collect(ch chan<- prometheus.Metric) {
 		float64(byState[depot.VolumeDegraded]+byState[depot.VolumeRepairing]))
 	members := make(map[[2]string]int)
 	for _, n := range s.cfg.Members.Members() {
+		for _, st := range []string{stateAlive, stateSuspect, stateDead, stateLeft} {
+			members[[2]string{n.Meta.Role, st}] += 0 // zero series, not none
+		}
 		members[[2]string{n.Meta.Role, n.State}]++
 	}
 	for k, n := range members {

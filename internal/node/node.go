@@ -176,6 +176,11 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		return nil, err
 	}
 	d.Gossip = gm
+	if err := ds.Registry().Register(membership.NewCollector(gm)); err != nil {
+		gm.Close()
+		ds.Close()
+		return nil, fmt.Errorf("gossip metrics: %w", err)
+	}
 	rc.Node, rc.Store, rc.Key = cfg.ID, ds.Store(), g.Key
 	rc.Nameserver = NewResolver(FromGossip(gm), g.Key).Client
 	rc.Registerer = ds.Registry()
@@ -380,6 +385,10 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 	if err != nil {
 		gm.Close()
 		return nil, err
+	}
+	if err := gw.Registry().Register(membership.NewCollector(gm)); err != nil {
+		gm.Close()
+		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
 	if err := gw.Start(); err != nil {
 		gm.Close()
