@@ -11,6 +11,7 @@ import (
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
+	"depot/gateway/s3"
 	"depot/internal/membership"
 	"depot/internal/node"
 	"depot/nameserver"
@@ -173,6 +174,7 @@ func runGateway(ctx context.Context, args []string) error {
 	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL (env DEPOT_NAMESERVER; default: found through gossip)")
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
+	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,7 +195,7 @@ func runGateway(ctx context.Context, args []string) error {
 	}
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
 		ID:         *id,
-		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass},
+		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain}},
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})

@@ -13,6 +13,7 @@ import (
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
+	"depot/gateway/s3"
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/nameserver"
@@ -45,6 +46,9 @@ type LocalConfig struct {
 	// GatewayAddr is the gateway's listen address. Default
 	// gateway.DefaultAddr.
 	GatewayAddr string
+	// Domain enables virtual-hosted-style S3 requests on the gateway:
+	// a Host of "<bucket>.<Domain>" names the bucket.
+	Domain string
 	// Timing is the gossip failure-detector preset. Default TimingLocal.
 	Timing membership.Timing
 	// Fsync is the dataservers' durability policy. Default group commit.
@@ -138,7 +142,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	}
 	gc := GatewayConfig{
 		ID:         "gw1",
-		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword},
+		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain}},
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
 	}

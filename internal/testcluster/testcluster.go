@@ -35,6 +35,7 @@ type Options struct {
 	Verbose     bool                   // log at debug level to stderr (also DEPOT_TEST_LOG=1)
 	RepairAfter time.Duration          // default 2s: a dead dataserver's shards are rebuilt after it
 	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
+	Domain      string                 // S3 domain for virtual-hosted-style requests; default none
 }
 
 // Cluster is a running in-process cluster.
@@ -113,7 +114,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		Dataservers: opts.Dataservers, Racks: opts.Racks, K: opts.K, M: opts.M, Unit: opts.Unit,
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
-		RepairAfter: opts.RepairAfter, Repair: opts.Repair,
+		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
 	})
 	if err != nil {
 		return nil, err
