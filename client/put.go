@@ -206,6 +206,12 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 		if err != nil {
 			return depot.Segment{}, fmt.Errorf("lease: %w", err)
 		}
+		// The lease keeps the volume as assigned; a move (rebalance,
+		// drain) may have switched a member since: write to the members
+		// known within VolumeTTL, which the move's settle time exceeds.
+		if cur, err := c.volume(ctx, vol.ID, time.Time{}); err == nil && len(cur.Members) == len(vol.Members) {
+			vol.Members = cur.Members
+		}
 		codec, err := c.codec(vol.K, vol.M, vol.Unit)
 		if err != nil {
 			return depot.Segment{}, err

@@ -172,6 +172,9 @@ func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
 	if res, ok, err := s.applyRepair(tx, cmd); ok {
 		return res, err
 	}
+	if res, ok, err := s.applyRebalance(tx, cmd); ok {
+		return res, err
+	}
 	if res, ok, err := s.applyS3(tx, cmd); ok {
 		return res, err
 	}

@@ -69,6 +69,18 @@ type Config struct {
 	// DeleteGrace is how long a queued segment waits before its needles
 	// are deleted from the dataservers. Default 1m.
 	DeleteGrace time.Duration
+	// RebalanceInterval, when positive, starts a rebalance run on its own
+	// whenever, checked that often, a dataserver's bytes lie outside
+	// RebalanceBand of the mean. Default 0: off (`depot admin rebalance`
+	// starts runs by hand).
+	RebalanceInterval time.Duration
+	// RebalanceBand is how far from the mean (a fraction of it) a
+	// rebalance run lets a dataserver's bytes be. Default 0.1.
+	RebalanceBand float64
+	// RebalanceParallel caps the shard moves under way at once, over the
+	// whole cluster (each is further throttled by the repair workers'
+	// rate). Default 4.
+	RebalanceParallel int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -89,6 +101,8 @@ func DefaultConfig() Config {
 		RepairAfter:       10 * time.Minute,
 		RepairInterval:    5 * time.Second,
 		DeleteGrace:       time.Minute,
+		RebalanceBand:     0.1,
+		RebalanceParallel: 4,
 	}
 }
 
@@ -148,6 +162,12 @@ func (c Config) withDefaults() Config {
 	if c.DeleteGrace == 0 {
 		c.DeleteGrace = d.DeleteGrace
 	}
+	if c.RebalanceBand == 0 {
+		c.RebalanceBand = d.RebalanceBand
+	}
+	if c.RebalanceParallel == 0 {
+		c.RebalanceParallel = d.RebalanceParallel
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -172,7 +192,8 @@ func (c Config) Validate() error {
 	}
 	if c.Unit < 0 || c.MinWritable < 0 || c.MaxLease < 0 || c.MaxBatch < 0 || c.ReadyDataservers < 0 ||
 		c.GroupCommitWindow < 0 || c.SyncInterval < 0 || c.ShutdownTimeout < 0 ||
-		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 {
+		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 ||
+		c.RebalanceInterval < 0 || c.RebalanceParallel < 0 || c.RebalanceBand < 0 || c.RebalanceBand >= 1 {
 		errs = append(errs, errors.New("negative size, count or duration"))
 	}
 	if err := errors.Join(errs...); err != nil {

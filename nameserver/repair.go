@@ -154,6 +154,11 @@ func (s *store) applyRepairProgress(tx *bbolt.Tx, cmd Command, p nsclient.Repair
 	if err := del(b, key); err != nil {
 		return err
 	}
+	if j.Move {
+		if err := moveSwitched(tx, cmd, j, old, p.Bytes); err != nil {
+			return err
+		}
+	}
 	// The state: still repairing while another slot is being rebuilt.
 	others := false
 	prefix := u32(uint32(v.ID))
@@ -506,6 +511,9 @@ func (s *Server) RepairTasks(ctx context.Context, node string, limit int) (nscli
 			t.Volumes = append(t.Volumes, v)
 		}
 	}
+	if err == nil {
+		err = s.moveTasks(node, &t)
+	}
 	return t, err
 }
 
@@ -628,6 +636,7 @@ func (s *Server) routeRepair(api *http.ServeMux) {
 		}
 		httpx.WriteJSON(w, http.StatusOK, st)
 	})
+	s.routeRebalance(api)
 }
 
 // repairCollector exports the health of the cluster as gauges, computed at

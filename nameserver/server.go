@@ -38,6 +38,7 @@ type Server struct {
 	kick      chan struct{} // MembersChanged asks the sync loop to run now
 	createSem chan struct{} // one volume creation at a time
 	rr        atomic.Uint64 // round robin over writable volumes
+	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -96,6 +97,7 @@ func (s *Server) Start() error {
 	s.cancel = cancel
 	s.wg.Go(func() { s.syncLoop(ctx) })
 	s.wg.Go(func() { s.repairLoop(ctx) })
+	s.wg.Go(func() { s.rebalanceLoop(ctx) })
 	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
@@ -345,12 +347,13 @@ func memberNodes(v depot.Volume) string {
 }
 
 // candidates returns the dataservers alive according to gossip (as last
-// synced), for placement.
+// synced) and not being drained, for placement.
 func (s *Server) candidates() []candidate {
 	counts := s.store.cache.volumeCounts()
+	draining := s.drainingSet()
 	var out []candidate
 	for _, d := range s.store.cache.dataserverList() {
-		if up(d.State) {
+		if up(d.State) && !draining[d.ID] {
 			out = append(out, candidate{ID: d.ID, Addr: d.Addr, Rack: d.Rack, Free: d.Free, Volumes: counts[d.ID]})
 		}
 	}

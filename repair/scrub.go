@@ -80,6 +80,9 @@ func (w *Worker) antiEntropy(ctx context.Context, ns *nsclient.Client, files []d
 	for _, j := range tasks.Jobs {
 		keep[nsclient.ShardRef{Volume: j.Volume, Index: j.Index}] = true
 	}
+	for _, r := range tasks.Retired {
+		keep[r] = true // the old copy of a move that has not settled
+	}
 	var errs []error
 	for _, f := range files {
 		ref := nsclient.ShardRef{Volume: f.Volume, Index: f.Index}

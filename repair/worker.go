@@ -55,6 +55,11 @@ type Config struct {
 	// must pass (with at least 1 MiB of it) for the file to be compacted.
 	// Default 0.3.
 	CompactGarbage float64
+	// MoveSettle is how long after the member switch of a move the old
+	// copy is kept, for writers whose member list is stale, before a last
+	// catch-up from it; it should exceed the clients' VolumeTTL.
+	// Default 15s.
+	MoveSettle time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics; nil means none.
@@ -79,6 +84,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CompactGarbage <= 0 {
 		c.CompactGarbage = 0.3
+	}
+	if c.MoveSettle <= 0 {
+		c.MoveSettle = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -236,8 +244,12 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 		if !ok {
 			continue
 		}
+		run := w.runJob
+		if j.Move {
+			run = w.runMove
+		}
 		wg.Go(func() {
-			if err := w.runJob(ctx, ns, j, v); err != nil {
+			if err := run(ctx, ns, j, v); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("job %d/%d: %w", j.Volume, j.Index, err))
 				mu.Unlock()
@@ -245,6 +257,9 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 		})
 	}
 	wg.Wait()
+	if len(tasks.Settle) > 0 {
+		errs = append(errs, w.settleMoves(ctx, ns, tasks.Settle, vols))
+	}
 	if antiEntropy {
 		errs = append(errs, w.antiEntropy(ctx, ns, files, tasks))
 	}

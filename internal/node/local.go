@@ -88,6 +88,10 @@ func (c *LocalConfig) setDefaults() error {
 	return nil
 }
 
+// testVolumeTTL is the gateway client's VolumeTTL with TimingTest; the
+// repair workers keep the old copy of a moved shard twice as long.
+const testVolumeTTL = time.Second
+
 // Local is a whole cluster running in this process.
 type Local struct {
 	cfg LocalConfig
@@ -145,6 +149,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain}},
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
+	}
+	if cfg.Timing == membership.TimingTest {
+		gc.Client.VolumeTTL = testVolumeTTL
 	}
 	gw, err := StartGateway(ctx, l.gossip([]string{ns.Gossip.GossipAddr()}, "gateway"), gc)
 	if err != nil {
@@ -208,6 +215,9 @@ func (l *Local) StartDataserver(ctx context.Context, i int) error {
 		if rc.ScrubRate == 0 {
 			rc.ScrubRate = 64 << 20
 		}
+		if rc.MoveSettle == 0 {
+			rc.MoveSettle = 2 * testVolumeTTL
+		}
 	}
 	ds, err := StartDataserver(ctx, l.gossip([]string{l.NS.Gossip.GossipAddr()}, "dataserver"), dc, rack, rc)
 	if err != nil {
@@ -225,7 +235,24 @@ func (l *Local) Dataserver(i int) *Dataserver {
 }
 
 // Dataservers returns how many dataserver slots the cluster has.
-func (l *Local) Dataservers() int { return len(l.ds) }
+func (l *Local) Dataservers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ds)
+}
+
+// AddDataserver adds a dataserver slot and starts a new, empty dataserver
+// in it; it returns the slot's index.
+func (l *Local) AddDataserver(ctx context.Context) (int, error) {
+	l.mu.Lock()
+	i := len(l.ds)
+	l.ds = append(l.ds, nil)
+	l.mu.Unlock()
+	if err := l.StartDataserver(ctx, i); err != nil {
+		return i, err
+	}
+	return i, nil
+}
 
 // KillDataserver stops dataserver i as a crash would: no gossip leave.
 func (l *Local) KillDataserver(i int) error {

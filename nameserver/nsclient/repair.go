@@ -28,6 +28,11 @@ type RepairJob struct {
 	Needles int64          `json:"needles"`     // needles rebuilt so far
 	Bytes   int64          `json:"bytes"`       // shard bytes rebuilt so far
 	Total   int64          `json:"total_bytes"` // shard bytes to rebuild, 0 until known
+	// Move marks a move of a healthy shard (rebalance, drain; see
+	// rebalance.go): To copies From's needles, then the member switches.
+	Move bool `json:"move,omitempty"`
+	// FromAddr is From's HTTP address, set in RepairTasks.Settle.
+	FromAddr string `json:"from_addr,omitempty"`
 }
 
 // RepairTasks is the answer to GET /repair/tasks?node=N: the work that
@@ -45,6 +50,13 @@ type RepairTasks struct {
 	// a shard file N keeps that is neither here nor a job's target is
 	// stale.
 	Holds []ShardRef `json:"holds"`
+	// Settle lists moves to N whose member switch is done but whose old
+	// copy (on From) is still kept for writers with a stale member list;
+	// Updated is the time of the switch (rebalance.go).
+	Settle []RepairJob `json:"settle,omitempty"`
+	// Retired lists slots N was switched away from by a move that has not
+	// settled yet: N keeps those shard files until then.
+	Retired []ShardRef `json:"retired,omitempty"`
 }
 
 // ShardRef names one shard slot: shard Index of Volume.
