@@ -22,6 +22,9 @@ const adminUsage = `usage:
   depot admin bucket public NAME               allow anonymous reads of a bucket
   depot admin bucket private NAME              stop them
   depot admin status [--json]                  health, dataservers, volumes, repair progress
+  depot admin rebalance [--band F] [--no-wait] move shard files until every dataserver is within
+                                               the band of the mean bytes (--status, --stop)
+  depot admin drain NODE [--no-wait] [--undo]  move every shard off NODE, then say it may be stopped
 flags (before the subcommand): --nameserver URL (env DEPOT_NAMESERVER),
   --cluster-key-file FILE (or env DEPOT_CLUSTER_KEY), --dir DIR (a depot server's data directory)`
 
@@ -38,6 +41,9 @@ func runAdmin(ctx context.Context, args []string) error {
 	rest := fs.Args()
 	if len(rest) >= 1 && rest[0] == "status" {
 		return runAdminStatus(ctx, *nsURL, *keyFile, *dir, rest[1:])
+	}
+	if len(rest) >= 1 && (rest[0] == "rebalance" || rest[0] == "drain") {
+		return runAdminRebalance(ctx, *nsURL, *keyFile, *dir, rest)
 	}
 	if len(rest) < 2 {
 		fs.Usage()
