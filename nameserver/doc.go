@@ -113,6 +113,46 @@
 // depot_repair_bytes_total_estimate, depot_repair_queue_shards and
 // depot_delete_queue.
 //
+// # Rebalance and drain
+//
+// Moves of healthy shard slots (rebalance.go) are repair jobs with Move
+// set whose From is a working member; the repair worker of To copies the
+// shard from From, and the same repair_progress command switches the
+// member list (package repair, "Moves", has the protocol). Two more
+// buckets, created on first use:
+//
+//	rebalance  "state" → JSON rebalanceState {active, band, started,
+//	           draining [node ids], moved, moved_bytes}
+//	retired    uint32 volume id, uint16 shard index → JSON
+//	           nsclient.RepairJob: switched moves whose old copy (on From)
+//	           is kept until To reports the move settled
+//
+// Commands: rebalance_set (start or stop a run, start or stop draining a
+// dataserver), move_start, move_settled and move_cancel. Every
+// RepairInterval the rebalance loop (rebalanceStep):
+//
+//   - cancels moves whose target is dead or left;
+//   - when Config.RebalanceInterval is set (off by default) and that long
+//     passed since it last looked, starts a run if a dataserver's bytes
+//     lie outside RebalanceBand of the mean;
+//   - while a run is active or a dataserver drains, asks every up
+//     dataserver for its shard files (GET /status on the dataserver),
+//     sums each one's live bytes by the slots it is a member of, and plans
+//     on that model (plan): every slot of a draining dataserver goes to
+//     the emptiest eligible one; then, while the fullest or the emptiest
+//     lies outside the band, the fullest gives the emptiest the slot that
+//     narrows their gap most. Targets are up, not draining, hold no other
+//     shard of the volume, and keep the volume's rack spread. A volume
+//     with any job under way is left for a later step, and a plan moves
+//     one slot per volume. At most RebalanceParallel moves run at once.
+//   - ends the run once a plan is empty and no move is under way.
+//
+// Draining dataservers are no candidates for placement nor for repair.
+// The state lives in the database, so a restarted nameserver carries on.
+// GET /rebalance reports the run, the drains, the spread of bytes and the
+// moves (nsclient.RebalanceStatus); `depot admin rebalance` and `depot
+// admin drain NODE` start them and follow them with a progress bar.
+//
 // # HTTP API
 //
 // See Handler; request and answer types are in package nsclient, which is

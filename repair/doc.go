@@ -54,8 +54,46 @@
 //   - Compaction of shard files whose garbage passed
 //     Config.CompactGarbage of the file, off the request path.
 //
-// Rebuild writes are throttled to Config.Rate bytes per second (0: as fast
-// as the disks and network allow).
+//   - Moves (move.go): jobs with Move set, see below.
+//
+// Rebuild and move writes are throttled to Config.Rate bytes per second
+// (0: as fast as the disks and network allow).
+//
+// # Moves (rebalance and drain)
+//
+// A move takes a healthy shard slot off its member From (the nameserver
+// plans moves: `depot admin rebalance`, `depot admin drain`, see its
+// doc.go) and gives it to To, whose worker runs the job. A move is a copy,
+// not a rebuild, and the volume never drops below full width: From stays
+// a member, serving reads and taking writes, until To holds everything.
+//
+//  1. Copy. To lists From's needles (GET /shard/{vol}/{idx}) and copies
+//     every live one after the job's cursor whole, tag suffix included
+//     (GET /shard/{vol}/{idx}/{needle}?cookie=, checksummed by From), into
+//     its store, Config.Parallel at a time, reporting the cursor every
+//     second as a rebuild does, so a crash of either side resumes it. A
+//     needle that From fails to give is rebuilt from k peers instead; when
+//     From cannot even be listed (it died), the job runs as a rebuild.
+//  2. Catch-up. Writes kept reaching From during the copy. To lists From
+//     again and copies what it lacks, and deletes what From deleted, until
+//     a pass finds nothing new (at most 5 passes).
+//  3. Switch. To reports the job done (POST /repair/progress, done): the
+//     nameserver switches the member list to To in the same command and
+//     records the slot as retired: From keeps its copy (anti-entropy does
+//     not drop a retired slot's file) and stays readable.
+//  4. Settle. Writers and readers cache member lists for the client's
+//     VolumeTTL (10s; a lease's writes also take the members from that
+//     cache, not from the assignment), so for that long some still write
+//     to From. Config.MoveSettle (15s, above VolumeTTL) after the switch,
+//     To catches up with From once more (the settle tasks of GET
+//     /repair/tasks carry From's address) and reports POST
+//     /rebalance/settled. The retired record goes, and From's next
+//     anti-entropy pass drops its copy.
+//
+// Whatever still escapes (a writer stalled longer than MoveSettle with an
+// old member list) is what anti-entropy exists for: To's slot is compared
+// with the next member's, a needle missing on To is recorded as missed
+// and rebuilt needle by needle.
 //
 // A separate loop scrubs: every Config.ScrubInterval it re-reads every
 // needle of the local store at Config.ScrubRate bytes per second, verifying
