@@ -54,7 +54,7 @@
 //   - Compaction of shard files whose garbage passed
 //     Config.CompactGarbage of the file, off the request path.
 //
-//   - Moves (move.go): jobs with Move set, see below.
+// Jobs with Move set are moves of healthy shards (move.go), below.
 //
 // Rebuild and move writes are throttled to Config.Rate bytes per second
 // (0: as fast as the disks and network allow).
