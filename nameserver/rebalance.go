@@ -436,8 +436,9 @@ func plan(u clusterUsage, jobs []nsclient.RepairJob, band float64) ([]nsclient.R
 			return cmp.Or(cmp.Compare(a.bytes, b.bytes), cmp.Compare(a.id, b.id))
 		})
 	}
-	// fits reports whether shard idx of v may move to n.
-	fits := func(v depot.Volume, idx int, n *nodeUse) bool {
+	// fits reports whether shard idx of v may move to n: n holds no shard
+	// of v and, with racks, the move does not narrow v's rack spread.
+	fits := func(v depot.Volume, idx int, n *nodeUse, racked bool) bool {
 		racks := make(map[string]bool)
 		for _, m := range v.Members {
 			if m.Node == n.id {
@@ -448,7 +449,7 @@ func plan(u clusterUsage, jobs []nsclient.RepairJob, band float64) ([]nsclient.R
 			}
 		}
 		from := u.nodes[v.Members[idx].Node]
-		return n.rack == "" || (from != nil && from.rack == n.rack) || !racks[n.rack]
+		return !racked || n.rack == "" || (from != nil && from.rack == n.rack) || !racks[n.rack]
 	}
 	var moves []nsclient.RepairJob
 	var carried int64
@@ -473,10 +474,12 @@ func plan(u clusterUsage, jobs []nsclient.RepairJob, band float64) ([]nsclient.R
 			if n, ok := nodes[m.Node]; !ok || !n.draining || busy[v.ID] {
 				continue
 			}
+			// Keep the rack spread when a target allows it; a drain
+			// goes on regardless.
 			byBytes()
-			for _, to := range eligible {
-				if fits(v, m.Index, to) {
-					move(v, m.Index, to)
+			for _, racked := range []bool{true, false} {
+				if i := slices.IndexFunc(eligible, func(to *nodeUse) bool { return fits(v, m.Index, to, racked) }); i >= 0 {
+					move(v, m.Index, eligible[i])
 					break
 				}
 			}
@@ -510,7 +513,7 @@ func plan(u clusterUsage, jobs []nsclient.RepairJob, band float64) ([]nsclient.R
 						continue
 					}
 					for _, m := range v.Members {
-						if m.Node != from.id || !fits(v, m.Index, to) {
+						if m.Node != from.id || !fits(v, m.Index, to, true) {
 							continue
 						}
 						dist := size - gap/2

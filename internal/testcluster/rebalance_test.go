@@ -250,7 +250,43 @@ func TestRebalance_DrainUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	// Meanwhile every volume keeps k+m distinct members.
+	narrow := make(chan string, 1)
+	stopWatch := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for range 100000 {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			vols, err := ns.Volumes(context.Background())
+			if err != nil {
+				continue
+			}
+			for _, v := range vols {
+				distinct := map[string]bool{}
+				for _, m := range v.Members {
+					distinct[m.Node] = true
+				}
+				if len(distinct) != v.K+v.M {
+					select {
+					case narrow <- fmt.Sprintf("volume %d members %v", v.ID, v.Members):
+					default:
+					}
+				}
+			}
+		}
+	})
 	st := waitRebalanced(t, ns, 60*time.Second, func(st nsclient.RebalanceStatus) bool { return st.Done && st.Drained(id) })
+	close(stopWatch)
+	watch.Wait()
+	select {
+	case s := <-narrow:
+		t.Errorf("a volume dropped below full width during the drain: %s", s)
+	default:
+	}
 	more := l.end()
 	t.Logf("drained %s in %v:", id, time.Since(start).Round(time.Millisecond))
 	logSpread(t, st)
