@@ -56,6 +56,10 @@ type LocalConfig struct {
 	// RepairAfter is how long a dataserver stays down before its shards
 	// are rebuilt elsewhere. Default the nameserver's (10m).
 	RepairAfter time.Duration
+	// RebalanceInterval, when positive, lets the nameserver start
+	// rebalance runs on its own (nameserver.Config.RebalanceInterval).
+	// Default 0: off.
+	RebalanceInterval time.Duration
 	// Repair configures the dataservers' repair workers (rate, intervals);
 	// with TimingTest, zero intervals get short test values.
 	Repair repair.Config
@@ -131,6 +135,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.RepairAfter > 0 {
 		nc.RepairAfter = cfg.RepairAfter
 	}
+	nc.RebalanceInterval = cfg.RebalanceInterval
 	nc.Logger = cfg.Logger.With("role", "nameserver")
 	l.nsCfg = nc
 	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")

@@ -353,3 +353,26 @@ func TestRebalance_NameserverCrash(t *testing.T) {
 	c.WaitHealed(t, 30*time.Second)
 	checkAll(t, cl, objs, 0, 63)
 }
+
+// With RebalanceInterval set, the nameserver rebalances on its own once
+// empty dataservers join.
+func TestRebalance_Automatic(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{MinWritable: 6, RebalanceInterval: 500 * time.Millisecond})
+	cl := c.Client()
+	objs := putAll(t, cl, 0, smallSizes(300, 64<<10, 41), 8)
+	ns := c.NSClient()
+	st, err := ns.RebalanceStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Active || st.Moved > 0 {
+		t.Fatalf("a balanced cluster rebalances: %+v", st)
+	}
+	addDataservers(t, c, 2)
+	st = waitRebalanced(t, ns, 60*time.Second, func(st nsclient.RebalanceStatus) bool {
+		return st.Moved > 0 && st.Done && st.InBand
+	})
+	logSpread(t, st)
+	c.WaitHealed(t, 30*time.Second)
+	checkAll(t, cl, objs, 0, 64)
+}

@@ -36,6 +36,9 @@ type Options struct {
 	RepairAfter time.Duration          // default 2s: a dead dataserver's shards are rebuilt after it
 	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
 	Domain      string                 // S3 domain for virtual-hosted-style requests; default none
+
+	// RebalanceInterval, when positive, turns automatic rebalancing on.
+	RebalanceInterval time.Duration
 }
 
 // Cluster is a running in-process cluster.
@@ -115,6 +118,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
+		RebalanceInterval: opts.RebalanceInterval,
 	})
 	if err != nil {
 		return nil, err
