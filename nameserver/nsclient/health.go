@@ -67,7 +67,13 @@ func Assess(st Status, rs RepairStatus, vols []depot.Volume) Health {
 	if rs.Missed > 0 {
 		why = append(why, fmt.Sprintf("%d needle shard(s) awaiting repair", rs.Missed))
 	}
-	if len(rs.Jobs) > 0 {
+	rebuilds := 0
+	for _, j := range rs.Jobs {
+		if !j.Move { // a move (rebalance, drain) keeps the volume at full width
+			rebuilds++
+		}
+	}
+	if rebuilds > 0 {
 		why = append(why, "repair "+rs.Progress())
 	}
 	switch {
