@@ -67,7 +67,7 @@ func (w *Worker) runMove(ctx context.Context, ns *nsclient.Client, j nsclient.Re
 	}
 	// Writes that reached From while it was copied.
 	for range maxCatchUp {
-		n, changed, err := w.catchUp(ctx, v, j.Index)
+		n, changed, err := w.catchUp(ctx, v, j.Index, true)
 		if err != nil {
 			return err
 		}
@@ -152,9 +152,11 @@ func (w *Worker) copyNeedle(ctx context.Context, v depot.Volume, idx int, r need
 
 // catchUp lists shard idx on its member in v and makes the local copy
 // follow it: needles it has live and the local store lacks are copied,
-// needles it deleted are deleted here. It returns the bytes copied and
-// how many needles changed.
-func (w *Worker) catchUp(ctx context.Context, v depot.Volume, idx int) (int64, int, error) {
+// needles it deleted are deleted here. With mirror (before the switch,
+// when every local needle came from the member), a local needle the member
+// no longer lists at all (deleted, then compacted away) is deleted too.
+// It returns the bytes copied and how many needles changed.
+func (w *Worker) catchUp(ctx context.Context, v depot.Volume, idx int, mirror bool) (int64, int, error) {
 	theirs, err := w.listPeer(ctx, v, idx)
 	if err != nil {
 		return 0, 0, err
@@ -177,6 +179,21 @@ func (w *Worker) catchUp(ctx context.Context, v depot.Volume, idx int) (int64, i
 		case ok && r.deleted && !h.Deleted:
 			if err := w.cfg.Store.Delete(ctx, v.ID, idx, r.id, r.cookie); err != nil && !errors.Is(err, depot.ErrNotFound) {
 				return 0, changed, fmt.Errorf("delete needle %x: %w", uint64(r.id), err)
+			}
+			changed++
+		}
+	}
+	if mirror && len(theirs) > 0 {
+		listed := make(map[depot.NeedleID]bool, len(theirs))
+		for _, r := range theirs {
+			listed[r.id] = true
+		}
+		for _, h := range ours {
+			if h.Deleted || listed[h.ID] {
+				continue
+			}
+			if err := w.cfg.Store.Delete(ctx, v.ID, idx, h.ID, h.Cookie); err != nil && !errors.Is(err, depot.ErrNotFound) {
+				return 0, changed, fmt.Errorf("delete needle %x: %w", uint64(h.ID), err)
 			}
 			changed++
 		}
@@ -204,7 +221,7 @@ func (w *Worker) settleMoves(ctx context.Context, ns *nsclient.Client, settle []
 			old := v
 			old.Members = slices.Clone(v.Members)
 			old.Members[j.Index] = depot.Member{Index: j.Index, Node: j.From, Addr: j.FromAddr}
-			if _, _, err := w.catchUp(ctx, old, j.Index); err != nil {
+			if _, _, err := w.catchUp(ctx, old, j.Index, false); err != nil {
 				// The old copy is unreachable: what it alone took is caught
 				// up by anti-entropy and needle-level repair.
 				w.log.Info("move: final catch-up failed", "volume", v.ID, "index", j.Index, "from", j.From, "err", err)
