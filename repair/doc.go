@@ -75,8 +75,9 @@
 //     needle that From fails to give is rebuilt from k peers instead; when
 //     From cannot even be listed (it died), the job runs as a rebuild.
 //  2. Catch-up. Writes kept reaching From during the copy. To lists From
-//     again and copies what it lacks, and deletes what From deleted, until
-//     a pass finds nothing new (at most 5 passes).
+//     again and copies what it lacks, and deletes what From deleted (or
+//     no longer lists at all: deleted, then compacted away), until a pass
+//     finds nothing new (at most 5 passes).
 //  3. Switch. To reports the job done (POST /repair/progress, done): the
 //     nameserver switches the member list to To in the same command and
 //     records the slot as retired: From keeps its copy (anti-entropy does
