@@ -145,8 +145,10 @@ func (g *Gateway) Start() error {
 	g.srv = &http.Server{
 		Handler:           g.engine,
 		ReadHeaderTimeout: 30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(g.cfg.Logger.Handler(), slog.LevelWarn),
+		// Generous, so that the S3 handler, not the HTTP server, refuses
+		// oversized headers, with an S3 error document.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(g.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -240,6 +240,10 @@ func (s *Server) route(r *http.Request) (bucket, key string) {
 
 func (s *Server) serve(q *request) error {
 	r := q.r
+	if n := headerSize(r.Header); n > maxHeaderSection {
+		return s3err("RequestHeaderSectionTooLarge", http.StatusBadRequest,
+			"Your request header section exceeds the maximum allowed size: %d bytes, at most %d.", n, maxHeaderSection)
+	}
 	if r.Method == http.MethodOptions {
 		return s.preflight(q)
 	}
@@ -430,4 +434,21 @@ func (s *Server) CleanUploads(ctx context.Context, cutoff time.Time) (int, error
 		}
 	}
 	return n, nil
+}
+
+// maxHeaderSection is the largest request header section S3 accepts,
+// names and values together, as AWS answers with
+// RequestHeaderSectionTooLarge above it.
+const maxHeaderSection = 8 << 10
+
+// headerSize is the size of a header section as sent: "Name: value\r\n"
+// per value.
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
