@@ -113,6 +113,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Timing selects the failure-detector preset. Default TimingLAN.
 	Timing Timing
+	// RejoinInterval is how often a node that sees a dead member, or none
+	// at all, contacts its Join addresses again. memberlist alone gives up
+	// on a dead node after GossipToTheDeadTime (30s on a LAN), so a
+	// partition longer than that would never heal; a push/pull with a
+	// seed heals it. Default DefaultRejoinInterval.
+	RejoinInterval time.Duration
 	// OnChange, when set, is called after a node's state or metadata
 	// changed, with the node as Members would now report it. It is called
 	// from memberlist's goroutines and must not block.
@@ -173,11 +179,8 @@ type Membership struct {
 	stop    chan struct{} // closed by Close and Kill: ends the rejoin loop
 }
 
-// RejoinInterval is how often a node that sees a dead member, or none at
-// all, contacts its Join addresses again. memberlist alone gives up on a
-// dead node after GossipToTheDeadTime (30s on a LAN), so a partition
-// longer than that would never heal; a push/pull with a seed heals it.
-var RejoinInterval = 15 * time.Second
+// DefaultRejoinInterval is the default of Config.RejoinInterval.
+const DefaultRejoinInterval = 15 * time.Second
 
 // New checks cfg and returns a Membership that has not joined yet; Start
 // binds and joins.
@@ -256,10 +259,14 @@ func (m *Membership) Start(ctx context.Context) error {
 	}
 }
 
-// rejoin contacts the Join addresses again every RejoinInterval while this
+// rejoin contacts the Join addresses again every Config.RejoinInterval while this
 // node sees a dead member or is alone, until Close or Kill.
 func (m *Membership) rejoin() {
-	t := time.NewTicker(RejoinInterval)
+	every := m.cfg.RejoinInterval
+	if every <= 0 {
+		every = DefaultRejoinInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
