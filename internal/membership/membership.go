@@ -498,6 +498,14 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	} else if port != 0 {
 		mc.AdvertisePort = port
 	}
+	// A node that died and comes back under the same name at another
+	// address (a Kubernetes pod with a new IP, a process on a new port)
+	// is let in once it has been dead this long; memberlist's default, 0,
+	// refuses it for good.
+	mc.DeadNodeReclaimTime = 10 * time.Second
+	if m.cfg.Timing == TimingTest {
+		mc.DeadNodeReclaimTime = time.Second
+	}
 	mc.SecretKey = GossipKey(m.cfg.Key)
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
