@@ -89,6 +89,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	k := fs.Int("k", 4, "default data shards")
 	m := fs.Int("m", 2, "default parity shards")
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
+	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,6 +103,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	cfg := nameserver.DefaultConfig()
 	cfg.Dir, cfg.Addr, cfg.DefaultK, cfg.DefaultM, cfg.Logger = *dir, rf.addr, *k, *m, g.Logger
 	cfg.RepairAfter = *repairAfter
+	cfg.RebalanceInterval = *rebalanceEvery
 	ns, err := node.StartNameserver(ctx, g, cfg, *id)
 	if err != nil {
 		return err
