@@ -3,8 +3,6 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -179,12 +177,7 @@ func (s *Service) ImageURL(key string) string { return s.cfg.Store.URL(s.cfg.Buc
 // PendingJobs is how many background jobs are queued.
 func (s *Service) PendingJobs() int { return s.queue.Len() }
 
-func newID() string {
-	var b [12]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
-	rand.Read(b[8:])
-	return hex.EncodeToString(b[:])
-}
+func newID() string { return media.NewRecordID() }
 
 func validID(id string) bool {
 	if len(id) != 24 {
@@ -434,12 +427,7 @@ func titleMatches(v []byte, q string) bool {
 // PresignUpload returns a presigned PUT for a browser to upload an
 // original straight to depot; AttachUpload then adds it to a product.
 func (s *Service) PresignUpload(ctx context.Context) (media.Upload, error) {
-	key := media.NewUploadKey()
-	u, err := s.cfg.Store.PresignPut(ctx, s.cfg.Bucket, key, s.cfg.PresignExpiry)
-	if err != nil {
-		return media.Upload{}, err
-	}
-	return media.Upload{URL: u, Method: "PUT", Key: key, Expires: time.Now().Add(s.cfg.PresignExpiry).UTC()}, nil
+	return media.PresignUpload(ctx, s.cfg.Store, s.cfg.Bucket, s.cfg.PresignExpiry)
 }
 
 // AttachUpload checks that an uploaded original exists in depot and is an

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -89,6 +90,31 @@ func NewUploadKey() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return "uploads/" + hex.EncodeToString(b[:])
+}
+
+// Presigner makes presigned PUT URLs; objstore.Store is one.
+type Presigner interface {
+	PresignPut(ctx context.Context, bucket, key string, expiry time.Duration) (string, error)
+}
+
+// PresignUpload returns a presigned PUT for a fresh upload key in bucket,
+// valid for expiry: a browser sends an original straight to depot with it.
+func PresignUpload(ctx context.Context, p Presigner, bucket string, expiry time.Duration) (Upload, error) {
+	key := NewUploadKey()
+	u, err := p.PresignPut(ctx, bucket, key, expiry)
+	if err != nil {
+		return Upload{}, err
+	}
+	return Upload{URL: u, Method: "PUT", Key: key, Expires: time.Now().Add(expiry).UTC()}, nil
+}
+
+// NewRecordID returns a new record id: 24 hex digits, time-ordered in
+// its first half, random in the rest.
+func NewRecordID() string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	rand.Read(b[8:])
+	return hex.EncodeToString(b[:])
 }
 
 // ValidUploadKey reports whether key was made by NewUploadKey.
