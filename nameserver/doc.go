@@ -157,5 +157,18 @@
 //
 // See Handler; request and answer types are in package nsclient, which is
 // also the Go client. Errors are JSON bodies from internal/httpx, so
-// errors.Is(err, depot.ErrNotFound) works on the client side.
+// errors.Is(err, depot.ErrNotFound) works on the client side. Every route
+// needs the cluster token (internal/auth) except these, which are for load
+// balancers, Prometheus and people:
+//
+//	GET /healthz     200 while the server runs
+//	GET /readyz      200 once the synced records show ReadyDataservers alive
+//	GET /metrics     requests by route and status, latency, bytes, group
+//	                 commit, assigns, volumes by state, gossip members by
+//	                 state, repair and rebalance progress
+//	GET /ui          the status page: dataservers with a bar of space used,
+//	                 volumes by state, repair progress, the health verdict;
+//	                 it refreshes itself
+//	GET /ui/health   the page's facts as JSON, the same document as
+//	                 `depot admin status --json` (nsclient.Assess)
 package nameserver
