@@ -356,17 +356,21 @@ func TestServer_BadInput(t *testing.T) {
 
 func TestServer_Corrupt(t *testing.T) {
 	s, c, base := MustStartServer(t, nil)
-	data := payload(5, 4*defaultBlock)
+	// More blocks than one GET buffers (outBufSize) before writing, so
+	// that damage far enough in is found after bytes went out.
+	const blocks = 2*outBufSize/defaultBlock + 4
+	bad := int64(blocks - 2)
+	data := payload(5, blocks*defaultBlock)
 	for _, id := range []string{"5", "6"} {
 		resp, body := do(t, c, "PUT", base+"/shard/1/0/"+id+"?cookie=00000001", bytes.NewReader(data))
 		wantStatus(t, resp, body, 201)
 	}
 	path, off := needleOffset(t, s.Store(), 1, 0, 5)
-	flipByte(t, path, off+headerSize+2*(defaultBlock+crcSize)+7) // block 2
+	flipByte(t, path, off+headerSize+bad*(defaultBlock+crcSize)+7)
 
 	t.Run("BeforeHeaders", func(t *testing.T) {
 		// The damaged block is the first one the range needs: a clean 500.
-		resp, body := do(t, c, "GET", base+"/shard/1/0/5?cookie=00000001", nil, "Range", fmt.Sprintf("bytes=%d-", 2*defaultBlock))
+		resp, body := do(t, c, "GET", base+"/shard/1/0/5?cookie=00000001", nil, "Range", fmt.Sprintf("bytes=%d-", bad*defaultBlock))
 		wantStatus(t, resp, body, 500)
 		if !strings.Contains(string(body), "Corrupt") || !strings.Contains(string(body), "needle 5") {
 			t.Fatalf("body %s", body)
@@ -385,7 +389,7 @@ func TestServer_Corrupt(t *testing.T) {
 		if err == nil {
 			t.Fatalf("read %d bytes without error", len(b))
 		}
-		if !bytes.Equal(b, data[:len(b)]) || len(b) > 2*defaultBlock {
+		if !bytes.Equal(b, data[:len(b)]) || int64(len(b)) > bad*defaultBlock {
 			t.Fatalf("%d bytes handed on, some unverified", len(b))
 		}
 	})
