@@ -86,6 +86,39 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	}
 }
 
+// WriteTo hands each segment's bytes to w as the erasure reader holds
+// them, in stripe-sized writes rather than through a small copy buffer.
+func (r *objectReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.left > 0 {
+		if r.err != nil {
+			return total, r.err
+		}
+		if r.cur == nil {
+			if err := r.next(); err != nil {
+				r.err = err
+				return total, err
+			}
+		}
+		// The segment reader was opened for exactly curLeft bytes; io.Copy
+		// uses its WriteTo.
+		n, err := io.Copy(w, r.cur)
+		total += n
+		r.left -= n
+		r.curLeft -= n
+		if err == nil && r.curLeft > 0 {
+			err = fmt.Errorf("%w: segment ended %d bytes early", io.ErrUnexpectedEOF, r.curLeft)
+		}
+		if err != nil {
+			r.err = err
+			return total, err
+		}
+		r.cur.Close()
+		r.cur = nil
+	}
+	return total, nil
+}
+
 // next opens the segment that holds r.off.
 func (r *objectReader) next() error {
 	for len(r.segs) > 0 && r.off >= r.segs[0].Size {
