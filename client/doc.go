@@ -31,7 +31,12 @@
 //
 // s is the segment's length in bytes, e the MD5 of the blob (set on the
 // only segment of a blob and on manifests), t the content type given at
-// upload, m true when the segment is a manifest. The tag is at most 508
+// upload, m true when the segment is a manifest. Segments stored with
+// PutOptions.Pending (the S3 gateway's, before their commit to the
+// namespace) also carry "n":true and "w", the write time in Unix seconds:
+// the orphan sweep (package repair) deletes such a segment once it is older
+// than its grace period and no namespace entry references its fid. Tags
+// without "n" (native blobs) are never swept. The tag is at most 508
 // bytes, so one suffix range request (the last 512 bytes) reads it. Tags
 // let a fid be read with no namespace lookup, and let repair and fsck know
 // a needle's logical size. Every shard carries the same tag, so a lost

@@ -28,6 +28,14 @@ type Tag struct {
 	ETag        string `json:"e,omitempty"`
 	ContentType string `json:"t,omitempty"`
 	Manifest    bool   `json:"m,omitempty"`
+	// Pending marks a segment stored for the S3 namespace: it is garbage
+	// unless the namespace comes to reference its fid (PutOptions.Pending).
+	// Tags without it (native blobs, segments written before the field
+	// existed) are never swept.
+	Pending bool `json:"n,omitempty"`
+	// Written is when a pending segment was written, in Unix seconds (the
+	// writer's clock); the orphan sweep counts its grace period from it.
+	Written int64 `json:"w,omitempty"`
 }
 
 // maxContentType bounds the content type kept in a tag.
@@ -80,6 +88,13 @@ type PutOptions struct {
 	// Progress, when set, is called with the number of body bytes read so
 	// far, after every stripe.
 	Progress func(n int64)
+	// Pending marks the segments as awaiting a commit to the namespace (the
+	// S3 gateway sets it for PutObject, CopyObject and UploadPart): their
+	// tags carry "n" and the write time "w", and the orphan sweep (package
+	// repair) deletes them once they are older than its grace period and
+	// the nameserver references none of them. Never set it for segments
+	// that nothing will commit, such as native blobs.
+	Pending bool
 }
 
 // Stored describes a body that Put stored.
@@ -117,6 +132,9 @@ func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptio
 		}
 		tagFor := func(n int64) Tag {
 			t := Tag{Size: n}
+			if opts.Pending {
+				t.Pending, t.Written = true, time.Now().Unix()
+			}
 			if blob && len(st.Segments) == 0 && last(n) {
 				// The only segment of a blob: its tag describes the blob.
 				t.ETag = hex.EncodeToString(whole.Sum(nil))

@@ -13,6 +13,7 @@ func TestTag_RoundTrip(t *testing.T) {
 		{},
 		{Size: 12345, ETag: strings.Repeat("a", 32), ContentType: "image/jpeg"},
 		{Size: 1 << 40, Manifest: true, ContentType: strings.Repeat("x", maxContentType)},
+		{Size: 1 << 40, ETag: strings.Repeat("b", 32), ContentType: strings.Repeat("x", maxContentType), Pending: true, Written: 1 << 40},
 	} {
 		suffix := encodeTag(tag)
 		// The tag is found at the end of whatever precedes it.

@@ -34,8 +34,11 @@ var (
 	keyBytes   = []byte("bytes")
 )
 
-// formatVersion is the layout version written in meta/version.
-const formatVersion = "1"
+// formatVersion is the layout version written in meta/version. Version 2
+// added the refs index (orphans.go); openStore upgrades version 1 by
+// building it, and older nameservers refuse version 2, so none of them
+// can commit objects without maintaining the index.
+const formatVersion = "2"
 
 // storageError marks a failure of bbolt itself inside apply (as opposed to a
 // refused command). It spoils the whole transaction: the committer rolls the
@@ -176,6 +179,9 @@ func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
 		return res, err
 	}
 	if res, ok, err := s.applyS3(tx, cmd); ok {
+		return res, err
+	}
+	if res, ok, err := s.applyOrphans(tx, cmd); ok {
 		return res, err
 	}
 	return nil, fmt.Errorf("%w: unknown command %q", depot.ErrBadRequest, cmd.Type)
@@ -534,6 +540,9 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 			return nil, fmt.Errorf("object %s/%s: decode: %w", o.Bucket, o.Key, depot.ErrCorrupt)
 		}
 	}
+	if err := checkNotSwept(tx, o.Segments); err != nil {
+		return nil, err
+	}
 	// Segments of the old object that the new one no longer uses.
 	var replaced []depot.Segment
 	if old != nil {
@@ -548,6 +557,9 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 		}
 	}
 	if err := putJSON(b, []byte(o.Key), o); err != nil {
+		return nil, err
+	}
+	if err := addRefs(tx, o.Segments, objectOwner(o.Bucket, o.Key)); err != nil {
 		return nil, err
 	}
 	if err := enqueueDeletes(tx, cmd, replaced); err != nil {
@@ -595,7 +607,11 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	return nsclient.DeleteResult{Deleted: deleted}, nil
 }
 
+// enqueueDeletes queues segs for deletion; they are no longer referenced.
 func enqueueDeletes(tx *bbolt.Tx, cmd Command, segs []depot.Segment) error {
+	if err := dropRefs(tx, segs); err != nil {
+		return err
+	}
 	b := tx.Bucket(bktDeletes)
 	for _, sg := range segs {
 		seq, err := b.NextSequence()

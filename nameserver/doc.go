@@ -32,7 +32,8 @@
 // values are big-endian. JSON values are the encoding/json form of the Go
 // types named. Top-level buckets:
 //
-//	meta         "version" → "1" (layout version; other versions are refused)
+//	meta         "version" → "2" (layout version; "1" is upgraded on open by
+//	             building refs, other versions are refused)
 //	             "objects" → uint64: number of objects in the namespace
 //	             "bytes"   → uint64: sum of their sizes
 //	dataservers  node id → JSON dataserverRecord: id, addr (HTTP), gossip_addr,
@@ -63,6 +64,11 @@
 //	             nsclient.Part {number, etag, size, segments, modified}
 //	             The S3 settings of a bucket (public, cors, policy) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
+//	refs         fid text → owner: 'o', uint16 bucket length, bucket, key
+//	             (an object's segment) or 'p' and the key of a part in
+//	             parts: every fid the namespace references (orphans.go)
+//	swept        fid text → uint64 Unix nanoseconds: fids the orphan sweep
+//	             queued for deletion, kept 7 days (created by the first sweep)
 //	missed       fid text → JSON nsclient.MissedWrite {fid, shards, time}:
 //	             shards that did not acknowledge a write, or that a scrub
 //	             found corrupt, for needle-level repair
@@ -112,6 +118,33 @@
 // depot_gossip_members{role,state}, depot_repair_jobs, depot_repair_bytes,
 // depot_repair_bytes_total_estimate, depot_repair_queue_shards and
 // depot_delete_queue.
+//
+// # Orphans
+//
+// Segments the S3 gateway stored but whose commit never landed (the
+// gateway died between client.Put and PutObject or PutPart) are found by
+// the repair workers, which read tags in the dataservers (package repair,
+// "Orphans"); the nameserver only decides by fid. The gateway writes its
+// segments with client.PutOptions.Pending, so their tags carry "n" and the
+// write time "w"; native /v1 blobs (committed by being written) and older
+// segments carry no "n" and are never candidates.
+//
+// The refs bucket indexes every referenced fid. Apply keeps it: put_object
+// and put_part add their segments (complete_upload re-owns the parts'
+// segments through put_object), and enqueueDeletes — the one path by which
+// segments leave the namespace (replaced, deleted, aborted, unused parts)
+// — drops them. Databases of layout 1 get it built on open.
+//
+// A worker posts the candidates — "n" segments older than its
+// OrphanGrace (1h by default) — to POST /orphans (command sweep_orphans).
+// In one transaction, apply queues for deletion (the ordinary delete queue,
+// after DeleteGrace) those that refs does not list, and records them in
+// swept. put_object and put_part refuse a segment listed in swept before
+// their first write. So a commit racing the sweep either lands first (the
+// fid is referenced and the sweep skips it) or is refused (the gateway
+// answers 500 and the client retries with new segments): an acknowledged
+// write never references a deleted needle. The grace period only keeps
+// the sweep from refusing commits that are merely slow.
 //
 // # Rebalance and drain
 //

@@ -46,6 +46,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(api, "GET /status", s.handleStatus)
 	s.routeS3(api)
 	s.routeRepair(api)
+	s.routeOrphans(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

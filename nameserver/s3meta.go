@@ -265,6 +265,9 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 	if sum != p.Size {
 		return nil, fmt.Errorf("%w: part segments hold %d bytes, part size is %d", depot.ErrBadRequest, sum, p.Size)
 	}
+	if err := checkNotSwept(tx, p.Segments); err != nil {
+		return nil, err
+	}
 	if p.Modified.IsZero() {
 		p.Modified = cmd.Time
 	}
@@ -282,6 +285,9 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 		return nil, err
 	}
 	if err := enqueueDeletes(tx, cmd, replaced); err != nil {
+		return nil, err
+	}
+	if err := addRefs(tx, p.Segments, partOwner(pk)); err != nil {
 		return nil, err
 	}
 	return nsclient.PutResult{Replaced: replaced}, nil

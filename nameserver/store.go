@@ -66,7 +66,11 @@ func openStore(path string, window time.Duration, maxBatch int, m *metrics, log 
 		}
 		meta := tx.Bucket(bktMeta)
 		switch v := meta.Get(keyVersion); {
-		case v == nil:
+		case v == nil || string(v) == "1":
+			// New, or from before the refs index (orphans.go).
+			if err := buildRefs(tx); err != nil {
+				return err
+			}
 			return meta.Put(keyVersion, []byte(formatVersion))
 		case string(v) != formatVersion:
 			return fmt.Errorf("database format version %q, this nameserver reads %q", v, formatVersion)

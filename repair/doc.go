@@ -53,6 +53,7 @@
 //     and counted in depot_antientropy_differences_total{kind}.
 //   - Compaction of shard files whose garbage passed
 //     Config.CompactGarbage of the file, off the request path.
+//   - The orphan sweep, with each anti-entropy pass (orphans.go), below.
 //
 // Jobs with Move set are moves of healthy shards (move.go), below.
 //
@@ -96,6 +97,26 @@
 // with the next member's, a needle missing on To is recorded as missed
 // and rebuilt needle by needle.
 //
+// # Orphans
+//
+// Segments written for the S3 namespace carry "n" (pending commit) and "w"
+// (write time, Unix seconds) in their tags (client/doc.go). For every shard
+// slot it holds as member 0 (one member per volume does it; every member
+// holds the same tags), the worker lists its live needles, reads each
+// one's tag from the local store (the last 512 bytes; no bytes cross the
+// network), and collects those with "n" whose "w" is Config.OrphanGrace
+// (1h) old or more. It posts them to the nameserver (POST /orphans), which
+// in one transaction queues for deletion those that no object or recorded
+// part references and refuses later commits of them (the nameserver's
+// doc.go, "Orphans"); the ordinary delete queue then deletes them on every
+// member. Needles without "n" (native blobs, older writes) are never
+// candidates. A per-slot cursor remembers the highest needle id below
+// which every needle is decided, so a pass reads only newer tags; cursors
+// are forgotten every 24h, since a writer holding an old lease can add a
+// needle below a cursor. Queued orphans are counted in
+// depot_antientropy_differences_total{kind="orphan"}. An orphan whose
+// member 0 missed the write waits until needle-level repair restores it.
+//
 // A separate loop scrubs: every Config.ScrubInterval it re-reads every
 // needle of the local store at Config.ScrubRate bytes per second, verifying
 // its checksums (dataserver.Store.Scrub), and records every corrupt needle
@@ -108,6 +129,6 @@
 // On the dataserver's registry: depot_repair_bytes_total,
 // depot_repair_needles_total{kind=missed|job}, depot_repair_failures_total,
 // depot_scrub_bytes_total, depot_scrub_corrupt_total,
-// depot_antientropy_differences_total{kind=stale|missing_needle},
+// depot_antientropy_differences_total{kind=stale|missing_needle|orphan},
 // depot_compactions_total.
 package repair

@@ -60,6 +60,11 @@ type Config struct {
 	// catch-up from it; it should exceed the clients' VolumeTTL.
 	// Default 15s.
 	MoveSettle time.Duration
+	// OrphanGrace is how old a segment awaiting its namespace commit (tag
+	// "n", client.PutOptions.Pending) must be before the anti-entropy pass
+	// offers it to the nameserver as an orphan. Default 1h
+	// (DefaultOrphanGrace).
+	OrphanGrace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the worker's metrics; nil means none.
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() {
 	if c.MoveSettle <= 0 {
 		c.MoveSettle = 15 * time.Second
 	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = DefaultOrphanGrace
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -110,6 +118,8 @@ type Worker struct {
 	scrubCorrupt  prometheus.Counter
 	differences   *prometheus.CounterVec
 	compactions   prometheus.Counter
+
+	orphans orphanState // orphans.go
 
 	mu      sync.Mutex
 	started bool

@@ -133,7 +133,7 @@ func (s *Server) copyPart(q *request) (*client.Stored, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	return s.cl.Put(q.ctx, rc, n, client.PutOptions{})
+	return s.cl.Put(q.ctx, rc, n, client.PutOptions{Pending: true})
 }
 
 type completeRequest struct {

@@ -346,7 +346,7 @@ func (s *Server) storeBody(q *request) (*client.Stored, error) {
 		wantMD5 = b
 	}
 	br := &bodyReader{r: q.auth.Body(q.r), size: size}
-	st, err := s.cl.Put(q.ctx, br, size, client.PutOptions{ContentType: q.r.Header.Get("Content-Type")})
+	st, err := s.cl.Put(q.ctx, br, size, client.PutOptions{ContentType: q.r.Header.Get("Content-Type"), Pending: true})
 	if err != nil {
 		if br.err != nil {
 			return nil, br.err
@@ -471,7 +471,7 @@ func (s *Server) copyObject(q *request) error {
 		return err
 	}
 	defer rc.Close()
-	st, err := s.cl.Put(q.ctx, rc, src.Size, client.PutOptions{ContentType: o.ContentType})
+	st, err := s.cl.Put(q.ctx, rc, src.Size, client.PutOptions{ContentType: o.ContentType, Pending: true})
 	if err != nil {
 		return err
 	}
