@@ -339,10 +339,13 @@ func (l *Local) Close(ctx context.Context) error {
 func (l *Local) CrashNameserver(ctx context.Context) error {
 	old := l.NS
 	httpAddr, gossipAddr := old.Server.Addr(), old.Gossip.GossipAddr()
-	err := errors.Join(old.Gossip.Kill(), old.Server.Close())
-	if err != nil {
-		return fmt.Errorf("crash nameserver: %w", err)
+	// A crash does not wait for requests in flight: an HTTP shutdown that
+	// runs out of time is no failure here. A database that did not close
+	// shows up below, as a restart that cannot open it.
+	if err := errors.Join(old.Gossip.Kill(), old.Server.Close()); err != nil {
+		l.cfg.Logger.Warn("crash nameserver: close", "err", err)
 	}
+	var err error
 	var join []string
 	l.mu.Lock()
 	for _, d := range l.ds {
