@@ -17,6 +17,9 @@
 // lock held while the record is streamed; a failed or truncated body
 // truncates the file back, so a failed write leaves no visible needle.
 // Small bodies (up to 64 blocks) are read before the lock is taken.
+// Store.WriteNoSync appends without waiting for durability and Store.Sync
+// makes a shard file's appends durable with one fdatasync: repair writes
+// rebuilt needles so and syncs before it reports its cursor.
 //
 // On open every shard file is recovered: its index checkpoint (.idx) is
 // loaded, and only the records after the offset it covers are read and
@@ -152,6 +155,27 @@
 //	       {"needles":[{"id":"3f9a","cookie":"0c21e4b7","size":123,
 //	       "deleted":false}, ...]} sorted by id, deleted needles included
 //	       (size 0) so repair does not resurrect them.
+//	GET    /shard/{vol}/{idx}/needles?after={needle}&until={needle}
+//	       A run of whole needles: every live needle with after < id <=
+//	       until (both optional, hex), in id order, as the index holds
+//	       them when the request arrives (a needle deleted or replaced
+//	       since is skipped or sent as it now is). Repair rebuilds a lost
+//	       shard from k of these streams instead of k requests per needle.
+//	       200, then frames, each a 24-byte header (little-endian):
+//
+//	         0   8  needle id
+//	         8   4  cookie
+//	         12  4  kind: 0 needle, 1 corrupt, 2 end
+//	         16  8  size n
+//	         24  n  the needle's bytes (kind 0 only)
+//
+//	       Each needle is read whole and verified block by block before its
+//	       frame is sent; one that fails is a corrupt frame with no bytes
+//	       (the receiver gets it elsewhere), and the run goes on. A run
+//	       ends with an end frame (id, cookie and size 0): a response
+//	       without one was cut short (the server closing, a read error)
+//	       and its last frames must not be trusted to be all there were.
+//	       dataserver.FrameReader reads a run.
 //	POST   /shard/{vol}/{idx}/compact
 //	       {"before":b,"after":a,"reclaimed":b-a,"needles":k,"dropped":d}
 //	GET    /status

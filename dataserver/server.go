@@ -293,6 +293,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet))
 	api.HandleFunc("DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete))
 	api.HandleFunc("GET /shard/{vol}/{idx}", s.instrument("list", s.handleList))
+	api.HandleFunc("GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles))
 	api.HandleFunc("POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact))
 	api.HandleFunc("GET /status", s.instrument("status", s.handleStatus))
 

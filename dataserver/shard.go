@@ -534,7 +534,10 @@ func (f *shardFile) needleErr(id depot.NeedleID, err error) error {
 	return fmt.Errorf("%v needle %x: %w", f.key, uint64(id), err)
 }
 
-func (f *shardFile) write(ctx context.Context, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
+// write appends a needle record; with wait it returns once the record is
+// durable under the fsync policy, else once it is appended (Store.Sync
+// makes it durable later).
+func (f *shardFile) write(ctx context.Context, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64, wait bool) (int64, error) {
 	f.inflight.Add(1)
 	inflight := true
 	defer func() {
@@ -610,6 +613,9 @@ func (f *shardFile) write(ctx context.Context, id depot.NeedleID, cookie depot.C
 	f.appendDone()
 	inflight = false
 	defer h.unref()
+	if !wait {
+		return hdr.Size, nil
+	}
 	if err := f.durable(ctx, h, off); err != nil {
 		return 0, f.needleErr(id, err)
 	}

@@ -444,7 +444,7 @@ func (s *Store) Write(ctx context.Context, vol depot.VolumeID, idx int, id depot
 	if err != nil {
 		return 0, err
 	}
-	return f.write(ctx, id, cookie, r, size)
+	return f.write(ctx, id, cookie, r, size, true)
 }
 
 // Open returns the needle for reading after checking its cookie and

@@ -33,11 +33,18 @@
 //     nameserver's RepairAfter), it lists the needles of the volume's other
 //     members (GET /shard/{vol}/{idx}), takes the union of their live
 //     needles in id order, skips needles deleted anywhere, and rebuilds
-//     them as above, a batch at a time, after the job's cursor. Progress
-//     (cursor, needles, bytes, total) goes to the nameserver every second
-//     and is kept in its database, so after a crash of the worker, its
-//     dataserver or the nameserver the job resumes after the cursor (the
-//     writes are idempotent: a needle rebuilt twice is the same bytes).
+//     them after the job's cursor, streaming (stream.go): one needle run
+//     (GET /shard/{vol}/{idx}/needles, dataserver/doc.go) from each of k
+//     members, read side by side in id order, every needle verified by
+//     its sender and checked alike (length, tag suffix) on k members
+//     before it is rebuilt; a needle the runs do not give k consistent
+//     shards of is rebuilt as above from all other members. Rebuilt
+//     needles are appended without an fsync each (Store.WriteNoSync); every
+//     second one Store.Sync makes them durable and then progress (cursor,
+//     needles, bytes, total) goes to the nameserver, which keeps it in its
+//     database, so after a crash of the worker, its dataserver or the
+//     nameserver the job resumes after the cursor (the writes are
+//     idempotent: a needle rebuilt twice is the same bytes).
 //     At the end it reports done and the nameserver switches the member.
 //     Writes that reach the volume during the rebuild miss the dead
 //     member and are recorded as missed; once the member is switched they
@@ -58,7 +65,11 @@
 // Jobs with Move set are moves of healthy shards (move.go), below.
 //
 // Rebuild and move writes are throttled to Config.Rate bytes per second
-// (0: as fast as the disks and network allow).
+// (0: as fast as the disks and network allow). The throttle paces each
+// needle's write, and the runs' readers only read ahead a few needles, so
+// a throttled rebuild draws on its peers' disks at the same pace.
+// internal/testcluster's BenchmarkRepair_Unthrottled and
+// BenchmarkRepair_ForegroundP99 measure both ends.
 //
 // # Moves (rebalance and drain)
 //

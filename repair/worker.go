@@ -42,7 +42,9 @@ type Config struct {
 	// Rate bounds rebuild writes, in bytes per second; 0 means no bound.
 	// Default 0 (cmd/depot's --repair-rate sets it).
 	Rate float64
-	// Parallel is how many needles are rebuilt at once. Default 4.
+	// Parallel is how many needles needle-level repair rebuilds, and a
+	// move copies, at once; shard rebuilds stream instead (stream.go).
+	// Default 4.
 	Parallel int
 	// ScrubRate bounds scrub reads, in bytes per second. Default 8 MiB/s.
 	ScrubRate float64
@@ -103,10 +105,11 @@ func (c *Config) setDefaults() {
 
 // Worker is a dataserver's repair worker; see the package documentation.
 type Worker struct {
-	cfg  Config
-	log  *slog.Logger
-	http *http.Client
-	rate *limiter
+	cfg    Config
+	log    *slog.Logger
+	http   *http.Client
+	stream *http.Client // needle runs: no overall timeout (stream.go)
+	rate   *limiter
 
 	codecMu sync.Mutex
 	codecs  map[[3]int]*erasure.Codec
@@ -137,6 +140,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("component", "repair", "node", cfg.Node),
 		http:   &http.Client{Timeout: 2 * time.Minute},
+		stream: &http.Client{},
 		rate:   newLimiter(cfg.Rate),
 		codecs: make(map[[3]int]*erasure.Codec),
 		repairBytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -435,43 +439,14 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 	prog := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Cursor: j.Cursor,
 		Needles: j.Needles, Bytes: j.Bytes, Total: total}
 	w.log.Info("rebuilding shard", "volume", v.ID, "index", j.Index, "from", j.From, "needles", len(todo), "cursor", j.Cursor)
-	last := time.Now()
-	for batch := range slices.Chunk(todo, w.cfg.Parallel*4) {
-		var (
-			mu   sync.Mutex
-			errs []error
-			wg   sync.WaitGroup
-			sem  = make(chan struct{}, w.cfg.Parallel)
-		)
-		for _, r := range batch {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				n, gone, err := w.rebuildNeedle(ctx, v, j.Index, r.id, r.cookie)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil:
-					w.failures.Inc()
-					errs = append(errs, fmt.Errorf("needle %x: %w", uint64(r.id), err))
-				case !gone:
-					prog.Needles++
-					prog.Bytes += n
-					w.repairNeedles.WithLabelValues("job").Inc()
-				}
-			})
+	var peers []int
+	for i, l := range lists {
+		if i != j.Index && l.err == nil {
+			peers = append(peers, i)
 		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err // resumed from the last reported cursor
-		}
-		prog.Cursor = batch[len(batch)-1].id
-		if time.Since(last) >= time.Second {
-			last = time.Now()
-			if err := ns.RepairProgress(ctx, prog); err != nil {
-				return fmt.Errorf("progress: %w", err)
-			}
-		}
+	}
+	if err := w.rebuildRun(ctx, ns, j, v, peers, todo, &prog); err != nil {
+		return err // resumed from the last reported cursor
 	}
 	prog.Done = true
 	prog.Total = max(prog.Total, prog.Bytes)
@@ -555,9 +530,27 @@ func tagSuffix(b []byte) (int, error) {
 // members do not have (deleted, or never acknowledged): nothing is
 // written then.
 func (w *Worker) rebuildNeedle(ctx context.Context, v depot.Volume, idx int, id depot.NeedleID, cookie depot.Cookie) (n int64, gone bool, err error) {
+	out, gone, err := w.rebuildShard(ctx, v, idx, id, cookie)
+	if err != nil || gone {
+		return 0, gone, err
+	}
+	if err := w.rate.wait(ctx, int64(len(out))); err != nil {
+		return 0, false, err
+	}
+	if _, err := w.cfg.Store.Write(ctx, v.ID, idx, id, cookie, bytes.NewReader(out), int64(len(out))); err != nil {
+		return 0, false, fmt.Errorf("write shard %d: %w", idx, err)
+	}
+	w.repairBytes.Add(float64(len(out)))
+	return int64(len(out)), false, nil
+}
+
+// rebuildShard rebuilds shard idx of needle id in v, tag suffix included,
+// from k other members, fetching the needle from each; gone as for
+// rebuildNeedle.
+func (w *Worker) rebuildShard(ctx context.Context, v depot.Volume, idx int, id depot.NeedleID, cookie depot.Cookie) (out []byte, gone bool, err error) {
 	codec, err := w.codec(v)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	var order []int
 	for i := range v.Members {
@@ -596,9 +589,9 @@ func (w *Worker) rebuildNeedle(ctx context.Context, v depot.Volume, idx int, id 
 			}
 		}
 		if failed == 0 && len(order)-missing < v.K {
-			return 0, true, nil
+			return nil, true, nil
 		}
-		return 0, false, fmt.Errorf("%w: %d of %d other members answered alike, need %d (missing %d, failed %d): %v",
+		return nil, false, fmt.Errorf("%w: %d of %d other members answered alike, need %d (missing %d, failed %d): %v",
 			erasure.ErrTooFewShards, len(got)-missing-failed, len(order), v.K, missing, failed, firstErr)
 	}
 	full := make([][]byte, len(v.Members))
@@ -607,17 +600,9 @@ func (w *Worker) rebuildNeedle(ctx context.Context, v depot.Volume, idx int, id 
 	}
 	rebuilt, err := codec.Rebuild(full, idx)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
-	out := append(rebuilt, suffix...)
-	if err := w.rate.wait(ctx, int64(len(out))); err != nil {
-		return 0, false, err
-	}
-	if _, err := w.cfg.Store.Write(ctx, v.ID, idx, id, cookie, bytes.NewReader(out), int64(len(out))); err != nil {
-		return 0, false, fmt.Errorf("write shard %d: %w", idx, err)
-	}
-	w.repairBytes.Add(float64(len(out)))
-	return int64(len(out)), false, nil
+	return append(rebuilt, suffix...), false, nil
 }
 
 // consistent picks k fetched shards of the same length and tag suffix.
