@@ -35,16 +35,15 @@ func waitJS(ctx context.Context, t *testing.T, what, expr string, within time.Du
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
+		// An evaluation may fail while the page navigates (a form was
+		// just submitted): that is "not yet", until the deadline.
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
+		if err == nil && ok {
 			return
 		}
 		if time.Now().After(deadline) {
 			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			t.Fatalf("%s: not true after %v; page text:\n%s", what, within, text)
+			t.Fatalf("%s: not true after %v (last error: %v); page text:\n%s", what, within, err, text)
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval
 	}
@@ -112,7 +111,7 @@ func TestBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(ctx, t, "review shown", fmt.Sprintf(`location.hash === "#reviews" && document.body.innerText.includes(%q)`, text), 30*time.Second)
+	waitJS(ctx, t, "review shown", fmt.Sprintf(`location.hash === "#reviews" && !!document.body && document.body.innerText.includes(%q)`, text), 30*time.Second)
 	shot("3-review-posted.png")
 
 	// 4. Once the worker made the sizes, the photo shows.
