@@ -427,24 +427,30 @@ func checkKey(vol depot.VolumeID, idx int) (shardKey, error) {
 //   - ctx done while waiting for fsync: ctx's error (the needle may be
 //     visible but was not acknowledged).
 func (s *Store) Write(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
-	k, err := checkKey(vol, idx)
-	if err != nil {
-		return 0, err
-	}
-	if size > s.cfg.MaxNeedleSize {
-		return 0, fmt.Errorf("%v needle %x: %w: %d bytes, limit %d", k, uint64(id), depot.ErrTooLarge, size, s.cfg.MaxNeedleSize)
-	}
-	if size < -1 {
-		return 0, fmt.Errorf("%v needle %x: %w: size %d", k, uint64(id), depot.ErrBadRequest, size)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	f, err := s.shardForWrite(k)
+	f, err := s.writeTarget(ctx, vol, idx, id, size)
 	if err != nil {
 		return 0, err
 	}
 	return f.write(ctx, id, cookie, r, size, true)
+}
+
+// writeTarget checks a write's arguments and returns the shard file it
+// appends to (Write and WriteNoSync).
+func (s *Store) writeTarget(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, size int64) (*shardFile, error) {
+	k, err := checkKey(vol, idx)
+	if err != nil {
+		return nil, err
+	}
+	if size > s.cfg.MaxNeedleSize {
+		return nil, fmt.Errorf("%v needle %x: %w: %d bytes, limit %d", k, uint64(id), depot.ErrTooLarge, size, s.cfg.MaxNeedleSize)
+	}
+	if size < -1 {
+		return nil, fmt.Errorf("%v needle %x: %w: size %d", k, uint64(id), depot.ErrBadRequest, size)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.shardForWrite(k)
 }
 
 // Open returns the needle for reading after checking its cookie and

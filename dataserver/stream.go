@@ -24,20 +24,7 @@ import (
 // lose them. Repair writes rebuilt needles this way and syncs before it
 // reports its cursor, so one fdatasync covers many needles.
 func (s *Store) WriteNoSync(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
-	k, err := checkKey(vol, idx)
-	if err != nil {
-		return 0, err
-	}
-	if size > s.cfg.MaxNeedleSize {
-		return 0, fmt.Errorf("%v needle %x: %w: %d bytes, limit %d", k, uint64(id), depot.ErrTooLarge, size, s.cfg.MaxNeedleSize)
-	}
-	if size < -1 {
-		return 0, fmt.Errorf("%v needle %x: %w: size %d", k, uint64(id), depot.ErrBadRequest, size)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	f, err := s.shardForWrite(k)
+	f, err := s.writeTarget(ctx, vol, idx, id, size)
 	if err != nil {
 		return 0, err
 	}

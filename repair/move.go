@@ -2,7 +2,6 @@ package repair
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,18 +33,7 @@ func (w *Worker) runMove(ctx context.Context, ns *nsclient.Client, j nsclient.Re
 		w.log.Info("move: source unreachable, rebuilding from peers", "volume", v.ID, "index", j.Index, "from", j.From, "err", err)
 		return w.runJob(ctx, ns, j, v)
 	}
-	var todo []needleRef
-	var total int64
-	for _, r := range refs {
-		if r.deleted {
-			continue
-		}
-		total += r.size
-		if r.id > j.Cursor {
-			todo = append(todo, r)
-		}
-	}
-	slices.SortFunc(todo, func(a, b needleRef) int { return cmp.Compare(a.id, b.id) })
+	todo, total := pending(slices.Values(refs), j.Cursor)
 	prog := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Cursor: j.Cursor,
 		Needles: j.Needles, Bytes: j.Bytes, Total: max(total, j.Bytes)}
 	w.log.Info("moving shard", "volume", v.ID, "index", j.Index, "from", j.From, "needles", len(todo), "cursor", j.Cursor)

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -424,18 +426,7 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 	if ok < v.K {
 		return fmt.Errorf("%w: listed %d members, need %d", erasure.ErrTooFewShards, ok, v.K)
 	}
-	var todo []needleRef
-	var total int64
-	for _, r := range union {
-		if r.deleted {
-			continue
-		}
-		total += r.size
-		if r.id > j.Cursor {
-			todo = append(todo, r)
-		}
-	}
-	slices.SortFunc(todo, func(a, b needleRef) int { return cmp.Compare(a.id, b.id) })
+	todo, total := pending(maps.Values(union), j.Cursor)
 	prog := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Cursor: j.Cursor,
 		Needles: j.Needles, Bytes: j.Bytes, Total: total}
 	w.log.Info("rebuilding shard", "volume", v.ID, "index", j.Index, "from", j.From, "needles", len(todo), "cursor", j.Cursor)
@@ -455,6 +446,23 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 	}
 	w.log.Info("shard rebuilt", "volume", v.ID, "index", j.Index, "needles", prog.Needles, "bytes", prog.Bytes)
 	return nil
+}
+
+// pending returns the live needles of refs past cursor, in id order, and
+// the bytes of every live needle: what a job still has to do, and its
+// size in all.
+func pending(refs iter.Seq[needleRef], cursor depot.NeedleID) (todo []needleRef, total int64) {
+	for r := range refs {
+		if r.deleted {
+			continue
+		}
+		total += r.size
+		if r.id > cursor {
+			todo = append(todo, r)
+		}
+	}
+	slices.SortFunc(todo, func(a, b needleRef) int { return cmp.Compare(a.id, b.id) })
+	return todo, total
 }
 
 func (w *Worker) codec(v depot.Volume) (*erasure.Codec, error) {
