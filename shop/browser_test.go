@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,21 +13,6 @@ import (
 	"depot/internal/testcluster"
 	"depot/shop/internal/testimg"
 )
-
-// findChromium returns Debian's chromium (or another Chrome), skipping the
-// test when there is none, unless CI is set.
-func findChromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
-	}
-	t.Skip("chromium is not installed: apt-get install chromium to run the browser test")
-	return ""
-}
 
 // waitJS polls a JavaScript condition until it is true or the deadline.
 func waitJS(ctx context.Context, t *testing.T, what, expr string, within time.Duration) {
@@ -53,7 +37,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in full mode only")
 	}
-	chromium := findChromium(t)
+	chromium := testcluster.Chromium(t)
 	c := testcluster.New(t, testcluster.Options{})
 	s, srv := startShop(t, c.Endpoint(), c.User, c.Password, 8)
 	waitJobs(t, s, 60*time.Second)

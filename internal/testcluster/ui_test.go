@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,22 +18,6 @@ import (
 	"depot/internal/testcluster"
 	"depot/nameserver/nsclient"
 )
-
-// findChromium returns Debian's chromium (or another Chrome), skipping the
-// test when there is none, unless CI is set.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
-	}
-	t.Skip("chromium is not installed: apt-get install chromium to run the browser test")
-	return ""
-}
 
 // consoleLog collects what the page wrote to the console and the
 // exceptions it threw.
@@ -62,7 +45,7 @@ func TestStatusPage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in full mode only")
 	}
-	chromium := findChromium(t)
+	chromium := testcluster.Chromium(t)
 	c := testcluster.New(t, testcluster.Options{RepairAfter: time.Hour})
 	ctx := context.Background()
 	if _, err := c.Client().Put(ctx, strings.NewReader("volumes exist once something is written"), 39, client.PutOptions{}); err != nil {
