@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -14,6 +15,10 @@ import (
 	"depot/client"
 	"depot/internal/httpx"
 )
+
+// firstBytes holds the buffers that read a blob's first bytes before the
+// status goes out.
+var firstBytes = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // blobCacheControl is sent with every blob: a fid's bytes never change.
 const blobCacheControl = "public, max-age=31536000, immutable"
@@ -113,12 +118,11 @@ func (g *Gateway) getBlob(c *gin.Context) {
 	defer rc.Close()
 	// Read the first bytes before committing to a status, so that a blob
 	// that cannot be read at all is an error response, not a cut body.
-	buf := make([]byte, min(n, 256<<10))
-	k, err := io.ReadFull(rc, buf)
-	if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) || (int64(k) < int64(len(buf))) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
+	bp := firstBytes.Get().(*[]byte)
+	defer firstBytes.Put(bp)
+	buf := (*bp)[:min(n, int64(len(*bp)))]
+	k, err := io.ReadFull(rc, buf) // the blob holds at least len(buf) bytes: any error is one
+	if err != nil {
 		g.nativeError(c, fmt.Errorf("read %s: %w", fid, err))
 		return
 	}
