@@ -219,7 +219,7 @@ func runBench(ctx context.Context, args []string) error {
 	jsonOut := fs.Bool("json", false, "print results as JSON")
 	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
 	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
-	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts, gets, then the mixed mode), after the native API")
+	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts and gets alternating with the native API's, then the mixed mode)")
 	unsigned := fs.Bool("s3-unsigned-payload", false, "send S3 bodies as UNSIGNED-PAYLOAD, as AWS SDKs do over HTTPS, instead of minio-go's signed chunks over HTTP")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -247,26 +247,40 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		size, err := parseSize(s)
+	// Per size: native puts, S3 puts, S3 gets, native gets (ABBA, so that
+	// neither API always runs on the fuller or the quieter store), then
+	// every delete, then the mixed mode. Deletes wait until both APIs were
+	// measured, so that the background work they cause lands in neither.
+	for _, sz := range strings.Split(*sizes, ",") {
+		size, err := parseSize(sz)
 		if err != nil {
 			return err
 		}
-		rs, err := benchNative(ctx, hc, &rm, size, *conc, *dur)
+		nb := &nativeBench{hc: hc, rm: &rm}
+		put, err := nb.put(ctx, size, *conc, *dur)
+		if err != nil {
+			return err
+		}
+		results = append(results, put)
+		if sb == nil {
+			results = append(results, nb.get(ctx, size, *conc, *dur))
+			nb.cleanup(ctx, *conc)
+			continue
+		}
+		sput, keys, err := sb.putPhase(ctx, size, *conc, *dur)
+		if err != nil {
+			return err
+		}
+		sget := sb.getPhase(ctx, keys, size, *conc, *dur)
+		get := nb.get(ctx, size, *conc, *dur)
+		results = append(results, get, sput, sget)
+		nb.cleanup(ctx, *conc)
+		sb.cleanup(ctx, keys)
+		rs, err := sb.mixed(ctx, size, *conc, *dur)
 		if err != nil {
 			return err
 		}
 		results = append(results, rs...)
-		if sb != nil {
-			if rs, err = sb.putGet(ctx, size, *conc, *dur); err != nil {
-				return err
-			}
-			results = append(results, rs...)
-			if rs, err = sb.mixed(ctx, size, *conc, *dur); err != nil {
-				return err
-			}
-			results = append(results, rs...)
-		}
 	}
 	if *jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(struct {
@@ -275,6 +289,7 @@ func runBench(ctx context.Context, args []string) error {
 		}{base, results})
 	}
 	printResults(os.Stdout, results)
+	printS3Overhead(os.Stdout, results)
 	if base != nil {
 		printBaseline(*base, *baseDir)
 		for _, r := range results {
@@ -291,37 +306,47 @@ func runBench(ctx context.Context, args []string) error {
 	return nil
 }
 
-// benchNative puts objects of size bytes for dur, then gets random ones of
-// those for dur, then deletes them.
-func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, conc int, dur time.Duration) ([]benchResult, error) {
+// nativeBench drives the native /v1 API: puts of fixed-size blobs, gets of
+// the blobs it put, and at the end deletes of them all.
+type nativeBench struct {
+	hc   *http.Client
+	rm   *remote
+	mu   sync.Mutex
+	fids []string
+}
+
+func (n *nativeBench) do(req *http.Request) (*http.Response, error) {
+	if n.rm.user != "" {
+		req.SetBasicAuth(n.rm.user, n.rm.password)
+	}
+	resp, err := n.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	return resp, nil
+}
+
+// put stores blobs of size bytes from conc workers for dur.
+func (n *nativeBench) put(ctx context.Context, size int64, conc int, dur time.Duration) (benchResult, error) {
 	payload := make([]byte, size)
 	rng := rand.New(rand.NewPCG(1, uint64(size)))
 	for i := range payload {
 		payload[i] = byte(rng.Uint32())
 	}
-	do := func(req *http.Request) (*http.Response, error) {
-		if rm.user != "" {
-			req.SetBasicAuth(rm.user, rm.password)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode >= 300 {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-		}
-		return resp, nil
-	}
-	var mu sync.Mutex
-	var fids []string
-	put := runLoad(ctx, "put", size, conc, dur, 0, rm.quiet, rm.cpuMeter(), func(ctx context.Context, _ int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rm.url("/v1/blobs"), bytes.NewReader(payload))
+	n.mu.Lock()
+	n.fids = n.fids[:0]
+	n.mu.Unlock()
+	res := runLoad(ctx, "put", size, conc, dur, 0, n.rm.quiet, n.rm.cpuMeter(), func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.rm.url("/v1/blobs"), bytes.NewReader(payload))
 		if err != nil {
 			return err
 		}
-		resp, err := do(req)
+		resp, err := n.do(req)
 		if err != nil {
 			return err
 		}
@@ -330,48 +355,89 @@ func benchNative(ctx context.Context, hc *http.Client, rm *remote, size int64, c
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 			return err
 		}
-		mu.Lock()
-		fids = append(fids, out.Fid)
-		mu.Unlock()
+		n.mu.Lock()
+		n.fids = append(n.fids, out.Fid)
+		n.mu.Unlock()
 		return nil
 	})
-	if len(fids) == 0 {
-		return nil, errors.New("bench: no put succeeded")
+	if len(n.fids) == 0 {
+		return res, errors.New("bench: no put succeeded")
 	}
+	return res, nil
+}
+
+// get reads the blobs put last, round robin, for dur.
+func (n *nativeBench) get(ctx context.Context, size int64, conc int, dur time.Duration) benchResult {
+	fids := n.fids
 	var next atomic.Uint64
-	get := runLoad(ctx, "get", size, conc, dur, 0, rm.quiet, rm.cpuMeter(), func(ctx context.Context, _ int) error {
+	return runLoad(ctx, "get", size, conc, dur, 0, n.rm.quiet, n.rm.cpuMeter(), func(ctx context.Context, _ int) error {
 		fid := fids[next.Add(1)%uint64(len(fids))]
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rm.url("/v1/blobs/"+fid), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.rm.url("/v1/blobs/"+fid), nil)
 		if err != nil {
 			return err
 		}
-		resp, err := do(req)
+		resp, err := n.do(req)
 		if err != nil {
 			return err
 		}
 		defer resp.Body.Close()
-		n, err := io.Copy(io.Discard, resp.Body)
-		if err == nil && n != size {
-			err = fmt.Errorf("get %s: %d bytes, want %d", fid, n, size)
+		got, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && got != size {
+			err = fmt.Errorf("get %s: %d bytes, want %d", fid, got, size)
 		}
 		return err
 	})
-	// Clean up what the benchmark stored.
+}
+
+// cleanup deletes what put stored.
+func (n *nativeBench) cleanup(ctx context.Context, conc int) {
+	fids := n.fids
 	var idx atomic.Int64
-	runLoad(ctx, "delete", size, conc, 10*time.Minute, len(fids), true, nil, func(ctx context.Context, _ int) error {
+	runLoad(ctx, "delete", 0, conc, 10*time.Minute, len(fids), true, nil, func(ctx context.Context, _ int) error {
 		i := idx.Add(1) - 1
 		if int(i) >= len(fids) {
 			return nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, rm.url("/v1/blobs/"+fids[i]), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, n.rm.url("/v1/blobs/"+fids[i]), nil)
 		if err != nil {
 			return err
 		}
-		resp, err := do(req)
+		resp, err := n.do(req)
 		if err != nil {
 			return err
 		}
 		return resp.Body.Close()
 	})
-	return []benchResult{put, get}, nil
+}
+
+// printS3Overhead prints, for each size, what the S3 API costs over the
+// native API in the same run: server CPU per operation and throughput.
+func printS3Overhead(w io.Writer, rs []benchResult) {
+	find := func(op string, size int64) (benchResult, bool) {
+		for _, r := range rs {
+			if r.Op == op && r.Size == size {
+				return r, true
+			}
+		}
+		return benchResult{}, false
+	}
+	header := false
+	for _, r := range rs {
+		if r.Op != "put" && r.Op != "get" {
+			continue
+		}
+		s, ok := find("s3-"+r.Op, r.Size)
+		if !ok || r.Ops == 0 || s.Ops == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "S3 against the native API, same run:")
+			header = true
+		}
+		line := fmt.Sprintf("  %s %s: throughput %.0f%% of native", r.Op, humanSize(r.Size), 100*s.MiBPerSec/r.MiBPerSec)
+		if r.ServerCPUPerOp > 0 && s.ServerCPUPerOp > 0 {
+			line += fmt.Sprintf(", server CPU/op %+.0f%%", 100*(float64(s.ServerCPUPerOp)/float64(r.ServerCPUPerOp)-1))
+		}
+		fmt.Fprintln(w, line)
+	}
 }

@@ -75,9 +75,8 @@ func (b *s3Bench) get(ctx context.Context, key string, size int64) error {
 	return err
 }
 
-// putGet puts objects of size bytes for dur, gets random ones for dur,
-// then deletes them.
-func (b *s3Bench) putGet(ctx context.Context, size int64, conc int, dur time.Duration) ([]benchResult, error) {
+// putPhase puts objects of size bytes for dur and returns their keys.
+func (b *s3Bench) putPhase(ctx context.Context, size int64, conc int, dur time.Duration) (benchResult, []string, error) {
 	payload := benchPayload(size)
 	var mu sync.Mutex
 	var keys []string
@@ -96,18 +95,22 @@ func (b *s3Bench) putGet(ctx context.Context, size int64, conc int, dur time.Dur
 		return nil
 	})
 	if len(keys) == 0 {
-		return nil, errors.New("bench: no S3 put succeeded")
+		return put, nil, errors.New("bench: no S3 put succeeded")
 	}
+	return put, keys, nil
+}
+
+// getPhase gets the objects of keys, round robin, for dur.
+func (b *s3Bench) getPhase(ctx context.Context, keys []string, size int64, conc int, dur time.Duration) benchResult {
+	var mu sync.Mutex
 	var next int
-	get := runLoad(ctx, "s3-get", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
+	return runLoad(ctx, "s3-get", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
 		mu.Lock()
 		next++
 		key := keys[next%len(keys)]
 		mu.Unlock()
 		return b.get(ctx, key, size)
 	})
-	b.cleanup(ctx, keys)
-	return []benchResult{put, get}, nil
 }
 
 func (b *s3Bench) cleanup(ctx context.Context, keys []string) {
@@ -150,6 +153,7 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 	}
 	lat := map[string][]time.Duration{}
 	errs := map[string]int{}
+	gone := map[string]bool{}
 	pick := func(remove bool) (string, bool) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -161,8 +165,17 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 		if remove {
 			keys[i] = keys[len(keys)-1]
 			keys = keys[:len(keys)-1]
+			gone[k] = true
 		}
 		return k, true
+	}
+	// raced reports whether err is a read of a key that a concurrent
+	// delete removed after the read picked it: the benchmark's own race,
+	// not a failure.
+	raced := func(k string, err error) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return gone[k] && minio.ToErrorResponse(err).Code == "NoSuchKey"
 	}
 	all := runLoad(ctx, "s3-mixed", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
 		var op string
@@ -172,7 +185,9 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 		case p < 45:
 			op = "mixed-get"
 			if k, ok := pick(false); ok {
-				err = b.get(ctx, k, size)
+				if err = b.get(ctx, k, size); err != nil && raced(k, err) {
+					return nil
+				}
 			}
 		case p < 60:
 			op = "mixed-put"
@@ -185,7 +200,9 @@ func (b *s3Bench) mixed(ctx context.Context, size int64, conc int, dur time.Dura
 		case p < 90:
 			op = "mixed-stat"
 			if k, ok := pick(false); ok {
-				_, err = b.mc.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{})
+				if _, err = b.mc.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{}); err != nil && raced(k, err) {
+					return nil
+				}
 			}
 		default:
 			op = "mixed-delete"

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"depot/client"
@@ -15,6 +17,7 @@ import (
 	"depot/gateway"
 	"depot/gateway/s3"
 	"depot/internal/auth"
+	"depot/internal/httpx"
 	"depot/internal/membership"
 	"depot/nameserver"
 	"depot/repair"
@@ -104,6 +107,9 @@ type Local struct {
 	GW *Gateway
 
 	nsCfg nameserver.Config // to restart the nameserver
+	// nsAPI is the running nameserver's API handler, which the gateway
+	// calls in-process; nil while the nameserver is down.
+	nsAPI atomic.Pointer[http.Handler]
 
 	mu sync.Mutex
 	ds []*Dataserver // nil where stopped
@@ -143,6 +149,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, fmt.Errorf("start nameserver: %w", err)
 	}
 	l.NS = ns
+	l.setNameserverAPI(ns)
 	for i := range cfg.Dataservers {
 		if err := l.StartDataserver(ctx, i); err != nil {
 			l.Close(context.Background())
@@ -154,6 +161,8 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain}},
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
+		// The gateway reaches the nameserver by a call, not a socket.
+		NameserverTransport: httpx.InProcess{Handler: l.nameserverAPI},
 	}
 	if cfg.Timing == membership.TimingTest {
 		gc.Client.VolumeTTL = testVolumeTTL
@@ -327,6 +336,7 @@ func (l *Local) Close(ctx context.Context) error {
 	wg.Wait()
 	errs = append(errs, dsErrs...)
 	if l.NS != nil {
+		l.nsAPI.Store(nil)
 		errs = append(errs, l.NS.Close())
 	}
 	return errors.Join(errs...)
@@ -338,6 +348,7 @@ func (l *Local) Close(ctx context.Context) error {
 // carry every decision over.
 func (l *Local) CrashNameserver(ctx context.Context) error {
 	old := l.NS
+	l.nsAPI.Store(nil)
 	httpAddr, gossipAddr := old.Server.Addr(), old.Gossip.GossipAddr()
 	// A crash does not wait for requests in flight: an HTTP shutdown that
 	// runs out of time is no failure here. A database that did not close
@@ -374,5 +385,19 @@ func (l *Local) CrashNameserver(ctx context.Context) error {
 		return fmt.Errorf("restart nameserver: %w", err)
 	}
 	l.NS = ns
+	l.setNameserverAPI(ns)
 	return l.WaitReady(ctx)
+}
+
+func (l *Local) setNameserverAPI(ns *Nameserver) {
+	h := ns.Server.Handler()
+	l.nsAPI.Store(&h)
+}
+
+// nameserverAPI returns the running nameserver's API handler.
+func (l *Local) nameserverAPI() (http.Handler, error) {
+	if h := l.nsAPI.Load(); h != nil {
+		return *h, nil
+	}
+	return nil, httpx.ErrNoHandler
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -271,6 +272,8 @@ type Resolver struct {
 	find NameserverFinder
 	key  auth.Key
 
+	hc *http.Client // nil: nsclient's own
+
 	mu  sync.Mutex
 	url string
 	cl  *nsclient.Client
@@ -290,7 +293,7 @@ func (r *Resolver) Client() (*nsclient.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cl == nil || url != r.url {
-		r.url, r.cl = url, nsclient.New(url, r.key, nil)
+		r.url, r.cl = url, nsclient.New(url, r.key, r.hc)
 	}
 	return r.cl, nil
 }
@@ -343,6 +346,9 @@ type GatewayConfig struct {
 	Client client.Config
 	// Nameserver is the nameserver's base URL; empty finds it in gossip.
 	Nameserver string
+	// NameserverTransport, when set, carries every request to the
+	// nameserver (httpx.InProcess in depot server); nil: TCP.
+	NameserverTransport http.RoundTripper
 }
 
 // StartGateway joins gossip, builds a client that finds the nameserver
@@ -357,6 +363,9 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 		find = Fixed(cfg.Nameserver)
 	}
 	res := NewResolver(find, g.Key)
+	if cfg.NameserverTransport != nil {
+		res.hc = &http.Client{Transport: cfg.NameserverTransport}
+	}
 	cc := cfg.Client
 	cc.Nameserver = res
 	cc.Key = g.Key
