@@ -280,17 +280,19 @@ type uploadEntry struct {
 }
 
 type listUploadsResult struct {
-	XMLName            xml.Name      `xml:"ListMultipartUploadsResult"`
-	NS                 string        `xml:"xmlns,attr"`
-	Bucket             string        `xml:"Bucket"`
-	KeyMarker          string        `xml:"KeyMarker"`
-	UploadIDMarker     string        `xml:"UploadIdMarker"`
-	NextKeyMarker      string        `xml:"NextKeyMarker"`
-	NextUploadIDMarker string        `xml:"NextUploadIdMarker"`
-	Prefix             string        `xml:"Prefix"`
-	MaxUploads         int           `xml:"MaxUploads"`
-	IsTruncated        bool          `xml:"IsTruncated"`
-	Uploads            []uploadEntry `xml:"Upload"`
+	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
+	NS                 string         `xml:"xmlns,attr"`
+	Bucket             string         `xml:"Bucket"`
+	KeyMarker          string         `xml:"KeyMarker"`
+	UploadIDMarker     string         `xml:"UploadIdMarker"`
+	NextKeyMarker      string         `xml:"NextKeyMarker"`
+	NextUploadIDMarker string         `xml:"NextUploadIdMarker"`
+	Prefix             string         `xml:"Prefix"`
+	Delimiter          string         `xml:"Delimiter,omitempty"`
+	MaxUploads         int            `xml:"MaxUploads"`
+	IsTruncated        bool           `xml:"IsTruncated"`
+	Uploads            []uploadEntry  `xml:"Upload"`
+	CommonPrefixes     []commonPrefix `xml:"CommonPrefixes"`
 }
 
 func (s *Server) listUploads(q *request) error {
@@ -303,17 +305,56 @@ func (s *Server) listUploads(q *request) error {
 		}
 		maxUploads = max(min(n, 1000), 1)
 	}
-	l, err := q.ns.Uploads(q.ctx, q.bucket, nsclient.UploadListOptions{Prefix: v.Get("prefix"),
-		AfterKey: v.Get("key-marker"), AfterID: v.Get("upload-id-marker"), Limit: maxUploads})
-	if err != nil {
-		return bucketErr(q, err)
-	}
+	prefix, delim := v.Get("prefix"), v.Get("delimiter")
 	res := listUploadsResult{NS: s3NS, Bucket: q.bucket, KeyMarker: v.Get("key-marker"), UploadIDMarker: v.Get("upload-id-marker"),
-		Prefix: v.Get("prefix"), MaxUploads: maxUploads, IsTruncated: l.Truncated}
-	for _, u := range l.Uploads {
-		res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: s.owner(), Owner: s.owner(),
-			StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
-		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+		Prefix: prefix, Delimiter: delim, MaxUploads: maxUploads}
+	opts := nsclient.UploadListOptions{Prefix: prefix, AfterKey: v.Get("key-marker"), AfterID: v.Get("upload-id-marker"), Limit: maxUploads}
+	if delim != "" && strings.HasSuffix(opts.AfterKey, delim) && strings.HasPrefix(opts.AfterKey, prefix) {
+		// A marker that is a common prefix continues after every key
+		// under it.
+		opts.AfterKey, opts.AfterID = opts.AfterKey+"\xff", ""
+	}
+	// With a delimiter, the uploads under one common prefix count once:
+	// after a common prefix the listing resumes past every key under it.
+	// The loop ends: each page moves opts.AfterKey forward or is the last.
+	n := 0
+pages:
+	for {
+		l, err := q.ns.Uploads(q.ctx, q.bucket, opts)
+		if err != nil {
+			return bucketErr(q, err)
+		}
+		for _, u := range l.Uploads {
+			if n == maxUploads {
+				res.IsTruncated = true
+				break pages
+			}
+			n++
+			cp := ""
+			if delim != "" {
+				if i := strings.Index(u.Key[len(prefix):], delim); i >= 0 {
+					cp = u.Key[:len(prefix)+i+len(delim)]
+				}
+			}
+			if cp != "" {
+				res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: cp})
+				res.NextKeyMarker, res.NextUploadIDMarker = cp, ""
+				// Every key under cp sorts below cp+0xff: no byte of
+				// UTF-8 is 0xff.
+				opts.AfterKey, opts.AfterID = cp+"\xff", ""
+				continue pages
+			}
+			res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: s.owner(), Owner: s.owner(),
+				StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
+			res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+			opts.AfterKey, opts.AfterID = u.Key, u.ID
+		}
+		if !l.Truncated {
+			break
+		}
+	}
+	if !res.IsTruncated {
+		res.NextKeyMarker, res.NextUploadIDMarker = "", ""
 	}
 	s.writeXML(q, res)
 	return nil
