@@ -34,8 +34,8 @@ type benchResult struct {
 	P90       time.Duration `json:"p90"`
 	P99       time.Duration `json:"p99"`
 	// ServerCPUPerOp is the server's CPU time per operation (all its
-	// roles), when its /metrics tells: the cost of an operation apart
-	// from the load generator sharing the machine.
+	// roles, above its idle rate), when its /metrics tells: the cost of
+	// an operation apart from the load generator sharing the machine.
 	ServerCPUPerOp time.Duration `json:"server_cpu_per_op"`
 }
 
@@ -107,27 +107,54 @@ type cpuMeter func() (float64, bool)
 
 // cpuMeter scrapes process_cpu_seconds_total from the gateway's /metrics:
 // with depot server, every role's CPU, so that a benchmark can report the
-// server's cost per operation apart from the load generator's.
+// server's cost per operation apart from the load generator's. It reads
+// the CPU net of the server's idle rate (remote.idleCPU), so that a phase
+// is charged only for what its operations cost.
 func (r *remote) cpuMeter() cpuMeter {
+	epoch := time.Now()
 	return func() (float64, bool) {
-		resp, err := http.Get(r.url("/metrics"))
-		if err != nil {
-			return 0, false
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		if err != nil {
-			return 0, false
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
-				var f float64
-				if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
-					return f, true
-				}
+		f, ok := r.serverCPU()
+		return f - r.idleCPU*time.Since(epoch).Seconds(), ok
+	}
+}
+
+// serverCPU reads the server's CPU seconds so far.
+func (r *remote) serverCPU() (float64, bool) {
+	resp, err := http.Get(r.url("/metrics"))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err == nil {
+				return f, true
 			}
 		}
-		return 0, false
+	}
+	return 0, false
+}
+
+// measureIdleCPU sets r.idleCPU from the server's CPU over dur with no
+// load (the meter's resolution is 10 ms, hence a few seconds).
+func (r *remote) measureIdleCPU(ctx context.Context, dur time.Duration) {
+	c0, ok := r.serverCPU()
+	if !ok {
+		return
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(dur):
+	}
+	if c1, ok := r.serverCPU(); ok {
+		r.idleCPU = max(0, (c1-c0)/time.Since(t0).Seconds())
 	}
 }
 
@@ -217,6 +244,7 @@ func runBench(ctx context.Context, args []string) error {
 	conc := fs.Int("c", 16, "concurrent requests")
 	dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
 	jsonOut := fs.Bool("json", false, "print results as JSON")
+	idleDur := fs.Duration("idle", 3*time.Second, "measure the server's idle CPU for this long first, and charge each phase only its CPU above it (0: charge everything)")
 	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
 	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
 	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts and gets alternating with the native API's, then the mixed mode)")
@@ -239,6 +267,10 @@ func runBench(ctx context.Context, args []string) error {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = *conc * 2
 	hc := &http.Client{Transport: tr}
+	rm.measureIdleCPU(ctx, *idleDur)
+	if !rm.quiet && rm.idleCPU > 0 {
+		fmt.Fprintf(os.Stderr, "server idle CPU: %.0f ms/s, subtracted from each phase\n", 1000*rm.idleCPU)
+	}
 	var results []benchResult
 	var sb *s3Bench
 	if *useS3 {
@@ -289,6 +321,9 @@ func runBench(ctx context.Context, args []string) error {
 		}{base, results})
 	}
 	printResults(os.Stdout, results)
+	if rm.idleCPU > 0 {
+		fmt.Printf("server CPU/op is net of the server's idle CPU, %.0f ms/s measured over %v first\n", 1000*rm.idleCPU, *idleDur)
+	}
 	printS3Overhead(os.Stdout, results)
 	if base != nil {
 		printBaseline(*base, *baseDir)

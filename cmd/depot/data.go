@@ -20,6 +20,9 @@ import (
 type remote struct {
 	endpoint, user, password string
 	quiet                    bool
+	// idleCPU is the server's CPU seconds per second while idle (gossip,
+	// background loops), which bench subtracts from each phase's CPU.
+	idleCPU float64
 }
 
 func (r *remote) flags(fs *flag.FlagSet) {
