@@ -20,6 +20,7 @@ import (
 
 	"depot"
 	"depot/internal/auth"
+	"depot/internal/tlsconf"
 	"depot/internal/httpx"
 )
 
@@ -34,6 +35,12 @@ type Config struct {
 	Addr string
 	// Key is the cluster key that signs internal requests. Required.
 	Key auth.Key
+	// TLS, when not nil, serves the shard API over mutual TLS: clients
+	// need a certificate signed by the cluster CA. Default nil: plain HTTP.
+	TLS *tlsconf.Cluster
+	// MetricsToken, when not empty, is the bearer token /metrics requires
+	// (auth.MetricsGate). Default empty: /metrics is open.
+	MetricsToken string
 	// Fsync is the durability policy of writes; default FsyncGroup.
 	Fsync FsyncPolicy
 	// GroupCommitDelay bounds how long a group commit waits for companion
@@ -211,6 +218,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("dataserver: listen: %w", err)
 	}
+	ln = tlsconf.Listener(ln, s.cfg.TLS.ServerConfig())
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.h,
@@ -312,7 +320,7 @@ func (s *Server) routes() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	top.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	top.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	top.Handle("/", s.cfg.Key.Middleware(api))
 	return top
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"depot"
+	"depot/internal/auth"
 	"depot/internal/httpx"
 	"depot/nameserver/nsclient"
 )
@@ -22,8 +23,9 @@ const (
 	maxSmallBody  = 1 << 20
 )
 
-// Handler returns the HTTP API. Everything but /healthz, /readyz, /metrics
-// and /ui requires the cluster key's token (auth.Key.Middleware).
+// Handler returns the HTTP API. Everything but /healthz, /readyz and
+// /metrics (which Config.MetricsToken may guard) needs a credential; see
+// access.go.
 func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
 	s.route(api, "POST /assign", s.handleAssign)
@@ -47,15 +49,15 @@ func (s *Server) Handler() http.Handler {
 	s.routeS3(api)
 	s.routeRepair(api)
 	s.routeOrphans(api)
+	s.routeUI(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
-	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	s.routeUI(root)
-	root.Handle("/", s.cfg.Key.Middleware(api))
+	root.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	root.Handle("/", s.authenticate(api))
 	return root
 }
 

@@ -22,7 +22,8 @@ import (
 // seconds and swaps the part that changed, so it stays live without
 // flicker; without script a meta refresh does it. GET /ui/health is the
 // verdict and its facts as JSON, what `depot admin status --json` prints.
-// Like /metrics, neither needs the cluster key: they show no object data.
+// Both need the admin credential (access.go); a browser sends it as the
+// password of HTTP Basic auth.
 
 // uiRefresh is how often the page refreshes itself.
 const uiRefresh = 2 * time.Second
