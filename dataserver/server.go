@@ -295,15 +295,40 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
+// apiRoutes returns the shard API's routes, all behind the cluster key.
+func (s *Server) apiRoutes() []struct {
+	pattern string
+	h       http.HandlerFunc
+} {
+	return []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"PUT /shard/{vol}/{idx}/{needle}", s.instrument("put", s.handlePut)},
+		{"GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet)},
+		{"DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete)},
+		{"GET /shard/{vol}/{idx}", s.instrument("list", s.handleList)},
+		{"GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles)},
+		{"POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact)},
+		{"GET /status", s.instrument("status", s.handleStatus)},
+	}
+}
+
+// Routes returns the pattern of every route behind the cluster key, for
+// audits and tests.
+func (s *Server) Routes() []string {
+	var ps []string
+	for _, r := range s.apiRoutes() {
+		ps = append(ps, r.pattern)
+	}
+	return ps
+}
+
 func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
-	api.HandleFunc("PUT /shard/{vol}/{idx}/{needle}", s.instrument("put", s.handlePut))
-	api.HandleFunc("GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet))
-	api.HandleFunc("DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete))
-	api.HandleFunc("GET /shard/{vol}/{idx}", s.instrument("list", s.handleList))
-	api.HandleFunc("GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles))
-	api.HandleFunc("POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact))
-	api.HandleFunc("GET /status", s.instrument("status", s.handleStatus))
+	for _, r := range s.apiRoutes() {
+		api.HandleFunc(r.pattern, r.h)
+	}
 
 	top := http.NewServeMux()
 	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

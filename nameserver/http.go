@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,8 +62,19 @@ func (s *Server) Handler() http.Handler {
 	return root
 }
 
+// Routes returns the pattern of every route behind authentication (see
+// access.go), for audits and tests.
+func (s *Server) Routes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Compact(slices.Sorted(slices.Values(s.routes)))
+}
+
 // route registers h under pattern, counting requests by route and status.
 func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	s.mu.Lock()
+	s.routes = append(s.routes, pattern)
+	s.mu.Unlock()
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

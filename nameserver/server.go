@@ -43,6 +43,7 @@ type Server struct {
 	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
 	mu       sync.Mutex
+	routes   []string // patterns registered by route (http.go)
 	ln       net.Listener
 	started  bool
 	closed   bool

@@ -30,8 +30,8 @@ const uiRefresh = 2 * time.Second
 
 // routeUI registers the status page and its JSON on mux.
 func (s *Server) routeUI(mux *http.ServeMux) {
-	mux.HandleFunc("GET /ui", s.handleUI)
-	mux.HandleFunc("GET /ui/health", s.handleHealth)
+	s.route(mux, "GET /ui", s.handleUI)
+	s.route(mux, "GET /ui/health", s.handleHealth)
 }
 
 // Health computes the cluster's health verdict with its facts.
