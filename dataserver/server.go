@@ -20,8 +20,8 @@ import (
 
 	"depot"
 	"depot/internal/auth"
-	"depot/internal/tlsconf"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 )
 
 // Config configures a dataserver. DefaultConfig fills every default;
