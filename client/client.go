@@ -14,6 +14,7 @@ import (
 	"depot"
 	"depot/erasure"
 	"depot/internal/auth"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
 
@@ -38,9 +39,13 @@ type Config struct {
 	Nameserver Nameserver
 	// Key is the cluster key that signs requests to dataservers. Required.
 	Key auth.Key
+	// TLS, when not nil, makes shard requests https with the cluster's
+	// mutual TLS (the default HTTPClient's transport uses it). Default nil:
+	// plain HTTP.
+	TLS *tlsconf.Cluster
 	// HTTPClient sends shard requests. Default: a client with a transport
-	// tuned for many parallel streams to few hosts; requests are signed
-	// with Key.
+	// tuned for many parallel streams to few hosts, speaking TLS when TLS
+	// is set; requests are signed with Key.
 	HTTPClient *http.Client
 	// K and M are the erasure scheme of new writes. Default 4 and 2.
 	K, M int
@@ -123,7 +128,7 @@ func (c *Config) setDefaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.HTTPClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr := c.TLS.Transport()
 		tr.MaxIdleConnsPerHost = 256
 		tr.MaxConnsPerHost = 0
 		tr.WriteBufferSize = 64 << 10

@@ -200,7 +200,7 @@ func (s *needleSource) OpenShard(ctx context.Context, shard int, off, n int64) (
 	if n == 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, shardURL(m.Addr, s.fid, shard), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.c.shardURL(m.Addr, s.fid, shard), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (s *needleSource) OpenShard(ctx context.Context, shard int, off, n int64) (
 				if nm.Index == shard && nm.Addr != m.Addr {
 					m = nm
 					req = req.Clone(ctx)
-					req.URL, _ = url.Parse(shardURL(m.Addr, s.fid, shard))
+					req.URL, _ = url.Parse(s.c.shardURL(m.Addr, s.fid, shard))
 					req.Host = ""
 					resp, err = s.c.http.Do(req)
 				}
@@ -290,7 +290,7 @@ func (c *Client) tag(ctx context.Context, fid depot.Fid) (Tag, error) {
 	var lastErr error
 	notFound := 0
 	for _, m := range vol.Members {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, shardURL(m.Addr, fid, m.Index), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.shardURL(m.Addr, fid, m.Index), nil)
 		if err != nil {
 			return Tag{}, err
 		}
@@ -378,7 +378,7 @@ func (c *Client) deleteNeedle(ctx context.Context, fid depot.Fid) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, shardURL(m.Addr, fid, m.Index), nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.shardURL(m.Addr, fid, m.Index), nil)
 			if err != nil {
 				errs[i] = err
 				return

@@ -281,8 +281,8 @@ func (u *upload) failed() error {
 	return u.err
 }
 
-func shardURL(addr string, fid depot.Fid, idx int) string {
-	return "http://" + addr + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
+func (c *Client) shardURL(addr string, fid depot.Fid, idx int) string {
+	return c.cfg.TLS.URL(addr) + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
 		strconv.Itoa(idx) + "/" + strconv.FormatUint(uint64(fid.Needle), 16) +
 		"?cookie=" + fmt.Sprintf("%08x", uint32(fid.Cookie))
 }
@@ -290,7 +290,7 @@ func shardURL(addr string, fid depot.Fid, idx int) string {
 func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid) *upload {
 	pr, pw := io.Pipe()
 	u := &upload{member: m, pw: pw, done: make(chan struct{})}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, shardURL(m.Addr, fid, m.Index), pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.shardURL(m.Addr, fid, m.Index), pr)
 	if err != nil {
 		u.fail(err)
 		close(u.done)

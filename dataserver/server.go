@@ -21,6 +21,7 @@ import (
 	"depot"
 	"depot/internal/auth"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 )
 
 // Config configures a dataserver. DefaultConfig fills every default;
@@ -34,6 +35,12 @@ type Config struct {
 	Addr string
 	// Key is the cluster key that signs internal requests. Required.
 	Key auth.Key
+	// TLS, when not nil, serves the shard API over mutual TLS: clients
+	// need a certificate signed by the cluster CA. Default nil: plain HTTP.
+	TLS *tlsconf.Cluster
+	// MetricsToken, when not empty, is the bearer token /metrics requires
+	// (auth.MetricsGate). Default empty: /metrics is open.
+	MetricsToken string
 	// Fsync is the durability policy of writes; default FsyncGroup.
 	Fsync FsyncPolicy
 	// GroupCommitDelay bounds how long a group commit waits for companion
@@ -211,6 +218,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("dataserver: listen: %w", err)
 	}
+	ln = tlsconf.Listener(ln, s.cfg.TLS.ServerConfig())
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.h,
@@ -287,15 +295,40 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
+// apiRoutes returns the shard API's routes, all behind the cluster key.
+func (s *Server) apiRoutes() []struct {
+	pattern string
+	h       http.HandlerFunc
+} {
+	return []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"PUT /shard/{vol}/{idx}/{needle}", s.instrument("put", s.handlePut)},
+		{"GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet)},
+		{"DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete)},
+		{"GET /shard/{vol}/{idx}", s.instrument("list", s.handleList)},
+		{"GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles)},
+		{"POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact)},
+		{"GET /status", s.instrument("status", s.handleStatus)},
+	}
+}
+
+// Routes returns the pattern of every route behind the cluster key, for
+// audits and tests.
+func (s *Server) Routes() []string {
+	var ps []string
+	for _, r := range s.apiRoutes() {
+		ps = append(ps, r.pattern)
+	}
+	return ps
+}
+
 func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
-	api.HandleFunc("PUT /shard/{vol}/{idx}/{needle}", s.instrument("put", s.handlePut))
-	api.HandleFunc("GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet))
-	api.HandleFunc("DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete))
-	api.HandleFunc("GET /shard/{vol}/{idx}", s.instrument("list", s.handleList))
-	api.HandleFunc("GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles))
-	api.HandleFunc("POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact))
-	api.HandleFunc("GET /status", s.instrument("status", s.handleStatus))
+	for _, r := range s.apiRoutes() {
+		api.HandleFunc(r.pattern, r.h)
+	}
 
 	top := http.NewServeMux()
 	top.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -312,7 +345,7 @@ func (s *Server) routes() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	top.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	top.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	top.Handle("/", s.cfg.Key.Middleware(api))
 	return top
 }

@@ -19,6 +19,8 @@ import (
 
 	"depot/client"
 	"depot/gateway/s3"
+	"depot/internal/auth"
+	"depot/internal/tlsconf"
 )
 
 // Config configures a Gateway.
@@ -35,6 +37,12 @@ type Config struct {
 	// Ready reports whether the cluster behind the gateway can serve, for
 	// /readyz. Default: always ready.
 	Ready func(context.Context) error
+	// TLS, when not nil, serves HTTPS with its certificate, which Reload
+	// may swap while the gateway runs. Default nil: plain HTTP.
+	TLS *tlsconf.Cert
+	// MetricsToken, when not empty, is the bearer token /metrics requires
+	// (auth.MetricsGate). Default empty: /metrics is open.
+	MetricsToken string
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
 	// S3 configures the S3 API, served on the same port for every request
@@ -94,7 +102,7 @@ func New(cfg Config) (*Gateway, error) {
 	e.Use(gin.Recovery(), g.observe)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", g.readyz)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg})))
+	e.GET("/metrics", gin.WrapH(auth.MetricsGate(cfg.MetricsToken, nil, promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))))
 	v1 := e.Group("/v1")
 	v1.POST("/blobs", g.requireRoot, g.postBlob)
 	v1.GET("/blobs/:fid", g.getBlob)
@@ -138,6 +146,9 @@ func (g *Gateway) Start() error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
+	if g.cfg.TLS != nil {
+		ln = tlsconf.Listener(ln, g.cfg.TLS.ServerConfig())
+	}
 	g.ln = ln
 	if g.s3 != nil {
 		g.s3.Start()
@@ -166,6 +177,29 @@ func (g *Gateway) Addr() string {
 		return ""
 	}
 	return g.ln.Addr().String()
+}
+
+// URL returns the gateway's base URL, https when it serves TLS.
+func (g *Gateway) URL() string {
+	if g.cfg.TLS != nil {
+		return "https://" + g.Addr()
+	}
+	return "http://" + g.Addr()
+}
+
+// Reload reads the TLS certificate and key files again; new connections get
+// the new certificate, open ones keep theirs. On error the old certificate
+// stays in use. Without TLS it does nothing.
+func (g *Gateway) Reload() error {
+	if g.cfg.TLS == nil {
+		return nil
+	}
+	if err := g.cfg.TLS.Reload(); err != nil {
+		g.cfg.Logger.Error("gateway: TLS certificate reload failed; the old one stays in use", "err", err)
+		return err
+	}
+	g.cfg.Logger.Info("gateway: TLS certificate reloaded", "subject", g.cfg.TLS.Leaf().Subject.String(), "not_after", g.cfg.TLS.Leaf().NotAfter)
+	return nil
 }
 
 // Close stops accepting requests and waits up to ctx's deadline for

@@ -8,6 +8,7 @@ import (
 
 	"depot/internal/auth"
 	"depot/internal/membership"
+	"depot/internal/tlsconf"
 )
 
 // Members is the nameserver's view of the gossip cluster; it takes every
@@ -27,9 +28,22 @@ type Config struct {
 	Dir string
 	// Addr is the HTTP listen address. Default ":9330".
 	Addr string
-	// Key is the cluster key; every API request but /healthz, /readyz,
-	// /metrics and /ui must carry its token. Required.
+	// Key is the cluster key; every API request but /healthz, /readyz and
+	// /metrics must carry its token (or AdminKey's). Required.
 	Key auth.Key
+	// AdminKey, when set, is the admin credential: the admin routes (user
+	// management, rebalance and drain control, volume states, the /ui
+	// status page) need a token signed with it, or HTTP Basic auth with it
+	// (base64) as the password; a cluster-key token gets 403 there. Default
+	// nil: the cluster key is also the admin credential.
+	AdminKey auth.Key
+	// TLS, when not nil, serves the API over mutual TLS (clients need a
+	// certificate signed by the cluster CA) and makes the nameserver's own
+	// requests to dataservers https. Default nil: plain HTTP.
+	TLS *tlsconf.Cluster
+	// MetricsToken, when not empty, is the bearer token /metrics requires
+	// (auth.MetricsGate). Default empty: /metrics is open.
+	MetricsToken string
 	// Members is the gossip view. Required.
 	Members Members
 	// DefaultK and DefaultM are the erasure scheme of an assign that names

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"depot"
+	"depot/internal/auth"
 	"depot/internal/httpx"
 	"depot/nameserver/nsclient"
 )
@@ -22,8 +24,9 @@ const (
 	maxSmallBody  = 1 << 20
 )
 
-// Handler returns the HTTP API. Everything but /healthz, /readyz, /metrics
-// and /ui requires the cluster key's token (auth.Key.Middleware).
+// Handler returns the HTTP API. Everything but /healthz, /readyz and
+// /metrics (which Config.MetricsToken may guard) needs a credential; see
+// access.go.
 func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
 	s.route(api, "POST /assign", s.handleAssign)
@@ -47,20 +50,31 @@ func (s *Server) Handler() http.Handler {
 	s.routeS3(api)
 	s.routeRepair(api)
 	s.routeOrphans(api)
+	s.routeUI(api)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
-	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	s.routeUI(root)
-	root.Handle("/", s.cfg.Key.Middleware(api))
+	root.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	root.Handle("/", s.authenticate(api))
 	return root
+}
+
+// Routes returns the pattern of every route behind authentication (see
+// access.go), for audits and tests.
+func (s *Server) Routes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Compact(slices.Sorted(slices.Values(s.routes)))
 }
 
 // route registers h under pattern, counting requests by route and status.
 func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	s.mu.Lock()
+	s.routes = append(s.routes, pattern)
+	s.mu.Unlock()
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

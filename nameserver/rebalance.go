@@ -343,7 +343,7 @@ type shardFile struct {
 func (s *Server) shardFiles(ctx context.Context, hc *http.Client, addr string) ([]shardFile, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.TLS.URL(addr)+"/status", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -542,7 +542,7 @@ func plan(u clusterUsage, jobs []nsclient.RepairJob, band float64) ([]nsclient.R
 // rebalanceLoop drives rebalance runs and drains every RepairInterval
 // until ctx ends; see rebalanceStep.
 func (s *Server) rebalanceLoop(ctx context.Context) {
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := s.httpClient(30 * time.Second)
 	t := time.NewTicker(s.cfg.RepairInterval)
 	defer t.Stop()
 	lastAuto := time.Now()
@@ -655,7 +655,7 @@ func (s *Server) RebalanceStatus(ctx context.Context) (nsclient.RebalanceStatus,
 		return out, err
 	}
 	out.Settling = len(retired)
-	u := s.usage(ctx, &http.Client{Timeout: 30 * time.Second})
+	u := s.usage(ctx, s.httpClient(30*time.Second))
 	out.Mean, out.InBand = u.mean(out.Band)
 	for _, n := range u.nodes {
 		out.Nodes = append(out.Nodes, nsclient.NodeUsage{ID: n.id, State: n.state, Bytes: n.bytes, Shards: n.shards, Draining: n.draining})

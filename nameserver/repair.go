@@ -239,7 +239,7 @@ func (s *Server) repairLoop(ctx context.Context) {
 	if err := s.metrics.reg.Register(repairCollector{s}); err != nil {
 		s.log.Warn("repair metrics", "err", err)
 	}
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := s.httpClient(30 * time.Second)
 	t := time.NewTicker(s.cfg.RepairInterval)
 	defer t.Stop()
 	for {
@@ -423,7 +423,7 @@ func (s *Server) deleteNeedle(ctx context.Context, hc *http.Client, v depot.Volu
 		if ds, found := s.store.cache.dataserver(m.Node); !found || ds.State != stateAlive {
 			return false
 		}
-		url := "http://" + m.Addr + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
+		url := s.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
 			strconv.Itoa(m.Index) + "/" + strconv.FormatUint(uint64(fid.Needle), 16) +
 			"?cookie=" + fmt.Sprintf("%08x", uint32(fid.Cookie))
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)

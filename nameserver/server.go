@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"depot"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
 
@@ -33,6 +34,7 @@ type Server struct {
 	store   *store
 	metrics *metrics
 	http    *http.Server
+	tr      *http.Transport // the nameserver's own requests to dataservers
 
 	syncSem   chan struct{} // one gossip sync at a time
 	kick      chan struct{} // MembersChanged asks the sync loop to run now
@@ -41,6 +43,7 @@ type Server struct {
 	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
 	mu       sync.Mutex
+	routes   []string // patterns registered by route (http.go)
 	ln       net.Listener
 	started  bool
 	closed   bool
@@ -70,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 		syncSem:   make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		createSem: make(chan struct{}, 1),
+		tr:        cfg.TLS.Transport(),
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
@@ -91,6 +95,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("nameserver: listen: %w", err)
 	}
+	ln = tlsconf.Listener(ln, s.cfg.TLS.ServerConfig())
 	s.ln, s.started = ln, true
 	s.store.start()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,8 +122,15 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// URL returns "http://" + Addr().
-func (s *Server) URL() string { return "http://" + s.Addr() }
+// URL returns the API's base URL: "http://" + Addr(), or "https://" with
+// TLS.
+func (s *Server) URL() string { return s.cfg.TLS.URL(s.Addr()) }
+
+// httpClient returns a client for the nameserver's own requests to
+// dataservers (TLS when configured), with the given overall timeout.
+func (s *Server) httpClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: s.tr}
+}
 
 // Close stops serving (letting requests in flight finish, up to
 // Config.ShutdownTimeout), stops the background work and closes the
@@ -144,6 +156,7 @@ func (s *Server) Close() error {
 		s.cancel()
 		s.wg.Wait()
 	}
+	s.tr.CloseIdleConnections()
 	if err := s.store.close(); err != nil {
 		errs = append(errs, err)
 	}

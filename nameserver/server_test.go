@@ -216,7 +216,7 @@ func TestServer_HTTP(t *testing.T) {
 	}
 	t.Run("Public", func(t *testing.T) {
 		for path, want := range map[string]int{
-			"/healthz": 200, "/metrics": 200, "/ui": 200,
+			"/healthz": 200, "/metrics": 200,
 			"/readyz": http.StatusServiceUnavailable, // 3 of 6 dataservers alive
 		} {
 			if got := get(path).StatusCode; got != want {
@@ -225,8 +225,10 @@ func TestServer_HTTP(t *testing.T) {
 		}
 	})
 	t.Run("Unauthorized", func(t *testing.T) {
-		if got := get("/status").StatusCode; got != http.StatusUnauthorized {
-			t.Fatalf("GET /status without token = %d", got)
+		for _, path := range []string{"/status", "/ui", "/ui/health"} {
+			if got := get(path).StatusCode; got != http.StatusUnauthorized {
+				t.Fatalf("GET %s without token = %d", path, got)
+			}
 		}
 		other := nsclient.New(c.srv.URL(), []byte("another cluster key, 32 bytes..."), nil)
 		if _, err := other.Buckets(ctx); !errors.Is(err, depot.ErrUnauthorized) {

@@ -22,15 +22,16 @@ import (
 // seconds and swaps the part that changed, so it stays live without
 // flicker; without script a meta refresh does it. GET /ui/health is the
 // verdict and its facts as JSON, what `depot admin status --json` prints.
-// Like /metrics, neither needs the cluster key: they show no object data.
+// Both need the admin credential (access.go); a browser sends it as the
+// password of HTTP Basic auth.
 
 // uiRefresh is how often the page refreshes itself.
 const uiRefresh = 2 * time.Second
 
 // routeUI registers the status page and its JSON on mux.
 func (s *Server) routeUI(mux *http.ServeMux) {
-	mux.HandleFunc("GET /ui", s.handleUI)
-	mux.HandleFunc("GET /ui/health", s.handleHealth)
+	s.route(mux, "GET /ui", s.handleUI)
+	s.route(mux, "GET /ui/health", s.handleHealth)
 }
 
 // Health computes the cluster's health verdict with its facts.

@@ -104,7 +104,7 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 	idle := time.AfterFunc(runIdle, cancel)
 	defer idle.Stop()
 	m := v.Members[idx]
-	url := "http://" + m.Addr + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx) +
+	url := w.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx) +
 		"/needles?after=" + strconv.FormatUint(uint64(after), 16) + "&until=" + strconv.FormatUint(uint64(until), 16)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

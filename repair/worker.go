@@ -25,6 +25,7 @@ import (
 	"depot/erasure"
 	"depot/internal/auth"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	// Key signs requests to the nameserver and the other dataservers.
 	// Required.
 	Key auth.Key
+	// TLS, when not nil, makes requests to other dataservers https with
+	// the cluster's mutual TLS. Default nil: plain HTTP.
+	TLS *tlsconf.Cluster
 	// Nameserver returns a client of the current nameserver. Required.
 	Nameserver func() (*nsclient.Client, error)
 	// Interval is how often tasks are fetched. Default 5s.
@@ -139,10 +143,11 @@ func New(cfg Config) (*Worker, error) {
 		return nil, errors.New("repair: Config needs Node, Store, Key and Nameserver")
 	}
 	cfg.setDefaults()
+	tr := cfg.TLS.Transport()
 	w := &Worker{
 		cfg: cfg, log: cfg.Logger.With("component", "repair", "node", cfg.Node),
-		http:   &http.Client{Timeout: 2 * time.Minute},
-		stream: &http.Client{},
+		http:   &http.Client{Timeout: 2 * time.Minute, Transport: tr},
+		stream: &http.Client{Transport: tr},
 		rate:   newLimiter(cfg.Rate),
 		codecs: make(map[[3]int]*erasure.Codec),
 		repairBytes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -206,6 +211,7 @@ func (w *Worker) Close() error {
 		cancel()
 	}
 	w.wg.Wait()
+	w.http.CloseIdleConnections()
 	return nil
 }
 
@@ -353,7 +359,7 @@ type needleRef struct {
 // shard file is an empty list.
 func (w *Worker) listPeer(ctx context.Context, v depot.Volume, idx int) ([]needleRef, error) {
 	m := v.Members[idx]
-	url := "http://" + m.Addr + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx)
+	url := w.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -491,7 +497,7 @@ type fetched struct {
 // fetchShard reads the whole needle id of shard idx of v from its member.
 func (w *Worker) fetchShard(ctx context.Context, v depot.Volume, idx int, id depot.NeedleID, cookie depot.Cookie) fetched {
 	m := v.Members[idx]
-	url := "http://" + m.Addr + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx) + "/" +
+	url := w.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx) + "/" +
 		strconv.FormatUint(uint64(id), 16) + "?cookie=" + fmt.Sprintf("%08x", uint32(cookie))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

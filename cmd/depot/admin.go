@@ -25,41 +25,39 @@ const adminUsage = `usage:
   depot admin rebalance [--band F] [--no-wait] move shard files until every dataserver is within
                                                the band of the mean bytes (--status, --stop)
   depot admin drain NODE [--no-wait] [--undo]  move every shard off NODE, then say it may be stopped
+  depot admin certs --out DIR [--hosts a,b,c]  make a cluster CA, node certificates and an admin
+                                               client certificate (ECDSA P-256) in DIR
 flags (before the subcommand): --nameserver URL (env DEPOT_NAMESERVER),
-  --cluster-key-file FILE (or env DEPOT_CLUSTER_KEY), --dir DIR (a depot server's data directory)`
+  --cluster-key-file FILE (or env DEPOT_CLUSTER_KEY), --dir DIR (a depot server's data directory),
+  --admin-key-file FILE (or env DEPOT_ADMIN_KEY), --ca/--cert/--key for a cluster with mutual TLS`
 
 // runAdmin changes the namespace's S3 settings through the nameserver.
 func runAdmin(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(os.Stderr, adminUsage); fs.PrintDefaults() }
-	nsURL := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL (env DEPOT_NAMESERVER)")
-	keyFile := fs.String("cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
-	dir := fs.String("dir", "", "data directory of a depot server, to read its cluster.key")
+	var conn adminConn
+	conn.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rest := fs.Args()
+	if len(rest) >= 1 && rest[0] == "certs" {
+		return runAdminCerts(rest[1:])
+	}
 	if len(rest) >= 1 && rest[0] == "status" {
-		return runAdminStatus(ctx, *nsURL, *keyFile, *dir, rest[1:])
+		return runAdminStatus(ctx, &conn, rest[1:])
 	}
 	if len(rest) >= 1 && (rest[0] == "rebalance" || rest[0] == "drain") {
-		return runAdminRebalance(ctx, *nsURL, *keyFile, *dir, rest)
+		return runAdminRebalance(ctx, &conn, rest)
 	}
 	if len(rest) < 2 {
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	if *nsURL == "" {
-		return errors.New("--nameserver (or DEPOT_NAMESERVER) is required: depot server prints it")
-	}
-	if *keyFile == "" && *dir == "" && os.Getenv("DEPOT_CLUSTER_KEY") == "" {
-		return errors.New("no cluster key: set DEPOT_CLUSTER_KEY, --cluster-key-file or --dir")
-	}
-	key, err := loadKey(*keyFile, *dir)
+	ns, err := conn.client()
 	if err != nil {
 		return err
 	}
-	ns := nsclient.New(*nsURL, key, nil)
 	switch rest[0] + " " + rest[1] {
 	case "user add":
 		u := nsclient.User{AccessKey: randomToken(10, true), Secret: randomToken(30, false)}

@@ -20,7 +20,7 @@ import (
 // which carries it on (it survives this command and a nameserver
 // restart), then follows its progress with a progress bar unless
 // --no-wait.
-func runAdminRebalance(ctx context.Context, nsURL, keyFile, dir string, args []string) error {
+func runAdminRebalance(ctx context.Context, conn *adminConn, args []string) error {
 	cmd := args[0]
 	fs := flag.NewFlagSet("admin "+cmd, flag.ContinueOnError)
 	band := fs.Float64("band", 0, "rebalance: allowed distance from the mean, as a fraction (0: the nameserver's RebalanceBand, 0.1 by default)")
@@ -32,14 +32,11 @@ func runAdminRebalance(ctx context.Context, nsURL, keyFile, dir string, args []s
 	if err != nil {
 		return err
 	}
-	if nsURL == "" {
-		return errors.New("--nameserver (or DEPOT_NAMESERVER) is required: depot server prints it")
-	}
-	key, err := loadKey(keyFile, dir)
+	ns, err := conn.client()
 	if err != nil {
 		return err
 	}
-	return adminRebalance(ctx, nsclient.New(nsURL, key, nil), os.Stdout, os.Stderr, rebalanceOpts{
+	return adminRebalance(ctx, ns, os.Stdout, os.Stderr, rebalanceOpts{
 		cmd: cmd, args: pos, band: *band, noWait: *noWait, stop: *stop, status: *status, undo: *undo,
 	})
 }

@@ -89,7 +89,7 @@ func adminStatus(ctx context.Context, ns *nsclient.Client, w io.Writer, asJSON b
 	return tw.Flush()
 }
 
-func runAdminStatus(ctx context.Context, nsURL, keyFile, dir string, args []string) error {
+func runAdminStatus(ctx context.Context, conn *adminConn, args []string) error {
 	asJSON := false
 	for _, a := range args {
 		switch a {
@@ -99,12 +99,9 @@ func runAdminStatus(ctx context.Context, nsURL, keyFile, dir string, args []stri
 			return fmt.Errorf("usage: depot admin status [--json]")
 		}
 	}
-	if nsURL == "" {
-		return fmt.Errorf("--nameserver (or DEPOT_NAMESERVER) is required: depot server prints it")
-	}
-	key, err := loadKey(keyFile, dir)
+	ns, err := conn.client()
 	if err != nil {
 		return err
 	}
-	return adminStatus(ctx, nsclient.New(nsURL, key, nil), os.Stdout, asJSON)
+	return adminStatus(ctx, ns, os.Stdout, asJSON)
 }

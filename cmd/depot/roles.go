@@ -23,6 +23,8 @@ type roleFlags struct {
 	addr, gossipAddr, advertise, keyFile, logLevel, timing string
 	advertiseHTTP                                          string
 	join                                                   stringList
+	tls                                                    clusterTLSFlags
+	metricsTokenFile                                       string
 }
 
 func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
@@ -34,6 +36,13 @@ func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
 	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
 	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
 	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test")
+	fs.StringVar(&r.metricsTokenFile, "metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
+	r.tls.register(fs)
+}
+
+// metricsToken returns the /metrics bearer token, "" when none is set.
+func (r *roleFlags) metricsToken() (string, error) {
+	return secretFromEnvOrFile("DEPOT_METRICS_TOKEN", r.metricsTokenFile)
 }
 
 func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
@@ -57,8 +66,12 @@ func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
 	default:
 		return node.Gossip{}, fmt.Errorf("unknown gossip timing %q", r.timing)
 	}
+	tc, err := r.tls.load()
+	if err != nil {
+		return node.Gossip{}, err
+	}
 	return node.Gossip{Key: key, BindAddr: r.gossipAddr, AdvertiseAddr: r.advertise, AdvertiseHTTP: r.advertiseHTTP, Join: join,
-		Timing: timing, Logger: newLogger(r.logLevel)}, nil
+		Timing: timing, Logger: newLogger(r.logLevel), TLS: tc}, nil
 }
 
 func splitComma(s string) []string {
@@ -90,10 +103,19 @@ func runNameserver(ctx context.Context, args []string) error {
 	m := fs.Int("m", 2, "default parity shards")
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
 	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	adminKey, err := loadAdminKey(*adminKeyFile)
+	if err != nil {
+		return err
+	}
+	metricsToken, err := rf.metricsToken()
+	if err != nil {
 		return err
 	}
 	g, err := rf.gossip(keyDir(rf.keyFile, *dir))
@@ -104,10 +126,12 @@ func runNameserver(ctx context.Context, args []string) error {
 	cfg.Dir, cfg.Addr, cfg.DefaultK, cfg.DefaultM, cfg.Logger = *dir, rf.addr, *k, *m, g.Logger
 	cfg.RepairAfter = *repairAfter
 	cfg.RebalanceInterval = *rebalanceEvery
+	cfg.AdminKey, cfg.MetricsToken = adminKey, metricsToken
 	ns, err := node.StartNameserver(ctx, g, cfg, *id)
 	if err != nil {
 		return err
 	}
+	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
 	printReady("nameserver", ns.Server.Addr(), ns.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ns.Close()
@@ -159,10 +183,14 @@ func runDataserver(ctx context.Context, args []string) error {
 	}
 	cfg := dataserver.DefaultConfig()
 	cfg.ID, cfg.Dirs, cfg.Addr, cfg.Fsync, cfg.Logger = *id, dirs, rf.addr, dataserver.FsyncPolicy(*fsync), g.Logger
+	if cfg.MetricsToken, err = rf.metricsToken(); err != nil {
+		return err
+	}
 	ds, err := node.StartDataserver(ctx, g, cfg, *rack, repair.Config{Rate: *repairRate * (1 << 20)})
 	if err != nil {
 		return err
 	}
+	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
 	printReady("dataserver", ds.Server.Addr(), ds.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ds.Close()
@@ -177,7 +205,17 @@ func runGateway(ctx context.Context, args []string) error {
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
+	var pub publicTLSFlags
+	pub.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cert, err := pub.load()
+	if err != nil {
+		return err
+	}
+	metricsToken, err := rf.metricsToken()
+	if err != nil {
 		return err
 	}
 	user, pass := os.Getenv("DEPOT_ROOT_USER"), os.Getenv("DEPOT_ROOT_PASSWORD")
@@ -196,14 +234,16 @@ func runGateway(ctx context.Context, args []string) error {
 		return errors.New("a gateway needs --join or --nameserver")
 	}
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
-		ID:         *id,
-		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain}},
+		ID: *id,
+		Gateway: gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain},
+			TLS: cert, MetricsToken: metricsToken},
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})
 	if err != nil {
 		return err
 	}
+	defer reloadOnSIGHUP(ctx, g.Logger, func() error { return errors.Join(gw.Server.Reload(), internalReload(g)()) })()
 	printReady("gateway", gw.Server.Addr(), gw.Gossip.GossipAddr())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

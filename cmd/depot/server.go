@@ -128,7 +128,29 @@ func runServer(ctx context.Context, args []string) error {
 	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
+	var pub publicTLSFlags
+	pub.register(fs)
+	var internal clusterTLSFlags
+	internal.register(fs)
+	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
+	metricsTokenFile := fs.String("metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that every /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cert, err := pub.load()
+	if err != nil {
+		return err
+	}
+	tc, err := internal.load()
+	if err != nil {
+		return err
+	}
+	adminKey, err := loadAdminKey(*adminKeyFile)
+	if err != nil {
+		return err
+	}
+	metricsToken, err := secretFromEnvOrFile("DEPOT_METRICS_TOKEN", *metricsTokenFile)
+	if err != nil {
 		return err
 	}
 	if err := setMemoryLimit(*memLimit); err != nil {
@@ -159,10 +181,12 @@ func runServer(ctx context.Context, args []string) error {
 		Fsync: dataserver.FsyncPolicy(*fsync), Logger: log,
 		RepairAfter: *repairAfter, Repair: repair.Config{Rate: *repairRate * (1 << 20)},
 		RebalanceInterval: *rebalanceEvery,
+		GatewayTLS:        cert, TLS: tc, AdminKey: adminKey, MetricsToken: metricsToken,
 	})
 	if err != nil {
 		return err
 	}
+	defer reloadOnSIGHUP(ctx, log, local.Reload)()
 	abs, _ := filepath.Abs(*dir)
 	fmt.Printf("depot server is running: a nameserver, %d dataservers (EC %d+%d) and a gateway\n", *dataservers, *k, *m)
 	fmt.Printf("  endpoint:    %s\n", local.Endpoint())

@@ -161,3 +161,27 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.Key.Sign(r)
 	return base.RoundTrip(r)
 }
+
+// MetricsGate guards a /metrics handler. With an empty token it lets every
+// request through (the default: metrics carry no secrets nor object data).
+// Otherwise a request needs "Authorization: Bearer <token>" or a valid
+// internal token signed with key; others get 401.
+func MetricsGate(token string, key Key, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		bearer, ok := strings.CutPrefix(h, "Bearer ")
+		if ok && hmac.Equal([]byte(bearer), []byte(token)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(key) > 0 && key.Verify(r, time.Now()) == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="depot metrics"`)
+		http.Error(w, "metrics need a bearer token", http.StatusUnauthorized)
+	})
+}

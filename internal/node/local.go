@@ -19,6 +19,7 @@ import (
 	"depot/internal/auth"
 	"depot/internal/httpx"
 	"depot/internal/membership"
+	"depot/internal/tlsconf"
 	"depot/nameserver"
 	"depot/repair"
 )
@@ -66,6 +67,18 @@ type LocalConfig struct {
 	// Repair configures the dataservers' repair workers (rate, intervals);
 	// with TimingTest, zero intervals get short test values.
 	Repair repair.Config
+	// TLS, when not nil, is mutual TLS for the internal traffic between
+	// the roles (Gossip.TLS). Default nil: plain HTTP on loopback.
+	TLS *tlsconf.Cluster
+	// GatewayTLS, when not nil, makes the gateway serve HTTPS with this
+	// certificate (gateway.Config.TLS). Default nil: plain HTTP.
+	GatewayTLS *tlsconf.Cert
+	// AdminKey is the nameserver's admin credential
+	// (nameserver.Config.AdminKey). Default nil: the cluster key.
+	AdminKey auth.Key
+	// MetricsToken, when not empty, is the bearer token every role's
+	// /metrics requires. Default empty: open.
+	MetricsToken string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -142,6 +155,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		nc.RepairAfter = cfg.RepairAfter
 	}
 	nc.RebalanceInterval = cfg.RebalanceInterval
+	nc.AdminKey, nc.MetricsToken = cfg.AdminKey, cfg.MetricsToken
 	nc.Logger = cfg.Logger.With("role", "nameserver")
 	l.nsCfg = nc
 	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")
@@ -157,8 +171,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		}
 	}
 	gc := GatewayConfig{
-		ID:         "gw1",
-		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain}},
+		ID: "gw1",
+		Gateway: gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain},
+			TLS: cfg.GatewayTLS, MetricsToken: cfg.MetricsToken},
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
 		// The gateway reaches the nameserver by a call, not a socket.
@@ -182,7 +197,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 
 func (l *Local) gossip(join []string, role string) Gossip {
 	return Gossip{Key: l.cfg.Key, BindAddr: "127.0.0.1:0", Join: join, Timing: l.cfg.Timing,
-		Logger: l.cfg.Logger.With("role", role)}
+		Logger: l.cfg.Logger.With("role", role), TLS: l.cfg.TLS}
 }
 
 // DataserverID returns the node id of dataserver i.
@@ -210,6 +225,7 @@ func (l *Local) StartDataserver(ctx context.Context, i int) error {
 		dc.Fsync = l.cfg.Fsync
 	}
 	dc.Logger = l.cfg.Logger.With("role", "dataserver")
+	dc.MetricsToken = l.cfg.MetricsToken
 	rack := ""
 	if l.cfg.Racks > 1 {
 		rack = fmt.Sprintf("rack%d", i%l.cfg.Racks+1)
@@ -293,8 +309,19 @@ func (l *Local) take(i int) *Dataserver {
 	return d
 }
 
-// Endpoint returns the gateway's base URL.
-func (l *Local) Endpoint() string { return "http://" + l.GW.Server.Addr() }
+// Endpoint returns the gateway's base URL (https with GatewayTLS).
+func (l *Local) Endpoint() string { return l.GW.Server.URL() }
+
+// Reload reads the gateway's and the internal TLS certificates again
+// (SIGHUP in depot server). A failure keeps the old certificate in use.
+func (l *Local) Reload() error {
+	err := l.GW.Server.Reload()
+	if ierr := l.cfg.TLS.Reload(); ierr != nil {
+		l.cfg.Logger.Error("internal TLS certificate reload failed; the old one stays in use", "err", ierr)
+		err = errors.Join(err, ierr)
+	}
+	return err
+}
 
 // WaitReady waits until the nameserver is ready.
 func (l *Local) WaitReady(ctx context.Context) error {

@@ -23,6 +23,7 @@ import (
 	"depot/gateway"
 	"depot/internal/auth"
 	"depot/internal/membership"
+	"depot/internal/tlsconf"
 	"depot/nameserver"
 	"depot/nameserver/nsclient"
 	"depot/repair"
@@ -46,6 +47,12 @@ type Gossip struct {
 	Join []string
 	// Timing is the failure-detector preset.
 	Timing membership.Timing
+	// TLS, when not nil, is the cluster's mutual TLS for internal HTTP:
+	// every role's server requires client certificates signed by the
+	// cluster CA and every internal client uses https. Gossip is encrypted
+	// with a key derived from Key whether or not TLS is on. Default nil:
+	// plain HTTP.
+	TLS *tlsconf.Cluster
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -102,6 +109,7 @@ type Nameserver struct {
 func StartNameserver(ctx context.Context, g Gossip, cfg nameserver.Config, id string) (*Nameserver, error) {
 	lazy := &lazyMembers{}
 	cfg.Key = g.Key
+	cfg.TLS = g.TLS
 	cfg.Members = lazy
 	ns, err := nameserver.New(cfg)
 	if err != nil {
@@ -162,6 +170,7 @@ const StatsInterval = 5 * time.Second
 // gossip), Logger and Registerer are filled in here.
 func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack string, rc repair.Config) (*Dataserver, error) {
 	cfg.Key = g.Key
+	cfg.TLS = g.TLS
 	ds, err := dataserver.New(cfg)
 	if err != nil {
 		return nil, err
@@ -182,8 +191,8 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		ds.Close()
 		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
-	rc.Node, rc.Store, rc.Key = cfg.ID, ds.Store(), g.Key
-	rc.Nameserver = NewResolver(FromGossip(gm), g.Key).Client
+	rc.Node, rc.Store, rc.Key, rc.TLS = cfg.ID, ds.Store(), g.Key, g.TLS
+	rc.Nameserver = NewResolver(FromGossip(gm, g.TLS), g.Key, g.TLS).Client
 	rc.Registerer = ds.Registry()
 	if rc.Logger == nil {
 		rc.Logger = cfg.Logger
@@ -251,12 +260,13 @@ func (d *Dataserver) Kill() error {
 // NameserverFinder returns the nameserver's base URL, e.g. from gossip.
 type NameserverFinder func() (string, error)
 
-// FromGossip finds an alive nameserver in the gossip view.
-func FromGossip(gm interface{ Members() []membership.Node }) NameserverFinder {
+// FromGossip finds an alive nameserver in the gossip view; its URL is
+// https when tc is not nil.
+func FromGossip(gm interface{ Members() []membership.Node }, tc *tlsconf.Cluster) NameserverFinder {
 	return func() (string, error) {
 		for _, n := range gm.Members() {
 			if n.Meta.Role == depot.RoleNameserver && n.State == membership.StateAlive && n.Meta.Addr != "" {
-				return "http://" + n.Meta.Addr, nil
+				return tc.URL(n.Meta.Addr), nil
 			}
 		}
 		return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
@@ -271,6 +281,7 @@ func Fixed(url string) NameserverFinder { return func() (string, error) { return
 type Resolver struct {
 	find NameserverFinder
 	key  auth.Key
+	tls  *tlsconf.Cluster
 
 	hc *http.Client // nil: nsclient's own
 
@@ -279,9 +290,10 @@ type Resolver struct {
 	cl  *nsclient.Client
 }
 
-// NewResolver returns a Resolver.
-func NewResolver(find NameserverFinder, key auth.Key) *Resolver {
-	return &Resolver{find: find, key: key}
+// NewResolver returns a Resolver whose clients sign with key and, when tc
+// is not nil, speak mutual TLS.
+func NewResolver(find NameserverFinder, key auth.Key, tc *tlsconf.Cluster) *Resolver {
+	return &Resolver{find: find, key: key, tls: tc}
 }
 
 // Client returns a client for the current nameserver.
@@ -293,7 +305,14 @@ func (r *Resolver) Client() (*nsclient.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cl == nil || url != r.url {
-		r.url, r.cl = url, nsclient.New(url, r.key, r.hc)
+		if r.cl != nil {
+			r.cl.CloseIdleConnections()
+		}
+		if r.hc != nil {
+			r.url, r.cl = url, nsclient.New(url, r.key, r.hc)
+		} else {
+			r.url, r.cl = url, nsclient.NewTLS(url, r.key, r.tls)
+		}
 	}
 	return r.cl, nil
 }
@@ -358,17 +377,17 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 	if err != nil {
 		return nil, err
 	}
-	find := FromGossip(gm)
+	find := FromGossip(gm, g.TLS)
 	if cfg.Nameserver != "" {
 		find = Fixed(cfg.Nameserver)
 	}
-	res := NewResolver(find, g.Key)
+	res := NewResolver(find, g.Key, g.TLS)
 	if cfg.NameserverTransport != nil {
 		res.hc = &http.Client{Transport: cfg.NameserverTransport}
 	}
 	cc := cfg.Client
 	cc.Nameserver = res
-	cc.Key = g.Key
+	cc.Key, cc.TLS = g.Key, g.TLS
 	if cc.Logger == nil {
 		cc.Logger = g.Logger
 	}

@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/internal/node"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 	"depot/repair"
 )
@@ -39,13 +42,34 @@ type Options struct {
 
 	// RebalanceInterval, when positive, turns automatic rebalancing on.
 	RebalanceInterval time.Duration
+
+	// TLS turns on mutual TLS between the roles and HTTPS on the gateway,
+	// with a CA and a certificate for 127.0.0.1 made in Dir/certs
+	// (Cluster.CertDir).
+	TLS bool
+	// Key is the cluster key; default a random one.
+	Key auth.Key
+	// Password is the gateway's root password; default a random one.
+	Password string
+	// AdminKey is the nameserver's admin credential; default none (the
+	// cluster key serves).
+	AdminKey auth.Key
+	// MetricsToken, when set, guards every role's /metrics.
+	MetricsToken string
+	// Logger receives every role's logs; default silent, or stderr with
+	// Verbose.
+	Logger *slog.Logger
 }
 
 // Cluster is a running in-process cluster.
 type Cluster struct {
 	*node.Local
-	Opts     Options
-	Key      auth.Key
+	Opts Options
+	Key  auth.Key
+	// CertDir holds the certificates of a TLS cluster (tlsconf.WriteCerts
+	// for host "127.0.0.1"); TLS is the nodes' mutual TLS, nil without.
+	CertDir  string
+	TLS      *tlsconf.Cluster
 	User     string
 	Password string
 	t        testing.TB
@@ -104,12 +128,37 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.Verbose || os.Getenv("DEPOT_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	key, err := auth.GenerateKey()
-	if err != nil {
-		return nil, err
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
-	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: "test-secret-" + fmt.Sprint(time.Now().UnixNano()), t: t}
+	key := opts.Key
+	if key == nil {
+		var err error
+		if key, err = auth.GenerateKey(); err != nil {
+			return nil, err
+		}
+	}
+	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: opts.Password, t: t}
+	if c.Password == "" {
+		c.Password = "test-secret-" + fmt.Sprint(time.Now().UnixNano())
+	}
+	var gwTLS *tlsconf.Cert
+	if opts.TLS {
+		c.CertDir = filepath.Join(opts.Dir, "certs")
+		if _, err := tlsconf.WriteCerts(c.CertDir, []string{"127.0.0.1"}); err != nil {
+			return nil, err
+		}
+		f := tlsconf.NodeFiles(c.CertDir, "127.0.0.1")
+		tc, err := tlsconf.LoadCluster(f)
+		if err != nil {
+			return nil, err
+		}
+		if gwTLS, err = tlsconf.LoadCert(f.Cert, f.Key); err != nil {
+			return nil, err
+		}
+		c.TLS = tc
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	l, err := node.StartLocal(ctx, node.LocalConfig{
@@ -119,6 +168,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
 		RebalanceInterval: opts.RebalanceInterval,
+		TLS:               c.TLS, GatewayTLS: gwTLS, AdminKey: opts.AdminKey, MetricsToken: opts.MetricsToken,
 	})
 	if err != nil {
 		return nil, err
@@ -130,9 +180,27 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 // Client returns the gateway's native client.
 func (c *Cluster) Client() *client.Client { return c.GW.Client }
 
-// NS returns a nameserver API client.
+// NSClient returns a nameserver API client that signs with the cluster
+// key (and speaks the cluster's TLS).
 func (c *Cluster) NSClient() *nsclient.Client {
-	return nsclient.New(c.Local.NS.Server.URL(), c.Key, nil)
+	return nsclient.NewTLS(c.Local.NS.Server.URL(), c.Key, c.TLS)
+}
+
+// AdminClient returns a nameserver API client that signs with the admin
+// credential (Options.AdminKey, else the cluster key).
+func (c *Cluster) AdminClient() *nsclient.Client {
+	k := c.Opts.AdminKey
+	if k == nil {
+		k = c.Key
+	}
+	return nsclient.NewTLS(c.Local.NS.Server.URL(), k, c.TLS)
+}
+
+// HTTPClient returns a client that trusts the cluster CA and presents a
+// node certificate (a plain client without TLS). It does not sign
+// requests.
+func (c *Cluster) HTTPClient() *http.Client {
+	return &http.Client{Transport: c.TLS.Transport(), Timeout: 30 * time.Second}
 }
 
 // WaitDead polls until the nameserver's gossip view reports dataserver i as

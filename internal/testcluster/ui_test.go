@@ -2,6 +2,7 @@ package testcluster_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -138,6 +140,17 @@ func TestStatusPage(t *testing.T) {
 		}
 	}
 
+	// The page needs the admin credential; a browser sends it as Basic
+	// auth, which the header below stands for (it also reaches the page's
+	// own fetches).
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+c.Key.String()))
+	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Authorization": basic}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(bctx, chromedp.Navigate(c.NS.Server.URL()+"/ui"), chromedp.WaitVisible(chromedp.ID("dataservers"))); err != nil {
 		t.Fatal(err)
 	}

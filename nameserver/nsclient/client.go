@@ -21,6 +21,7 @@ import (
 	"depot"
 	"depot/internal/auth"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 )
 
 // Client calls one nameserver. It is safe for concurrent use.
@@ -35,18 +36,34 @@ type Client struct {
 // httpClient means a client of its own that keeps up to 128 idle
 // connections to the nameserver.
 func New(baseURL string, key auth.Key, httpClient *http.Client) *Client {
+	return newClient(baseURL, key, httpClient, nil)
+}
+
+// NewTLS is New for a nameserver that serves mutual TLS: a bare host:port
+// gets "https://", and the client's own transport presents tc's
+// certificate and verifies the nameserver's against the cluster CA. A nil
+// tc is New(baseURL, key, nil).
+func NewTLS(baseURL string, key auth.Key, tc *tlsconf.Cluster) *Client {
+	return newClient(baseURL, key, nil, tc)
+}
+
+func newClient(baseURL string, key auth.Key, httpClient *http.Client, tc *tlsconf.Cluster) *Client {
 	if !strings.Contains(baseURL, "://") {
-		baseURL = "http://" + baseURL
+		baseURL = tc.URL(baseURL)
 	}
 	if httpClient == nil {
 		// Not http.DefaultClient: its two idle connections per host would
 		// make a busy gateway open and close a connection per request.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr := tc.Transport()
 		tr.MaxIdleConnsPerHost = 128
 		httpClient = &http.Client{Transport: tr}
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: httpClient}
 }
+
+// CloseIdleConnections closes the idle connections of the client's
+// transport (for a client that is no longer used).
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when not nil).

@@ -1,0 +1,72 @@
+package nameserver
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"depot"
+	"depot/internal/auth"
+	"depot/nameserver/nsclient"
+)
+
+func TestServer_AdminCredential(t *testing.T) {
+	admin, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := MustCluster(t, []string{"a", "b", "c"}, func(cfg *Config) { cfg.AdminKey = admin })
+	ctx := ctxT(t)
+	node := c.client // signs with the cluster key
+	adm := nsclient.New(c.srv.URL(), admin, nil)
+
+	t.Run("NodeRefusedOnAdminRoutes", func(t *testing.T) {
+		if err := node.PutUser(ctx, nsclient.User{AccessKey: "AK", Secret: "s3cr3t-s3cr3t"}); !errors.Is(err, depot.ErrUnauthorized) {
+			t.Fatalf("PutUser with the cluster key: err = %v, want ErrUnauthorized", err)
+		}
+		if _, err := node.Users(ctx); !errors.Is(err, depot.ErrUnauthorized) {
+			t.Fatalf("Users with the cluster key: err = %v, want ErrUnauthorized", err)
+		}
+		if err := node.Drain(ctx, "a", false); !errors.Is(err, depot.ErrUnauthorized) {
+			t.Fatalf("Drain with the cluster key: err = %v, want ErrUnauthorized", err)
+		}
+	})
+	t.Run("NodeRoutesStillOpenToNodes", func(t *testing.T) {
+		if _, err := node.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("AdminOK", func(t *testing.T) {
+		if err := adm.PutUser(ctx, nsclient.User{AccessKey: "AK", Secret: "s3cr3t-s3cr3t"}); err != nil {
+			t.Fatal(err)
+		}
+		us, err := adm.Users(ctx)
+		if err != nil || len(us) != 1 {
+			t.Fatalf("Users = %v, %v", us, err)
+		}
+		if _, err := adm.Status(ctx); err != nil {
+			t.Fatalf("admin on a node route: %v", err)
+		}
+	})
+	t.Run("UIBasicAuth", func(t *testing.T) {
+		for _, tc := range []struct {
+			pass string
+			want int
+		}{
+			{admin.String(), http.StatusOK},
+			{c.key.String(), http.StatusForbidden},
+			{"guess", http.StatusForbidden},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, c.srv.URL()+"/ui", nil)
+			req.SetBasicAuth("admin", tc.pass)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("GET /ui with Basic auth: %d, want %d", resp.StatusCode, tc.want)
+			}
+		}
+	})
+}
