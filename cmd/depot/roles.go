@@ -177,7 +177,13 @@ func runGateway(ctx context.Context, args []string) error {
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
+	var sf sseFlags
+	sf.register(fs, false)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sseKeys, err := loadSSEKeys(sf.keyFile, "")
+	if err != nil {
 		return err
 	}
 	user, pass := os.Getenv("DEPOT_ROOT_USER"), os.Getenv("DEPOT_ROOT_PASSWORD")
@@ -196,8 +202,9 @@ func runGateway(ctx context.Context, args []string) error {
 		return errors.New("a gateway needs --join or --nameserver")
 	}
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
-		ID:         *id,
-		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain}},
+		ID: *id,
+		Gateway: gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain,
+			Keyring: sseKeys, SSECOverHTTP: sf.cOverHTTP}},
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})
