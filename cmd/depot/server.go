@@ -226,6 +226,9 @@ func runServer(ctx context.Context, args []string) error {
 	fmt.Printf("  secret key:  %s\n", creds.Password)
 	fmt.Printf("  nameserver:  %s/status (ui: /ui)\n", local.NS.Server.URL())
 	fmt.Printf("  data:        %s\n", abs)
+	if sseKeys != nil {
+		fmt.Printf("  sse-s3 key:  %q active of %d master keys\n", sseKeys.Active(), len(sseKeys.IDs()))
+	}
 	fmt.Printf("Stop it with Ctrl-C.\n")
 	<-ctx.Done()
 	fmt.Println("shutting down")

@@ -187,8 +187,8 @@ func (s *Server) partEncryption(q *request, u nsclient.Upload) (writeEnc, error)
 
 // readKEK returns what opens o's bytes: nil for a plain object, the
 // keyring for SSE-S3, the request's key for SSE-C (headers with prefix
-// objectPrefix or copySrcPrefix). A missing SSE-C key is 400 InvalidRequest, a wrong
-// one 403 AccessDenied, as in S3.
+// objectPrefix or copySrcPrefix). A missing SSE-C key is 400
+// InvalidRequest, a wrong one 403 AccessDenied, as in S3.
 func (s *Server) readKEK(q *request, prefix string, o depot.Object) (sse.KEK, sseParams, error) {
 	p, err := s.parseSSE(q.r, prefix)
 	if err != nil {
