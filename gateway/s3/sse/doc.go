@@ -74,4 +74,10 @@
 // which seals new data keys; every entry opens the data keys it sealed. To
 // rotate: append a new key, restart the gateways, and keep the old entries
 // for as long as objects sealed by them exist.
+//
+// # Versions
+//
+// This is version 1 of the format, named in every derivation label and
+// additional data ("v1"). testdata/v1-streams.json holds streams of it
+// (SSE-S3 and SSE-C), which every later version must keep reading.
 package sse

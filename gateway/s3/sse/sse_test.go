@@ -5,7 +5,9 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -327,5 +329,61 @@ func BenchmarkEncrypt(b *testing.B) {
 	for b.Loop() {
 		e, _ := NewEncrypter(kr, bytes.NewReader(plain), int64(len(plain)), 0)
 		io.Copy(io.Discard, e)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata fixtures")
+
+// fixture is a stream of format v1 kept in testdata: it must always read.
+type fixture struct {
+	Keyring     string         `json:"keyring"`
+	CustomerKey []byte         `json:"customer_key"`
+	KeyCheck    string         `json:"key_check"`
+	Streams     []depot.Stream `json:"streams"` // the first under the keyring, the second under the customer key
+	Stored      [][]byte       `json:"stored"`
+	Plain       string         `json:"plain"`
+}
+
+// TestStream_Fixture reads streams written by the first version of the
+// format (go test -update writes a new fixture).
+func TestStream_Fixture(t *testing.T) {
+	path := filepath.Join("testdata", "v1-streams.json")
+	if *update {
+		f := fixture{Keyring: "old:" + hex.EncodeToString(testKey(1)) + "\nnew:" + base64.StdEncoding.EncodeToString(testKey(2)),
+			CustomerKey: testKey(3), Plain: strings.Repeat("depot keeps product photos. ", 12)}
+		kr := mustKeyring(t, f.Keyring)
+		ck, _ := NewCustomerKey(f.CustomerKey)
+		f.KeyCheck, _ = ck.KeyCheck()
+		for _, kek := range []KEK{kr, ck} {
+			st, stored := seal(t, kek, []byte(f.Plain), 100)
+			f.Streams, f.Stored = append(f.Streams, st), append(f.Stored, stored)
+		}
+		b, _ := json.MarshalIndent(f, "", "  ")
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f fixture
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	kr := mustKeyring(t, f.Keyring)
+	ck, err := NewCustomerKey(f.CustomerKey)
+	if err != nil || !ck.Matches(f.KeyCheck) {
+		t.Fatalf("key check: %v", err)
+	}
+	for i, kek := range []KEK{kr, ck} {
+		got, err := readRange(kek, f.Streams[i:i+1], f.Stored[i], 0, f.Streams[i].Size)
+		if err != nil || string(got) != f.Plain {
+			t.Fatalf("stream %d: %q, %v", i, got, err)
+		}
+		got, err = readRange(kek, f.Streams[i:i+1], f.Stored[i], 95, 10)
+		if err != nil || string(got) != f.Plain[95:105] {
+			t.Fatalf("stream %d range: %q, %v", i, got, err)
+		}
 	}
 }
