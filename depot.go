@@ -131,6 +131,84 @@ type Object struct {
 	Modified    time.Time         `json:"modified"`
 	Segments    []Segment         `json:"segments"`
 	PartSizes   []int64           `json:"part_sizes,omitempty"` // multipart objects only
+	// Encryption is set when the object's bytes are encrypted at rest
+	// (S3 server-side encryption); nil when the segments hold the bytes as
+	// sent. Size and PartSizes always count the object's own (plaintext)
+	// bytes; the segments then hold Encryption.StoredSize() bytes.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption modes.
+const (
+	// EncryptionS3 (SSE-S3): each stream's data key is sealed by a master
+	// key of the gateways' keyring, named by Stream.KeyID.
+	EncryptionS3 = "SSE-S3"
+	// EncryptionC (SSE-C): each stream's data key is sealed by a key the
+	// client sends with every request and that is never stored; KeyCheck
+	// tells a wrong key from the right one.
+	EncryptionC = "SSE-C"
+)
+
+// Encryption describes how an object is encrypted at rest. The exact
+// format (chunking, nonces, sealing of data keys) is written down in
+// gateway/s3/sse; the nameserver only keeps it and checks sizes.
+type Encryption struct {
+	// Mode is EncryptionS3 or EncryptionC.
+	Mode string `json:"mode"`
+	// KeyCheck (SSE-C only) is a random salt and a salted HMAC of the
+	// client's key, never the key itself.
+	KeyCheck string `json:"key_check,omitempty"`
+	// Streams are the independently encrypted runs of the object, in
+	// order: one for an object stored by one PUT or copy, one per part
+	// for a multipart object. Empty in a multipart upload's record.
+	Streams []Stream `json:"streams,omitempty"`
+}
+
+// Stream is one independently encrypted run of an object's bytes: Size
+// plaintext bytes, sealed in chunks of ChunkSize bytes, each grown by
+// StreamOverhead bytes.
+type Stream struct {
+	Size      int64  `json:"size"`
+	ChunkSize int    `json:"chunk_size"`
+	KeyID     string `json:"key_id,omitempty"` // SSE-S3: the master key that sealed Key
+	Key       []byte `json:"key"`              // the stream's data key, sealed
+	Nonce     []byte `json:"nonce"`            // the stream's random nonce base
+}
+
+// StreamOverhead is what sealing adds to each chunk of a stream: the
+// AES-GCM tag.
+const StreamOverhead = 16
+
+// Chunks returns how many chunks s is sealed in: one at least, so that
+// even an empty stream carries an authenticated final chunk.
+func (s Stream) Chunks() int64 {
+	if s.ChunkSize <= 0 || s.Size <= 0 {
+		return 1
+	}
+	return (s.Size + int64(s.ChunkSize) - 1) / int64(s.ChunkSize)
+}
+
+// StoredSize returns how many bytes s takes in the segments.
+func (s Stream) StoredSize() int64 { return s.Size + s.Chunks()*StreamOverhead }
+
+// Size returns the plaintext size of the encrypted object: the sum of its
+// streams' sizes.
+func (e *Encryption) Size() int64 {
+	var n int64
+	for _, s := range e.Streams {
+		n += s.Size
+	}
+	return n
+}
+
+// StoredSize returns how many bytes the encrypted object takes in its
+// segments.
+func (e *Encryption) StoredSize() int64 {
+	var n int64
+	for _, s := range e.Streams {
+		n += s.StoredSize()
+	}
+	return n
 }
 
 // Node roles in the gossip cluster.

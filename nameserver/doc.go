@@ -52,6 +52,8 @@
 //	objects      one nested bucket per namespace bucket, named like it:
 //	             key (bytes of the UTF-8 key) → JSON depot.Object. Keys
 //	             are kept in byte order, which is the order of listings.
+//	             An encrypted object's segments hold its streams' stored
+//	             size, its Size the plaintext (gateway/s3/sse).
 //	deletes      uint64 sequence → JSON nsclient.PendingDelete {seq, fid,
 //	             size, queued}: segments of deleted or replaced objects whose
 //	             needles are still to be deleted; the bucket's sequence
@@ -61,8 +63,10 @@
 //	uploads      uint16 length of the bucket name, bucket name, object key,
 //	             0x00, upload id → JSON nsclient.Upload: multipart uploads
 //	parts        the upload's key followed by the uint32 part number → JSON
-//	             nsclient.Part {number, etag, size, segments, modified}
-//	             The S3 settings of a bucket (public, cors, policy) are fields
+//	             nsclient.Part {number, etag, size, segments, modified,
+//	             stream (encrypted parts)}
+//	             The S3 settings of a bucket (public, cors, policy,
+//	             encryption) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
 //	refs         fid text → owner: 'o', uint16 bucket length, bucket, key
 //	             (an object's segment) or 'p' and the key of a part in

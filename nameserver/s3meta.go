@@ -196,6 +196,9 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 	if c.Settings.Policy != nil {
 		bk.Policy = *c.Settings.Policy
 	}
+	if c.Settings.Encryption != nil {
+		bk.Encryption = *c.Settings.Encryption
+	}
 	return bk, putJSON(b, []byte(c.Name), bk)
 }
 
@@ -262,8 +265,18 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 		}
 		sum += sg.Size
 	}
-	if sum != p.Size {
-		return nil, fmt.Errorf("%w: part segments hold %d bytes, part size is %d", depot.ErrBadRequest, sum, p.Size)
+	want := p.Size
+	if p.Stream != nil {
+		if err := checkStream(*p.Stream); err != nil {
+			return nil, err
+		}
+		if p.Stream.Size != p.Size {
+			return nil, fmt.Errorf("%w: part stream holds %d bytes, part size is %d", depot.ErrBadRequest, p.Stream.Size, p.Size)
+		}
+		want = p.Stream.StoredSize()
+	}
+	if sum != want {
+		return nil, fmt.Errorf("%w: part segments hold %d bytes, want %d", depot.ErrBadRequest, sum, want)
 	}
 	if err := checkNotSwept(tx, p.Segments); err != nil {
 		return nil, err
@@ -303,7 +316,7 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 		byNum[p.Number] = p
 	}
 	o := depot.Object{Bucket: c.Bucket, Key: c.Key, ETag: c.ETag, ContentType: info.Upload.ContentType,
-		Meta: info.Upload.Meta, Segments: []depot.Segment{}}
+		Meta: info.Upload.Meta, Segments: []depot.Segment{}, Encryption: c.Encryption}
 	used := make(map[int]bool, len(c.Parts))
 	last := 0
 	for _, cp := range c.Parts {

@@ -40,7 +40,9 @@ func checkKey(key string) error {
 }
 
 // checkObject checks object metadata before it enters the namespace: a valid
-// bucket and key, well-formed fids, and segment sizes that add up to Size.
+// bucket and key, well-formed fids, and segment sizes that add up to Size
+// (for an encrypted object: streams that add up to Size, and segments that
+// add up to the streams' stored size).
 func checkObject(o depot.Object) error {
 	if err := checkBucketName(o.Bucket); err != nil {
 		return err
@@ -61,8 +63,42 @@ func checkObject(o depot.Object) error {
 		}
 		sum += sg.Size
 	}
-	if sum != o.Size {
-		return fmt.Errorf("%w: segments hold %d bytes, object size is %d", depot.ErrBadRequest, sum, o.Size)
+	want := o.Size
+	if e := o.Encryption; e != nil {
+		if err := checkEncryption(e); err != nil {
+			return err
+		}
+		if e.Size() != o.Size {
+			return fmt.Errorf("%w: encrypted streams hold %d bytes, object size is %d", depot.ErrBadRequest, e.Size(), o.Size)
+		}
+		want = e.StoredSize()
+	}
+	if sum != want {
+		return fmt.Errorf("%w: segments hold %d bytes, want %d", depot.ErrBadRequest, sum, want)
+	}
+	return nil
+}
+
+// checkEncryption checks an object's encryption record: a known mode and
+// streams with sizes that make sense.
+func checkEncryption(e *depot.Encryption) error {
+	if e.Mode != depot.EncryptionS3 && e.Mode != depot.EncryptionC {
+		return fmt.Errorf("%w: unknown encryption mode %q", depot.ErrBadRequest, e.Mode)
+	}
+	if len(e.Streams) == 0 {
+		return fmt.Errorf("%w: encrypted object without streams", depot.ErrBadRequest)
+	}
+	for i, st := range e.Streams {
+		if err := checkStream(st); err != nil {
+			return fmt.Errorf("stream %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func checkStream(st depot.Stream) error {
+	if st.Size < 0 || st.ChunkSize <= 0 || len(st.Key) == 0 || len(st.Nonce) == 0 {
+		return fmt.Errorf("%w: bad encrypted stream", depot.ErrBadRequest)
 	}
 	return nil
 }

@@ -207,7 +207,13 @@ func runGateway(ctx context.Context, args []string) error {
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	var pub publicTLSFlags
 	pub.register(fs)
+	var sf sseFlags
+	sf.register(fs, false)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sseKeys, err := loadSSEKeys(sf.keyFile, "")
+	if err != nil {
 		return err
 	}
 	cert, err := pub.load()
@@ -235,8 +241,8 @@ func runGateway(ctx context.Context, args []string) error {
 	}
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
 		ID: *id,
-		Gateway: gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain},
-			TLS: cert, MetricsToken: metricsToken},
+		Gateway: gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain,
+			Keyring: sseKeys, SSECOverHTTP: sf.cOverHTTP}, TLS: cert, MetricsToken: metricsToken},
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})

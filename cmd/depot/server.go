@@ -15,6 +15,7 @@ import (
 
 	"depot/dataserver"
 	"depot/gateway"
+	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/node"
 	"depot/repair"
@@ -90,6 +91,55 @@ func loadKey(file, dir string) (auth.Key, error) {
 	return auth.LoadOrCreateKeyFile(filepath.Join(dir, "cluster.key"))
 }
 
+// sseKeyFile is where depot server keeps the SSE-S3 master keys it
+// generated, in its data directory.
+const sseKeyFile = "sse-master.keys"
+
+// loadSSEKeys reads the SSE-S3 master keys (keyring text, see package sse)
+// from DEPOT_SSE_MASTER_KEY, from file, or from (creating it)
+// dir/sse-master.keys when dir is set. It returns nil when there is none.
+func loadSSEKeys(file, dir string) (*sse.Keyring, error) {
+	if v := os.Getenv("DEPOT_SSE_MASTER_KEY"); v != "" {
+		k, err := sse.ParseKeyring(v)
+		if err != nil {
+			return nil, fmt.Errorf("DEPOT_SSE_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		k, err := sse.ParseKeyring(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return k, nil
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	return sse.LoadOrCreateKeyringFile(filepath.Join(dir, sseKeyFile))
+}
+
+// sseFlags are the encryption flags of the roles that serve S3.
+type sseFlags struct {
+	keyFile   string
+	cOverHTTP bool
+}
+
+func (f *sseFlags) register(fs *flag.FlagSet, generated bool) {
+	where := "SSE-S3 is off without one"
+	if generated {
+		where = "default: generated in the data directory as " + sseKeyFile
+	}
+	fs.StringVar(&f.keyFile, "sse-master-key-file", envOr("DEPOT_SSE_MASTER_KEY_FILE", ""),
+		"file with the SSE-S3 master keys, one [id:]key (base64 or hex, 32 bytes) a line, the last one active (or env DEPOT_SSE_MASTER_KEY, entries separated by commas; "+where+")")
+	fs.BoolVar(&f.cOverHTTP, "sse-c-over-http", os.Getenv("DEPOT_SSE_C_OVER_HTTP") == "1",
+		"accept SSE-C keys on plain-HTTP requests, which S3 refuses (env DEPOT_SSE_C_OVER_HTTP=1)")
+}
+
 // setMemoryLimit applies a soft memory limit unless GOMEMLIMIT is set.
 func setMemoryLimit(s string) error {
 	if os.Getenv("GOMEMLIMIT") != "" {
@@ -134,6 +184,8 @@ func runServer(ctx context.Context, args []string) error {
 	internal.register(fs)
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	metricsTokenFile := fs.String("metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that every /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
+	var sf sseFlags
+	sf.register(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -174,14 +226,18 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	sseKeys, err := loadSSEKeys(sf.keyFile, *dir)
+	if err != nil {
+		return err
+	}
 	log := newLogger(*logLevel)
 	local, err := node.StartLocal(ctx, node.LocalConfig{
 		Dir: *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
 		Dataservers: *dataservers, K: *k, M: *m, GatewayAddr: *addr, Domain: *domain,
 		Fsync: dataserver.FsyncPolicy(*fsync), Logger: log,
 		RepairAfter: *repairAfter, Repair: repair.Config{Rate: *repairRate * (1 << 20)},
-		RebalanceInterval: *rebalanceEvery,
-		GatewayTLS:        cert, TLS: tc, AdminKey: adminKey, MetricsToken: metricsToken,
+		RebalanceInterval: *rebalanceEvery, SSEKeys: sseKeys, SSECOverHTTP: sf.cOverHTTP,
+		GatewayTLS: cert, TLS: tc, AdminKey: adminKey, MetricsToken: metricsToken,
 	})
 	if err != nil {
 		return err
@@ -194,6 +250,9 @@ func runServer(ctx context.Context, args []string) error {
 	fmt.Printf("  secret key:  %s\n", creds.Password)
 	fmt.Printf("  nameserver:  %s/status (ui: /ui)\n", local.NS.Server.URL())
 	fmt.Printf("  data:        %s\n", abs)
+	if sseKeys != nil {
+		fmt.Printf("  sse-s3 key:  %q active of %d master keys\n", sseKeys.Active(), len(sseKeys.IDs()))
+	}
 	fmt.Printf("Stop it with Ctrl-C.\n")
 	<-ctx.Done()
 	fmt.Println("shutting down")

@@ -90,6 +90,8 @@ func (s *Server) bucketOp(q *request) error {
 			return s.putPolicy(q)
 		case v.Has("acl"):
 			return s.putACL(q)
+		case v.Has("encryption"):
+			return s.putBucketEncryption(q)
 		case v.Has("versioning"):
 			return s3err("NotImplemented", http.StatusNotImplemented, "versioning is not implemented")
 		}
@@ -107,6 +109,8 @@ func (s *Server) bucketOp(q *request) error {
 			return s.setBucket(q, nsclient.BucketSettings{CORS: new(string)}, http.StatusNoContent)
 		case v.Has("policy"):
 			return s.setBucket(q, nsclient.BucketSettings{Policy: new(string)}, http.StatusNoContent)
+		case v.Has("encryption"):
+			return s.setBucket(q, nsclient.BucketSettings{Encryption: new(string)}, http.StatusNoContent)
 		}
 		if err := q.ns.DeleteBucket(q.ctx, q.bucket); err != nil {
 			if errors.Is(err, depot.ErrNotEmpty) {
@@ -142,6 +146,8 @@ func (s *Server) bucketOp(q *request) error {
 			return s.getPolicy(q)
 		case v.Has("acl"):
 			return s.getACL(q)
+		case v.Has("encryption"):
+			return s.getBucketEncryption(q)
 		case v.Has("versioning"):
 			if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
 				return bucketErr(q, err)

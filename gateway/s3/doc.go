@@ -57,6 +57,33 @@
 // in place. CopyObject copies bytes (objects never share segments, since
 // deleting one deletes its segments).
 //
+// # Server-side encryption
+//
+// Objects are encrypted at rest when a write asks for it:
+// x-amz-server-side-encryption: AES256 (SSE-S3) on PutObject, CopyObject
+// and CreateMultipartUpload, or the bucket's default (PutBucketEncryption
+// with SSEAlgorithm AES256, kept as nsclient.Bucket.Encryption;
+// GetBucketEncryption answers ServerSideEncryptionConfigurationNotFoundError
+// without one; aws:kms is NotImplemented); or the SSE-C headers
+// x-amz-server-side-encryption-customer-algorithm (AES256), -key (base64
+// of 32 bytes) and -key-MD5 (required, checked), which then must come with
+// every GET, HEAD and UploadPart of the object, and as
+// x-amz-copy-source-server-side-encryption-customer-* on copies from it. A
+// missing SSE-C key is 400 InvalidRequest, a wrong one 403 AccessDenied,
+// an SSE-C key for an object that has none 400 InvalidRequest; SSE-C
+// keys are refused on plain HTTP unless Config.SSECOverHTTP. Package sse
+// owns the format (chunked AES-256-GCM, per-stream data keys sealed by a
+// master key of Config.Keyring or by the customer key, of which only a
+// salted HMAC is kept); depot.Object.Encryption records it, one stream per
+// PUT or copy and one per multipart part (nsclient.Part.Stream). Size,
+// PartSizes, HEAD and listings count plaintext bytes. ETags: the hex MD5 of
+// the plaintext (as for plain objects) under SSE-S3; under SSE-C the hex
+// MD5 of the stored ciphertext, which changes with every write and says
+// nothing of the plaintext (multipart ETags are built from these part ETags
+// as usual). Responses carry x-amz-server-side-encryption: AES256, or
+// x-amz-server-side-encryption-customer-algorithm and -key-MD5 (the MD5 the
+// request sent). Copies open and seal again under new data keys.
+//
 // # Multipart uploads
 //
 // The nameserver keeps uploads (nsclient.Upload: bucket, key, id — 32 hex

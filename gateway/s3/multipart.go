@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"depot"
-	"depot/client"
 	"depot/nameserver/nsclient"
 )
 
@@ -37,11 +36,16 @@ func (s *Server) createUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	enc, err := s.writeEncryption(q)
+	if err != nil {
+		return err
+	}
 	u, err := q.ns.CreateUpload(q.ctx, nsclient.Upload{Bucket: q.bucket, Key: q.key, ID: newUploadID(),
-		ContentType: q.r.Header.Get("Content-Type"), Meta: meta})
+		ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Encryption: enc.record()})
 	if err != nil {
 		return bucketErr(q, err)
 	}
+	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
 	s.writeXML(q, initiateResult{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadID: u.ID})
 	return nil
 }
@@ -72,17 +76,25 @@ func (s *Server) uploadPart(q *request) error {
 	if err != nil {
 		return err
 	}
-	var st *client.Stored
+	enc, err := s.partEncryption(q, info.Upload)
+	if err != nil {
+		return err
+	}
+	var st stored
 	copying := q.r.Header.Get("X-Amz-Copy-Source") != ""
 	if copying {
-		st, err = s.copyPart(q)
+		st, err = s.copyPart(q, enc)
 	} else {
-		st, err = s.storeBody(q)
+		st, err = s.storeBody(q, enc)
 	}
 	if err != nil {
 		return err
 	}
-	p := nsclient.Part{Number: num, ETag: st.ETag, Size: st.Size, Segments: st.Segments}
+	p := nsclient.Part{Number: num, ETag: st.etag(), Size: st.Size, Segments: st.Segments, Stream: st.stream}
+	if st.stream != nil {
+		p.Size = st.stream.Size
+	}
+	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
 	if _, err := q.ns.PutPart(q.ctx, q.bucket, q.key, info.Upload.ID, p); err != nil {
 		s.discard(st.Segments)
 		if errors.Is(err, depot.ErrNotFound) {
@@ -91,10 +103,10 @@ func (s *Server) uploadPart(q *request) error {
 		return err
 	}
 	if copying {
-		s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyPartResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(st.ETag)})
+		s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyPartResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(p.ETag)})
 		return nil
 	}
-	q.w.Header().Set("ETag", quote(st.ETag))
+	q.w.Header().Set("ETag", quote(p.ETag))
 	for name := range q.r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
 			q.w.Header().Set(name, q.r.Header.Get(name))
@@ -104,36 +116,41 @@ func (s *Server) uploadPart(q *request) error {
 	return nil
 }
 
-// copyPart stores a byte range of another object as a part (UploadPartCopy).
-func (s *Server) copyPart(q *request) (*client.Stored, error) {
+// copyPart stores a byte range of another object as a part (UploadPartCopy),
+// encrypted as enc says.
+func (s *Server) copyPart(q *request, enc writeEnc) (stored, error) {
 	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
-		return nil, err
+		return stored{}, err
 	}
 	src, err := s.getMeta(q, sb, sk)
 	if err != nil {
-		return nil, err
+		return stored{}, err
+	}
+	srcKEK, _, err := s.readKEK(q, copySrcPrefix, src)
+	if err != nil {
+		return stored{}, err
 	}
 	if conditions(q.r.Header, "X-Amz-Copy-Source-", src) != 0 {
-		return nil, errPrecondition()
+		return stored{}, errPrecondition()
 	}
 	off, n := int64(0), src.Size
 	if rh := q.r.Header.Get("X-Amz-Copy-Source-Range"); rh != "" {
 		var a, b int64
 		if _, err := fmt.Sscanf(rh, "bytes=%d-%d", &a, &b); err != nil || a < 0 || b < a {
-			return nil, errInvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last")
+			return stored{}, errInvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last")
 		}
 		if b >= src.Size {
-			return nil, s3err("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable")
+			return stored{}, s3err("InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable")
 		}
 		off, n = a, b-a+1
 	}
-	rc, err := s.cl.Get(q.ctx, src.Segments, off, n)
+	rc, err := s.open(q, src, srcKEK, off, n)
 	if err != nil {
-		return nil, err
+		return stored{}, err
 	}
 	defer rc.Close()
-	return s.cl.Put(q.ctx, rc, n, client.PutOptions{Pending: true})
+	return s.put(q, rc, n, "", enc)
 }
 
 type completeRequest struct {
@@ -190,6 +207,16 @@ func (s *Server) completeUpload(q *request) error {
 	}
 	sum := md5.Sum(all)
 	creq.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(req.Parts))
+	if e := info.Upload.Encryption; e != nil {
+		creq.Encryption = &depot.Encryption{Mode: e.Mode, KeyCheck: e.KeyCheck}
+		for _, cp := range creq.Parts {
+			st := have[cp.Number].Stream
+			if st == nil {
+				return fmt.Errorf("upload %s: part %d of an encrypted upload is not encrypted", info.Upload.ID, cp.Number)
+			}
+			creq.Encryption.Streams = append(creq.Encryption.Streams, *st)
+		}
+	}
 	if _, err := q.ns.CompleteUpload(q.ctx, q.bucket, q.key, info.Upload.ID, creq); err != nil {
 		switch {
 		case errors.Is(err, depot.ErrNotFound):
@@ -199,6 +226,7 @@ func (s *Server) completeUpload(q *request) error {
 		}
 		return err
 	}
+	writeSSEHeaders(q.w.Header(), encMode(info.Upload.Encryption), "")
 	s.writeXML(q, completeResult{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: quote(creq.ETag)})
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"depot"
-	"depot/client"
 )
 
 func (s *Server) objectOp(q *request) error {
@@ -228,8 +226,13 @@ func (s *Server) getObject(q *request, head bool) error {
 	if err != nil {
 		return err
 	}
+	kek, sp, err := s.readKEK(q, objectPrefix, o)
+	if err != nil {
+		return err
+	}
 	h := q.w.Header()
 	writeObjectHeaders(h, o)
+	writeSSEHeaders(h, encMode(o.Encryption), sp.keyMD5)
 	switch conditions(q.r.Header, "", o) {
 	case http.StatusNotModified:
 		h.Del("Content-Type")
@@ -281,7 +284,7 @@ func (s *Server) getObject(q *request, head bool) error {
 		q.w.WriteHeader(status)
 		return nil
 	}
-	rc, err := s.cl.Get(q.ctx, o.Segments, off, n)
+	rc, err := s.open(q, o, kek, off, n)
 	if err != nil {
 		return err
 	}
@@ -324,42 +327,43 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// storeBody stores the request body as segments, checking its declared
-// length, signature and Content-MD5. On failure nothing is kept.
-func (s *Server) storeBody(q *request) (*client.Stored, error) {
+// storeBody stores the request body as segments, encrypted as enc says,
+// checking its declared length, signature and Content-MD5. On failure
+// nothing is kept.
+func (s *Server) storeBody(q *request, enc writeEnc) (stored, error) {
 	size, err := q.auth.DecodedLength(q.r)
 	if err != nil {
-		return nil, err
+		return stored{}, err
 	}
 	if size < 0 {
-		return nil, s3err("MissingContentLength", http.StatusLengthRequired, "You must provide the Content-Length HTTP header.")
+		return stored{}, s3err("MissingContentLength", http.StatusLengthRequired, "You must provide the Content-Length HTTP header.")
 	}
 	if size > s.cfg.MaxObjectSize {
-		return nil, s3err("EntityTooLarge", http.StatusBadRequest, "Your proposed upload exceeds the maximum allowed object size.")
+		return stored{}, s3err("EntityTooLarge", http.StatusBadRequest, "Your proposed upload exceeds the maximum allowed object size.")
 	}
 	var wantMD5 []byte
 	if cm := q.r.Header.Get("Content-Md5"); cm != "" {
 		b, err := base64.StdEncoding.DecodeString(cm)
 		if err != nil || len(b) != md5.Size {
-			return nil, s3err("InvalidDigest", http.StatusBadRequest, "The Content-MD5 you specified is not valid.")
+			return stored{}, s3err("InvalidDigest", http.StatusBadRequest, "The Content-MD5 you specified is not valid.")
 		}
 		wantMD5 = b
 	}
 	br := &bodyReader{r: q.auth.Body(q.r), size: size}
-	st, err := s.cl.Put(q.ctx, br, size, client.PutOptions{ContentType: q.r.Header.Get("Content-Type"), Pending: true})
+	st, err := s.put(q, br, size, q.r.Header.Get("Content-Type"), enc)
 	if err != nil {
 		if br.err != nil {
-			return nil, br.err
+			return stored{}, br.err
 		}
 		if errors.Is(err, depot.ErrBadRequest) {
-			return nil, fmt.Errorf("%w: %v", errIncomplete, err)
+			return stored{}, fmt.Errorf("%w: %v", errIncomplete, err)
 		}
-		return nil, err
+		return stored{}, err
 	}
 	if wantMD5 != nil {
-		if got, _ := hex.DecodeString(st.ETag); !bytes.Equal(got, wantMD5) {
+		if !bytes.Equal(st.md5, wantMD5) {
 			s.discard(st.Segments)
-			return nil, s3err("BadDigest", http.StatusBadRequest, "The Content-MD5 you specified did not match what we received.")
+			return stored{}, s3err("BadDigest", http.StatusBadRequest, "The Content-MD5 you specified did not match what we received.")
 		}
 	}
 	return st, nil
@@ -394,16 +398,28 @@ func (s *Server) putObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.storeBody(q)
+	enc, err := s.writeEncryption(q)
 	if err != nil {
 		return err
 	}
-	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: st.Size, ETag: st.ETag, ContentType: q.r.Header.Get("Content-Type"),
-		Meta: meta, Segments: st.Segments}
+	st, err := s.storeBody(q, enc)
+	if err != nil {
+		return err
+	}
+	size := st.Size
+	if st.stream != nil {
+		size = st.stream.Size
+	}
+	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: size, ETag: st.etag(), ContentType: q.r.Header.Get("Content-Type"),
+		Meta: meta, Segments: st.Segments, Encryption: enc.record()}
+	if o.Encryption != nil {
+		o.Encryption.Streams = []depot.Stream{*st.stream}
+	}
 	if err := s.commit(q, o); err != nil {
 		return err
 	}
-	q.w.Header().Set("ETag", quote(st.ETag))
+	q.w.Header().Set("ETag", quote(o.ETag))
+	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
 	for name := range q.r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
 			q.w.Header().Set(name, q.r.Header.Get(name))
@@ -445,14 +461,22 @@ func (s *Server) copyObject(q *request) error {
 	if err != nil {
 		return err
 	}
+	srcKEK, _, err := s.readKEK(q, copySrcPrefix, src)
+	if err != nil {
+		return err
+	}
 	if conditions(q.r.Header, "X-Amz-Copy-Source-", src) != 0 {
 		return errPrecondition()
 	}
+	enc, err := s.writeEncryption(q)
+	if err != nil {
+		return err
+	}
 	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: src.Size, ETag: src.ETag, ContentType: src.ContentType,
-		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes}
+		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes, Encryption: enc.record()}
 	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
 	case "", "COPY":
-		if sb == q.bucket && sk == q.key {
+		if sb == q.bucket && sk == q.key && !sseRequested(q.r.Header) {
 			return s3err("InvalidRequest", http.StatusBadRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	case "REPLACE":
@@ -466,24 +490,37 @@ func (s *Server) copyObject(q *request) error {
 	}
 	// Bytes are copied, never shared: each object owns its segments, which
 	// the nameserver deletes with it.
-	rc, err := s.cl.Get(q.ctx, src.Segments, 0, src.Size)
+	// Encrypted bytes are opened and sealed again under new data keys.
+	rc, err := s.open(q, src, srcKEK, 0, src.Size)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	st, err := s.cl.Put(q.ctx, rc, src.Size, client.PutOptions{ContentType: o.ContentType, Pending: true})
+	st, err := s.put(q, rc, src.Size, o.ContentType, enc)
 	if err != nil {
 		return err
 	}
 	o.Segments = st.Segments
-	if len(o.PartSizes) == 0 {
-		o.ETag = st.ETag
+	if o.Encryption != nil {
+		o.Encryption.Streams = []depot.Stream{*st.stream}
+	}
+	// A multipart object's copy keeps its parts and ETag, unless SSE-C
+	// is involved: its ETags are no MD5 of the plaintext.
+	if len(o.PartSizes) == 0 || encMode(src.Encryption) == depot.EncryptionC || enc.mode() == depot.EncryptionC {
+		o.ETag = st.etag()
 	}
 	if err := s.commit(q, o); err != nil {
 		return err
 	}
+	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
 	s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyObjectResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(o.ETag)})
 	return nil
+}
+
+// sseRequested reports whether a request names an encryption for what it
+// writes, which makes a copy of an object onto itself legal.
+func sseRequested(h http.Header) bool {
+	return h.Get(hdrSSE) != "" || h.Get(hdrSSECAlgo) != ""
 }
 
 func (s *Server) deleteObject(q *request) error {

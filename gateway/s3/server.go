@@ -18,6 +18,7 @@ import (
 	"depot"
 	"depot/client"
 	"depot/gateway/s3/sigv4"
+	"depot/gateway/s3/sse"
 	"depot/nameserver/nsclient"
 )
 
@@ -49,6 +50,19 @@ type Config struct {
 	// KeyCacheTTL is how long an access key looked up in the nameserver is
 	// remembered. Default 2s.
 	KeyCacheTTL time.Duration
+	// Keyring holds the SSE-S3 master keys (package sse). Every gateway
+	// of a cluster needs the same keys. Nil: requests for SSE-S3 and
+	// PutBucketEncryption are answered NotImplemented, and SSE-S3 objects
+	// cannot be read. SSE-C needs no keyring.
+	Keyring *sse.Keyring
+	// SSEChunkSize is the plaintext size of a sealed chunk of new
+	// encrypted objects. Default sse.DefaultChunkSize (64 KiB).
+	SSEChunkSize int
+	// SSECOverHTTP accepts SSE-C keys on requests that came neither over
+	// TLS nor through a proxy that says so (X-Forwarded-Proto: https).
+	// Default false: they are refused, as S3 does, since a key sent in
+	// the clear is no secret.
+	SSECOverHTTP bool
 	// Now is the clock, for signature times. Default time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -89,6 +103,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.KeyCacheTTL <= 0 {
 		c.KeyCacheTTL = 2 * time.Second
+	}
+	if c.SSEChunkSize <= 0 {
+		c.SSEChunkSize = sse.DefaultChunkSize
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -287,7 +304,7 @@ func (s *Server) serve(q *request) error {
 
 // unsupportedSub are S3 subresources depot does not implement.
 var unsupportedSub = []string{"tagging", "versions", "versionId", "lifecycle", "website", "logging", "notification",
-	"replication", "encryption", "object-lock", "legal-hold", "retention", "torrent", "restore", "select",
+	"replication", "object-lock", "legal-hold", "retention", "torrent", "restore", "select",
 	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
 	"requestPayment", "intelligent-tiering", "attributes", "policyStatus", "renameObject", "session"}
 

@@ -16,6 +16,7 @@ import (
 	"depot/dataserver"
 	"depot/gateway"
 	"depot/gateway/s3"
+	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/httpx"
 	"depot/internal/membership"
@@ -53,6 +54,12 @@ type LocalConfig struct {
 	// Domain enables virtual-hosted-style S3 requests on the gateway:
 	// a Host of "<bucket>.<Domain>" names the bucket.
 	Domain string
+	// SSEKeys are the gateway's SSE-S3 master keys (s3.Config.Keyring).
+	// Nil: SSE-S3 is off; SSE-C works without.
+	SSEKeys *sse.Keyring
+	// SSECOverHTTP lets the gateway take SSE-C keys over plain HTTP
+	// (s3.Config.SSECOverHTTP). Default false.
+	SSECOverHTTP bool
 	// Timing is the gossip failure-detector preset. Default TimingLocal.
 	Timing membership.Timing
 	// Fsync is the dataservers' durability policy. Default group commit.
@@ -172,8 +179,8 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	}
 	gc := GatewayConfig{
 		ID: "gw1",
-		Gateway: gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain},
-			TLS: cfg.GatewayTLS, MetricsToken: cfg.MetricsToken},
+		Gateway: gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain,
+			Keyring: cfg.SSEKeys, SSECOverHTTP: cfg.SSECOverHTTP}, TLS: cfg.GatewayTLS, MetricsToken: cfg.MetricsToken},
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
 		// The gateway reaches the nameserver by a call, not a socket.

@@ -17,6 +17,7 @@ import (
 
 	"depot/client"
 	"depot/dataserver"
+	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/internal/node"
@@ -39,6 +40,7 @@ type Options struct {
 	RepairAfter time.Duration          // default 2s: a dead dataserver's shards are rebuilt after it
 	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
 	Domain      string                 // S3 domain for virtual-hosted-style requests; default none
+	SSEKeys     *sse.Keyring           // gateway's SSE-S3 master keys; default one new random key
 
 	// RebalanceInterval, when positive, turns automatic rebalancing on.
 	RebalanceInterval time.Duration
@@ -124,6 +126,15 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.RepairAfter == 0 {
 		opts.RepairAfter = 2 * time.Second
 	}
+	if opts.SSEKeys == nil {
+		text, err := sse.GenerateKeyringText()
+		if err != nil {
+			return nil, err
+		}
+		if opts.SSEKeys, err = sse.ParseKeyring(text); err != nil {
+			return nil, err
+		}
+	}
 	level := slog.Level(100) // silent: tests assert, logs only distract
 	if opts.Verbose || os.Getenv("DEPOT_TEST_LOG") != "" {
 		level = slog.LevelDebug
@@ -167,6 +178,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
+		SSEKeys: opts.SSEKeys, SSECOverHTTP: true, // the harness speaks plain HTTP on loopback
 		RebalanceInterval: opts.RebalanceInterval,
 		TLS:               c.TLS, GatewayTLS: gwTLS, AdminKey: opts.AdminKey, MetricsToken: opts.MetricsToken,
 	})

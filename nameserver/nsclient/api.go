@@ -86,6 +86,9 @@ type Bucket struct {
 	CORS string `json:"cors,omitempty"`
 	// Policy is the bucket's S3 policy JSON, as last put.
 	Policy string `json:"policy,omitempty"`
+	// Encryption is the bucket's default server-side encryption for new
+	// objects: "AES256" (SSE-S3) or empty for none.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.

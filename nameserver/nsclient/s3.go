@@ -32,10 +32,13 @@ type BucketSettings struct {
 	Public *bool   `json:"public,omitempty"`
 	CORS   *string `json:"cors,omitempty"`
 	Policy *string `json:"policy,omitempty"`
+	// Encryption sets the default server-side encryption ("AES256").
+	Encryption *string `json:"encryption,omitempty"`
 }
 
 // Upload is a multipart upload in progress. Bucket, Key and ID name it;
-// ContentType and Meta become the completed object's.
+// ContentType and Meta become the completed object's. Encryption, when set,
+// is how every part is encrypted (its Mode and KeyCheck; no streams).
 type Upload struct {
 	Bucket      string            `json:"bucket"`
 	Key         string            `json:"key"`
@@ -43,15 +46,19 @@ type Upload struct {
 	Initiated   time.Time         `json:"initiated,omitzero"`
 	ContentType string            `json:"content_type,omitempty"`
 	Meta        map[string]string `json:"meta,omitempty"`
+	Encryption  *depot.Encryption `json:"encryption,omitempty"`
 }
 
-// Part is one uploaded part of a multipart upload.
+// Part is one uploaded part of a multipart upload. Size counts the part's
+// own bytes; when Stream is set, the part is encrypted and its segments hold
+// Stream.StoredSize() bytes.
 type Part struct {
 	Number   int             `json:"number"`
 	ETag     string          `json:"etag"`
 	Size     int64           `json:"size"`
 	Segments []depot.Segment `json:"segments"`
 	Modified time.Time       `json:"modified,omitzero"`
+	Stream   *depot.Stream   `json:"stream,omitempty"`
 }
 
 // UploadInfo is the answer to GET /uploads/{bucket}?key=K&id=I: the upload
@@ -83,10 +90,12 @@ type CompletePart struct {
 
 // CompleteRequest is the body of POST /complete/{bucket}?key=K&id=I. The
 // completed object is the concatenation of the named parts' segments, with
-// the given ETag; the parts not named are queued for deletion.
+// the given ETag and Encryption (nil for a plain object); the parts not
+// named are queued for deletion.
 type CompleteRequest struct {
-	Parts []CompletePart `json:"parts"`
-	ETag  string         `json:"etag"`
+	Parts      []CompletePart    `json:"parts"`
+	ETag       string            `json:"etag"`
+	Encryption *depot.Encryption `json:"encryption,omitempty"`
 }
 
 // PutUser adds or replaces an access key.
