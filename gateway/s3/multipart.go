@@ -110,6 +110,9 @@ func (s *Server) copyPart(q *request) (*client.Stored, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
+		return nil, err
+	}
 	src, err := s.getMeta(q, sb, sk)
 	if err != nil {
 		return nil, err

@@ -441,6 +441,9 @@ func (s *Server) copyObject(q *request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
+		return err
+	}
 	src, err := s.getMeta(q, sb, sk)
 	if err != nil {
 		return err
@@ -535,7 +538,16 @@ func (s *Server) deleteObjects(q *request) error {
 	}
 	res := deleteResult{NS: s3NS}
 	for _, o := range req.Objects {
-		_, err := q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
+		ok, err := s.allowed(q, actDeleteObject, q.bucket, o.Key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			e := errAccessDenied()
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			continue
+		}
+		_, err = q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
 		if err != nil && !errors.Is(err, depot.ErrNotFound) {
 			e := toS3(err)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})

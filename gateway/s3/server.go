@@ -18,6 +18,7 @@ import (
 	"depot"
 	"depot/client"
 	"depot/gateway/s3/sigv4"
+	"depot/internal/policy"
 	"depot/nameserver/nsclient"
 )
 
@@ -46,8 +47,10 @@ type Config struct {
 	// JanitorInterval is how often the janitor looks for abandoned
 	// uploads. Default 1h.
 	JanitorInterval time.Duration
-	// KeyCacheTTL is how long an access key looked up in the nameserver is
-	// remembered. Default 2s.
+	// KeyCacheTTL is how long an access key looked up in the nameserver,
+	// with its policy, and a bucket's owner and policy are remembered: a
+	// change made through another gateway or the nameserver holds here
+	// after at most this long. Default 2s.
 	KeyCacheTTL time.Duration
 	// Now is the clock, for signature times. Default time.Now.
 	Now func() time.Time
@@ -104,8 +107,9 @@ type Server struct {
 	cfg Config
 	cl  *client.Client
 
-	keyMu sync.Mutex
-	keys  map[string]cachedKey
+	keyMu   sync.Mutex
+	keys    map[string]cachedKey
+	buckets map[string]cachedBucket
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -114,6 +118,7 @@ type Server struct {
 
 type cachedKey struct {
 	secret string
+	policy *policy.Document // nil: none, grants nothing
 	at     time.Time
 }
 
@@ -122,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, cl: cfg.Client, keys: make(map[string]cachedKey)}, nil
+	return &Server{cfg: cfg, cl: cfg.Client, keys: make(map[string]cachedKey), buckets: make(map[string]cachedBucket)}, nil
 }
 
 // Start runs the janitor that aborts abandoned multipart uploads.
@@ -163,31 +168,44 @@ func (s *Server) secret(ctx context.Context) sigv4.SecretFunc {
 		if ak == s.cfg.RootUser {
 			return s.cfg.RootPassword, nil
 		}
-		s.keyMu.Lock()
-		ck, ok := s.keys[ak]
-		s.keyMu.Unlock()
-		if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
-			return ck.secret, nil
-		}
-		ns, err := s.ns()
-		if err != nil {
-			return "", err
-		}
-		u, err := ns.User(ctx, ak)
-		if errors.Is(err, depot.ErrNotFound) {
-			return "", fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
-		}
-		if err != nil {
-			return "", err
-		}
-		s.keyMu.Lock()
-		if len(s.keys) > 10000 {
-			clear(s.keys)
-		}
-		s.keys[ak] = cachedKey{secret: u.Secret, at: s.cfg.Now()}
-		s.keyMu.Unlock()
-		return u.Secret, nil
+		u, err := s.user(ctx, ak)
+		return u.secret, err
 	}
+}
+
+// user returns an access key kept in the nameserver, with its parsed
+// policy, cached for Config.KeyCacheTTL.
+func (s *Server) user(ctx context.Context, ak string) (cachedKey, error) {
+	s.keyMu.Lock()
+	ck, ok := s.keys[ak]
+	s.keyMu.Unlock()
+	if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
+		return ck, nil
+	}
+	ns, err := s.ns()
+	if err != nil {
+		return ck, err
+	}
+	u, err := ns.User(ctx, ak)
+	if errors.Is(err, depot.ErrNotFound) {
+		return ck, fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
+	}
+	if err != nil {
+		return ck, err
+	}
+	ck = cachedKey{secret: u.Secret, at: s.cfg.Now()}
+	if u.Policy != "" {
+		if ck.policy, err = policy.Parse([]byte(u.Policy), policy.Identity); err != nil {
+			s.cfg.Logger.Warn("s3: user policy does not parse; the key may do nothing", "access_key", ak, "err", err)
+		}
+	}
+	s.keyMu.Lock()
+	if len(s.keys) > maxCached {
+		clear(s.keys)
+	}
+	s.keys[ak] = ck
+	s.keyMu.Unlock()
+	return ck, nil
 }
 
 // request is one S3 request being served.
@@ -259,10 +277,8 @@ func (s *Server) serve(q *request) error {
 		return err
 	}
 	q.ns = ns
-	if q.auth == nil {
-		if err := s.anonymous(q); err != nil {
-			return err
-		}
+	if err := s.authorizeRequest(q); err != nil {
+		return err
 	}
 	if r.Header.Get("Origin") != "" && q.bucket != "" {
 		s.corsHeaders(q)
@@ -299,34 +315,6 @@ func unsupported(r *http.Request) error {
 		}
 	}
 	return nil
-}
-
-// anonymous admits an unsigned request only to read objects of a public
-// bucket.
-func (s *Server) anonymous(q *request) error {
-	if q.bucket == "" || (q.r.Method != http.MethodGet && q.r.Method != http.MethodHead) {
-		return errAccessDenied()
-	}
-	for k := range q.r.URL.Query() {
-		if !strings.HasPrefix(k, "response-") && k != "partNumber" {
-			if q.key == "" && (k == "prefix" || k == "delimiter" || k == "list-type" || k == "max-keys" ||
-				k == "continuation-token" || k == "start-after" || k == "marker" || k == "encoding-type") {
-				continue
-			}
-			return errAccessDenied()
-		}
-	}
-	b, err := q.ns.Bucket(q.ctx, q.bucket)
-	if err != nil {
-		if errors.Is(err, depot.ErrNotFound) {
-			return errAccessDenied()
-		}
-		return err
-	}
-	if b.Public || policyAllowsRead(b.Policy, q.bucket) {
-		return nil
-	}
-	return errAccessDenied()
 }
 
 func (s *Server) writeError(q *request, err error) {

@@ -135,7 +135,7 @@ type Request struct {
 	// Action is the IAM action name, such as "s3:GetObject".
 	Action string
 	// Resource is the resource ARN: "arn:aws:s3:::bucket" or
-	// "arn:aws:s3:::bucket/key"; "*" for s3:ListAllMyBuckets.
+	// "arn:aws:s3:::bucket/key"; "arn:aws:s3:::*" for s3:ListAllMyBuckets.
 	Resource string
 	// Context holds the condition keys of the request, such as
 	// "s3:prefix" and "aws:SourceIp", under lower-case names.

@@ -86,6 +86,10 @@ type Bucket struct {
 	CORS string `json:"cors,omitempty"`
 	// Policy is the bucket's S3 policy JSON, as last put.
 	Policy string `json:"policy,omitempty"`
+	// Owner is the access key of the user that created the bucket; ""
+	// (buckets the root created, and every bucket made before owners were
+	// kept) is the root.
+	Owner string `json:"owner,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.
