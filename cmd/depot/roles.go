@@ -177,6 +177,8 @@ func runGateway(ctx context.Context, args []string) error {
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
+	var limits gatewayLimits
+	limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -195,9 +197,11 @@ func runGateway(ctx context.Context, args []string) error {
 	if len(g.Join) == 0 && *ns == "" {
 		return errors.New("a gateway needs --join or --nameserver")
 	}
+	gwc := gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain}}
+	limits.apply(&gwc)
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
 		ID:         *id,
-		Gateway:    gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain}},
+		Gateway:    gwc,
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})

@@ -128,6 +128,8 @@ func runServer(ctx context.Context, args []string) error {
 	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
+	var limits gatewayLimits
+	limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -153,8 +155,11 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(*logLevel)
+	var gwc gateway.Config
+	limits.apply(&gwc)
 	local, err := node.StartLocal(ctx, node.LocalConfig{
-		Dir: *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
+		Gateway: gwc,
+		Dir:     *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
 		Dataservers: *dataservers, K: *k, M: *m, GatewayAddr: *addr, Domain: *domain,
 		Fsync: dataserver.FsyncPolicy(*fsync), Logger: log,
 		RepairAfter: *repairAfter, Repair: repair.Config{Rate: *repairRate * (1 << 20)},

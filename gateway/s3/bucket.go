@@ -393,13 +393,13 @@ func encodeKey(enc bool, k string) string {
 
 func (s *Server) listObjects(q *request, v2 bool) error {
 	v := q.r.URL.Query()
-	maxKeys := 1000
+	maxKeys := s.cfg.MaxListKeys
 	if mk := v.Get("max-keys"); mk != "" {
 		n, err := strconv.Atoi(mk)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-keys must be a non-negative integer")
 		}
-		maxKeys = min(n, 1000)
+		maxKeys = min(n, s.cfg.MaxListKeys)
 	}
 	enc := false
 	switch et := v.Get("encoding-type"); et {

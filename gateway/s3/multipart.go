@@ -16,8 +16,6 @@ import (
 	"depot/nameserver/nsclient"
 )
 
-const maxPartNumber = 10000
-
 func newUploadID() string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -33,7 +31,7 @@ type initiateResult struct {
 }
 
 func (s *Server) createUpload(q *request) error {
-	meta, err := metaFromHeaders(q.r.Header)
+	meta, err := metaFromHeaders(q.r.Header, s.cfg.MaxMetadataSize)
 	if err != nil {
 		return err
 	}
@@ -62,8 +60,8 @@ func (s *Server) upload(q *request) (nsclient.UploadInfo, error) {
 func (s *Server) uploadPart(q *request) error {
 	v := q.r.URL.Query()
 	num, err := strconv.Atoi(v.Get("partNumber"))
-	if err != nil || num < 1 || num > maxPartNumber {
-		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	if err != nil || num < 1 || num > s.cfg.MaxParts {
+		return errInvalidArgument("Part number must be an integer between 1 and %d, inclusive", s.cfg.MaxParts)
 	}
 	if !v.Has("uploadId") {
 		return errInvalidArgument("uploadId is required with partNumber")
@@ -247,13 +245,13 @@ func (s *Server) listParts(q *request) error {
 		return err
 	}
 	v := q.r.URL.Query()
-	maxParts := 1000
+	maxParts := s.cfg.MaxListKeys
 	if mp := v.Get("max-parts"); mp != "" {
 		n, err := strconv.Atoi(mp)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-parts must be a non-negative integer")
 		}
-		maxParts = min(n, 1000)
+		maxParts = min(n, s.cfg.MaxListKeys)
 	}
 	marker, _ := strconv.Atoi(v.Get("part-number-marker"))
 	res := listPartsResult{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadID: info.Upload.ID, Initiator: s.owner(),
@@ -298,13 +296,13 @@ type listUploadsResult struct {
 
 func (s *Server) listUploads(q *request) error {
 	v := q.r.URL.Query()
-	maxUploads := 1000
+	maxUploads := s.cfg.MaxListKeys
 	if mu := v.Get("max-uploads"); mu != "" {
 		n, err := strconv.Atoi(mu)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-uploads must be a non-negative integer")
 		}
-		maxUploads = max(min(n, 1000), 1)
+		maxUploads = max(min(n, s.cfg.MaxListKeys), 1)
 	}
 	l, err := q.ns.Uploads(q.ctx, q.bucket, nsclient.UploadListOptions{Prefix: v.Get("prefix"),
 		AfterKey: v.Get("key-marker"), AfterID: v.Get("upload-id-marker"), Limit: maxUploads})

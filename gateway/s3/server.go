@@ -18,6 +18,7 @@ import (
 	"depot"
 	"depot/client"
 	"depot/gateway/s3/sigv4"
+	"depot/internal/guard"
 	"depot/internal/policy"
 	"depot/nameserver/nsclient"
 )
@@ -36,8 +37,29 @@ type Config struct {
 	Domain string
 	// Region is reported by GetBucketLocation. Default "us-east-1".
 	Region string
-	// MaxObjectSize bounds one PutObject or UploadPart body. Default 5 GiB.
+	// MaxObjectSize bounds one PutObject or UploadPart body: larger is
+	// EntityTooLarge. Default 5 GiB, as on AWS.
 	MaxObjectSize int64
+	// MaxHeaderBytes bounds a request's header section, names and values:
+	// larger is RequestHeaderSectionTooLarge. Default 8 KiB, as on AWS.
+	MaxHeaderBytes int
+	// MaxKeyLength bounds an object key in bytes: longer is
+	// KeyTooLongError. Default 1024, as on AWS.
+	MaxKeyLength int
+	// MaxMetadataSize bounds the user metadata of an object (x-amz-meta-*
+	// names and values): larger is MetadataTooLarge. Default 2 KiB, as on
+	// AWS.
+	MaxMetadataSize int
+	// MaxParts is the highest part number of a multipart upload, and so
+	// its most parts. Default and most 10000, as on AWS.
+	MaxParts int
+	// MaxListKeys caps max-keys, max-parts and max-uploads of listings.
+	// Default 1000, as on AWS.
+	MaxListKeys int
+	// Limiter, when not nil, rate-limits requests per client IP (before
+	// authentication) and per access key (after): a refused request gets
+	// SlowDown, 503.
+	Limiter *guard.Limiter
 	// MinPartSize is the smallest part but the last of a multipart
 	// upload. Default 5 MiB, as in S3.
 	MinPartSize int64
@@ -60,12 +82,16 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultRegion        = "us-east-1"
-	DefaultMaxObjectSize = 5 << 30
-	DefaultMinPartSize   = 5 << 20
-	DefaultUploadMaxAge  = 24 * time.Hour
-	maxXMLBody           = 2 << 20
-	maxKeyLen            = 1024
+	DefaultRegion          = "us-east-1"
+	DefaultMaxObjectSize   = 5 << 30
+	DefaultMinPartSize     = 5 << 20
+	DefaultUploadMaxAge    = 24 * time.Hour
+	DefaultMaxHeaderBytes  = 8 << 10
+	DefaultMaxKeyLength    = 1024
+	DefaultMaxMetadataSize = 2 << 10
+	DefaultMaxParts        = 10000
+	DefaultMaxListKeys     = 1000
+	maxXMLBody             = 2 << 20
 )
 
 func (c *Config) setDefaults() error {
@@ -80,6 +106,24 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxObjectSize <= 0 {
 		c.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxKeyLength <= 0 {
+		c.MaxKeyLength = DefaultMaxKeyLength
+	}
+	if c.MaxMetadataSize <= 0 {
+		c.MaxMetadataSize = DefaultMaxMetadataSize
+	}
+	if c.MaxParts <= 0 {
+		c.MaxParts = DefaultMaxParts
+	}
+	if c.MaxParts > DefaultMaxParts {
+		return fmt.Errorf("s3: MaxParts %d is above %d, the nameserver's highest part number", c.MaxParts, DefaultMaxParts)
+	}
+	if c.MaxListKeys <= 0 {
+		c.MaxListKeys = DefaultMaxListKeys
 	}
 	if c.MinPartSize <= 0 {
 		c.MinPartSize = DefaultMinPartSize
@@ -258,9 +302,12 @@ func (s *Server) route(r *http.Request) (bucket, key string) {
 
 func (s *Server) serve(q *request) error {
 	r := q.r
-	if n := headerSize(r.Header); n > maxHeaderSection {
+	if n := headerSize(r.Header); n > s.cfg.MaxHeaderBytes {
 		return s3err("RequestHeaderSectionTooLarge", http.StatusBadRequest,
-			"Your request header section exceeds the maximum allowed size: %d bytes, at most %d.", n, maxHeaderSection)
+			"Your request header section exceeds the maximum allowed size: %d bytes, at most %d.", n, s.cfg.MaxHeaderBytes)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !s.cfg.Limiter.AllowIP(host) {
+		return errSlowDown()
 	}
 	if r.Method == http.MethodOptions {
 		return s.preflight(q)
@@ -271,6 +318,9 @@ func (s *Server) serve(q *request) error {
 			return err
 		}
 		q.auth = a
+		if !s.cfg.Limiter.AllowKey(a.AccessKey) {
+			return errSlowDown()
+		}
 	}
 	ns, err := s.ns()
 	if err != nil {
@@ -289,8 +339,8 @@ func (s *Server) serve(q *request) error {
 		}
 		return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
 	}
-	if len(q.key) > maxKeyLen {
-		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), maxKeyLen)
+	if len(q.key) > s.cfg.MaxKeyLength {
+		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), s.cfg.MaxKeyLength)
 	}
 	if err := unsupported(r); err != nil {
 		return err
@@ -423,11 +473,6 @@ func (s *Server) CleanUploads(ctx context.Context, cutoff time.Time) (int, error
 	}
 	return n, nil
 }
-
-// maxHeaderSection is the largest request header section S3 accepts,
-// names and values together, as AWS answers with
-// RequestHeaderSectionTooLarge above it.
-const maxHeaderSection = 8 << 10
 
 // headerSize is the size of a header section as sent: "Name: value\r\n"
 // per value.

@@ -13,7 +13,6 @@ import (
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
-	"depot/gateway/s3"
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/nameserver"
@@ -49,6 +48,10 @@ type LocalConfig struct {
 	// Domain enables virtual-hosted-style S3 requests on the gateway:
 	// a Host of "<bucket>.<Domain>" names the bucket.
 	Domain string
+	// Gateway configures the gateway's limits and S3 settings (timeouts,
+	// rate limits, S3 size limits); its Addr, root credentials, Client and
+	// S3.Domain come from the fields above.
+	Gateway gateway.Config
 	// Timing is the gossip failure-detector preset. Default TimingLocal.
 	Timing membership.Timing
 	// Fsync is the dataservers' durability policy. Default group commit.
@@ -149,9 +152,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			return nil, err
 		}
 	}
+	gwc := cfg.Gateway
+	gwc.Addr, gwc.RootUser, gwc.RootPassword, gwc.S3.Domain = cfg.GatewayAddr, cfg.RootUser, cfg.RootPassword, cfg.Domain
 	gc := GatewayConfig{
 		ID:         "gw1",
-		Gateway:    gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain}},
+		Gateway:    gwc,
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
 	}

@@ -15,6 +15,7 @@ import (
 
 	"depot/client"
 	"depot/dataserver"
+	"depot/gateway"
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/internal/node"
@@ -36,6 +37,7 @@ type Options struct {
 	RepairAfter time.Duration          // default 2s: a dead dataserver's shards are rebuilt after it
 	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
 	Domain      string                 // S3 domain for virtual-hosted-style requests; default none
+	Gateway     gateway.Config         // gateway limits and S3 settings (node.LocalConfig.Gateway)
 
 	// RebalanceInterval, when positive, turns automatic rebalancing on.
 	RebalanceInterval time.Duration
@@ -118,7 +120,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
-		RebalanceInterval: opts.RebalanceInterval,
+		RebalanceInterval: opts.RebalanceInterval, Gateway: opts.Gateway,
 	})
 	if err != nil {
 		return nil, err
