@@ -6,6 +6,7 @@ import (
 
 	"depot/gateway"
 	"depot/gateway/s3"
+	"depot/internal/guard"
 )
 
 // gatewayLimits are the flags of a gateway's limits, shared by `depot
@@ -36,6 +37,6 @@ func (l *gatewayLimits) register(fs *flag.FlagSet) {
 
 func (l *gatewayLimits) apply(c *gateway.Config) {
 	c.ReadHeaderTimeout, c.BodyReadTimeout, c.IdleTimeout = l.readHeader, l.bodyRead, l.idle
-	c.RateLimit.PerIP, c.RateLimit.PerKey, c.RateLimit.Burst = l.perIP, l.perKey, l.burst
+	c.RateLimit = guard.Config{PerIP: l.perIP, PerKey: l.perKey, PerIPBurst: l.burst, PerKeyBurst: l.burst}
 	c.MaxBlobSize, c.S3.MaxObjectSize = l.maxObject, l.maxObject
 }

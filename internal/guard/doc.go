@@ -8,8 +8,8 @@
 //
 // Each client IP and each access key has a token bucket
 // (golang.org/x/time/rate) that refills at Config.PerIP or Config.PerKey
-// requests a second and holds Config.Burst tokens (default: twice the
-// rate, at least 1). A request takes one token; none left means refuse.
+// requests a second and holds Config.PerIPBurst or Config.PerKeyBurst
+// tokens (default: twice the rate, at least 1). A request takes one token; none left means refuse.
 // The buckets live in two LRU caches (hashicorp/golang-lru/v2) of
 // Config.Tracked entries each, so memory is bounded whatever the number of
 // clients: an evicted client starts again with a full bucket, which is

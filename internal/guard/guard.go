@@ -22,9 +22,9 @@ type Config struct {
 	// PerKey is the sustained requests per second allowed to one access
 	// key. Default 0: no limit.
 	PerKey float64
-	// Burst is how many requests a client may send at once above the
-	// rate. Default twice the rate, at least 1.
-	Burst int
+	// PerIPBurst and PerKeyBurst are how many requests an IP or a key may
+	// send at once above its rate. Default twice the rate, at least 1.
+	PerIPBurst, PerKeyBurst int
 	// Tracked is how many IPs, and how many keys, have a bucket at once.
 	// Default 10000.
 	Tracked int
@@ -44,7 +44,7 @@ type Limiter struct {
 
 // New returns a Limiter, or nil when both rates are zero.
 func New(cfg Config) (*Limiter, error) {
-	if cfg.PerIP < 0 || cfg.PerKey < 0 || cfg.Burst < 0 || cfg.Tracked < 0 {
+	if cfg.PerIP < 0 || cfg.PerKey < 0 || cfg.PerIPBurst < 0 || cfg.PerKeyBurst < 0 || cfg.Tracked < 0 {
 		return nil, fmt.Errorf("guard: negative rate limit setting: %+v", cfg)
 	}
 	if cfg.PerIP == 0 && cfg.PerKey == 0 {
@@ -69,7 +69,7 @@ func (l *Limiter) AllowIP(ip string) bool {
 	if l == nil {
 		return true
 	}
-	return l.allow(l.ips, ip, l.cfg.PerIP)
+	return l.allow(l.ips, ip, l.cfg.PerIP, l.cfg.PerIPBurst)
 }
 
 // AllowKey takes a token from the bucket of an access key.
@@ -77,17 +77,16 @@ func (l *Limiter) AllowKey(key string) bool {
 	if l == nil {
 		return true
 	}
-	return l.allow(l.keys, key, l.cfg.PerKey)
+	return l.allow(l.keys, key, l.cfg.PerKey, l.cfg.PerKeyBurst)
 }
 
-func (l *Limiter) allow(c *lru.Cache[string, *rate.Limiter], who string, r float64) bool {
+func (l *Limiter) allow(c *lru.Cache[string, *rate.Limiter], who string, r float64, burst int) bool {
 	if r == 0 {
 		return true
 	}
 	l.mu.Lock()
 	lim, ok := c.Get(who)
 	if !ok {
-		burst := l.cfg.Burst
 		if burst == 0 {
 			burst = int(math.Max(1, math.Ceil(2*r)))
 		}

@@ -14,7 +14,7 @@ import (
 )
 
 func TestLimiter(t *testing.T) {
-	l, err := guard.New(guard.Config{PerIP: 0.001, PerKey: 0.001, Burst: 3, Tracked: 2})
+	l, err := guard.New(guard.Config{PerIP: 0.001, PerKey: 0.001, PerIPBurst: 3, PerKeyBurst: 5, Tracked: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
