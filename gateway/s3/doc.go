@@ -59,6 +59,19 @@
 // policy must parse and name only resources of its bucket (else
 // MalformedPolicy), and is at most 20 KiB (PolicyTooLarge).
 //
+// # Limits
+//
+// Config bounds each request, with AWS's values by default: the header
+// section (MaxHeaderBytes, RequestHeaderSectionTooLarge), a PUT or part
+// body (MaxObjectSize, EntityTooLarge, decided from the declared length
+// before the body is read), the key (MaxKeyLength, KeyTooLongError), user
+// metadata (MaxMetadataSize, MetadataTooLarge), part numbers (MaxParts,
+// InvalidArgument) and listing pages (MaxListKeys caps max-keys, max-parts
+// and max-uploads). With Config.Limiter, a client IP over its rate (checked
+// first) or an access key over its rate (checked once the signature holds)
+// gets SlowDown, 503. A body that stalls past the gateway's BodyReadTimeout
+// fails with RequestTimeout and nothing is stored.
+//
 // # Wire shapes
 //
 // Requests and answers are the XML documents of the AWS S3 API reference,
