@@ -146,10 +146,11 @@ func conditionKeys(r *http.Request, action string) map[string]string {
 
 // authorizeRequest decides the request's own operation.
 func (s *Server) authorizeRequest(q *request) error {
+	if s.isRoot(q) {
+		return nil
+	}
 	action := operation(q.r, q.bucket, q.key)
 	switch {
-	case s.isRoot(q):
-		return nil
 	case action == perKey || action == "s3:ListAllMyBuckets":
 		// Decided by the handler: key by key, or which buckets to list.
 		if q.auth == nil {

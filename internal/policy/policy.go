@@ -68,6 +68,8 @@ type Statement struct {
 	Action    List       `json:"Action"`
 	Resource  List       `json:"Resource"`
 	Condition Conditions `json:"Condition,omitempty"`
+
+	actions []string // Action in lower case, set by Parse
 }
 
 // List is a JSON string or array of strings.
@@ -176,9 +178,13 @@ func Parse(b []byte, kind Kind) (*Document, error) {
 	if len(d.Statement) == 0 {
 		return nil, fmt.Errorf("%w: no Statement", ErrMalformed)
 	}
-	for i, st := range d.Statement {
+	for i := range d.Statement {
+		st := &d.Statement[i]
 		if err := st.check(kind); err != nil {
 			return nil, fmt.Errorf("%w: statement %d: %v", ErrMalformed, i+1, err)
+		}
+		for _, a := range st.Action {
+			st.actions = append(st.actions, strings.ToLower(a))
 		}
 	}
 	return d, nil
@@ -235,9 +241,10 @@ func (d *Document) Evaluate(r Request) Decision {
 		return NotApplicable
 	}
 	dec := NotApplicable
+	action := strings.ToLower(r.Action)
 	for i := range d.Statement {
 		st := &d.Statement[i]
-		if !st.matches(r) {
+		if !st.matches(r, action) {
 			continue
 		}
 		if st.Effect == Deny {
@@ -264,11 +271,19 @@ func Combine(ds ...Decision) Decision {
 	return out
 }
 
-func (st *Statement) matches(r Request) bool {
+// matches reports whether st applies to r; action is r.Action in lower
+// case.
+func (st *Statement) matches(r Request, action string) bool {
 	if st.Principal != nil && !principalMatches(st.Principal, r.Principal) {
 		return false
 	}
-	if !anyMatch(st.Action, r.Action, true) || !anyMatch(st.Resource, r.Resource, false) {
+	actions := st.actions
+	if actions == nil { // a Statement built by hand, not by Parse
+		for _, a := range st.Action {
+			actions = append(actions, strings.ToLower(a))
+		}
+	}
+	if !anyMatch(actions, action) || !anyMatch(st.Resource, r.Resource) {
 		return false
 	}
 	for op, keys := range st.Condition {
@@ -302,14 +317,8 @@ func principalMatches(ps Principals, who string) bool {
 	return false
 }
 
-func anyMatch(patterns []string, s string, fold bool) bool {
-	if fold {
-		s = strings.ToLower(s)
-	}
+func anyMatch(patterns []string, s string) bool {
 	for _, p := range patterns {
-		if fold {
-			p = strings.ToLower(p)
-		}
 		if Match(p, s) {
 			return true
 		}
