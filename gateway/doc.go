@@ -21,4 +21,16 @@
 // none: the cookie in a fid makes it unguessable.
 //
 // /healthz, /readyz and /metrics are served beside the API.
+//
+// # Limits
+//
+// The HTTP server closes connections that take longer than
+// Config.ReadHeaderTimeout to send their headers (slow-loris) or idle
+// longer than Config.IdleTimeout between requests. Every request body is
+// wrapped by guard.Body: a read that gets nothing for
+// Config.BodyReadTimeout fails (408 RequestTimeout here, S3 RequestTimeout
+// on the S3 API) and the connection is closed. Config.RateLimit gives each
+// client IP (and, on the S3 API, each access key) a token bucket; a native
+// request over its IP's rate is 429 {"code":"SlowDown"} with Retry-After,
+// an S3 one SlowDown 503. The S3 API's own limits are in s3.Config.
 package gateway

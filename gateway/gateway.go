@@ -20,6 +20,7 @@ import (
 	"depot/client"
 	"depot/gateway/s3"
 	"depot/internal/auth"
+	"depot/internal/guard"
 	"depot/internal/tlsconf"
 )
 
@@ -34,6 +35,20 @@ type Config struct {
 	RootUser, RootPassword string
 	// MaxBlobSize bounds the body of one POST /v1/blobs. Default 5 GiB.
 	MaxBlobSize int64
+	// ReadHeaderTimeout is how long a client has to send a request's
+	// headers: slower (slow-loris) connections are closed. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout is how long a request body may stall: each read of
+	// the body must get bytes within it, else the request fails
+	// (S3 RequestTimeout, native 408) and the connection is closed.
+	// Default 30s.
+	BodyReadTimeout time.Duration
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request. Default 2m.
+	IdleTimeout time.Duration
+	// RateLimit limits requests per client IP and per access key (S3
+	// SlowDown with 503; 429 on /v1, per IP). Default: no limits.
+	RateLimit guard.Config
 	// Ready reports whether the cluster behind the gateway can serve, for
 	// /readyz. Default: always ready.
 	Ready func(context.Context) error
@@ -52,8 +67,13 @@ type Config struct {
 	S3 s3.Config
 }
 
-// DefaultAddr is the default listen address.
-const DefaultAddr = "127.0.0.1:9000"
+// Defaults.
+const (
+	DefaultAddr              = "127.0.0.1:9000"
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyReadTimeout   = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+)
 
 func (c *Config) setDefaults() error {
 	if c.Client == nil {
@@ -67,6 +87,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBlobSize <= 0 {
 		c.MaxBlobSize = 5 << 30
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -82,6 +111,7 @@ type Gateway struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	s3      *s3.Server
+	limiter *guard.Limiter
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -94,23 +124,27 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, cl: cfg.Client, reg: prometheus.NewRegistry()}
+	lim, err := guard.New(cfg.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, cl: cfg.Client, reg: prometheus.NewRegistry(), limiter: lim}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.metrics = newMetrics(g.reg)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.Recovery(), g.observe)
+	e.Use(gin.Recovery(), g.observe, g.guard)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", g.readyz)
 	e.GET("/metrics", gin.WrapH(auth.MetricsGate(cfg.MetricsToken, nil, promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))))
-	v1 := e.Group("/v1")
+	v1 := e.Group("/v1", g.rateLimit)
 	v1.POST("/blobs", g.requireRoot, g.postBlob)
 	v1.GET("/blobs/:fid", g.getBlob)
 	v1.HEAD("/blobs/:fid", g.getBlob)
 	v1.DELETE("/blobs/:fid", g.requireRoot, g.deleteBlob)
 	if cfg.S3.Namespace != nil {
 		sc := cfg.S3
-		sc.Client, sc.RootUser, sc.RootPassword = cfg.Client, cfg.RootUser, cfg.RootPassword
+		sc.Client, sc.RootUser, sc.RootPassword, sc.Limiter = cfg.Client, cfg.RootUser, cfg.RootPassword, lim
 		if sc.Logger == nil {
 			sc.Logger = cfg.Logger
 		}
@@ -155,7 +189,8 @@ func (g *Gateway) Start() error {
 	}
 	g.srv = &http.Server{
 		Handler:           g.engine,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
 		// Generous, so that the S3 handler, not the HTTP server, refuses
 		// oversized headers, with an S3 error document.
 		MaxHeaderBytes: 1 << 20,
@@ -248,6 +283,23 @@ func (g *Gateway) requireRoot(c *gin.Context) {
 	if !ok {
 		c.Header("WWW-Authenticate", `Basic realm="depot"`)
 		writeErr(c, http.StatusUnauthorized, "Unauthorized", "credentials required")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// guard puts a read deadline on every request body (BodyReadTimeout).
+func (g *Gateway) guard(c *gin.Context) {
+	c.Request.Body = guard.Body(c.Writer, c.Request, g.cfg.BodyReadTimeout)
+	c.Next()
+}
+
+// rateLimit refuses native requests over the per-IP rate with 429.
+func (g *Gateway) rateLimit(c *gin.Context) {
+	if host, _, err := net.SplitHostPort(c.Request.RemoteAddr); err == nil && !g.limiter.AllowIP(host) {
+		c.Header("Retry-After", "1")
+		writeErr(c, http.StatusTooManyRequests, "SlowDown", "request rate over the limit")
 		c.Abort()
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	"depot"
 	"depot/client"
+	"depot/internal/guard"
 	"depot/internal/httpx"
 )
 
@@ -25,8 +26,11 @@ const blobCacheControl = "public, max-age=31536000, immutable"
 
 func (g *Gateway) nativeError(c *gin.Context, err error) {
 	status, code := httpx.Status(err)
-	if errors.Is(err, depot.ErrNotFound) {
+	switch {
+	case errors.Is(err, depot.ErrNotFound):
 		status, code = http.StatusNotFound, "NotFound"
+	case errors.Is(err, guard.ErrBodyTimeout):
+		status, code = http.StatusRequestTimeout, "RequestTimeout"
 	}
 	if status >= 500 {
 		g.cfg.Logger.Warn("native request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)

@@ -58,15 +58,16 @@
 //	             size, queued}: segments of deleted or replaced objects whose
 //	             needles are still to be deleted; the bucket's sequence
 //	             numbers them, so the queue is in order
-//	users        access key → JSON nsclient.User {access_key, secret, created}:
-//	             S3 key pairs besides the gateway's root pair
+//	users        access key → JSON nsclient.User {access_key, secret, created,
+//	             policy}: S3 key pairs besides the gateway's root pair, each
+//	             with its IAM-shaped identity policy (internal/policy)
 //	uploads      uint16 length of the bucket name, bucket name, object key,
 //	             0x00, upload id → JSON nsclient.Upload: multipart uploads
 //	parts        the upload's key followed by the uint32 part number → JSON
 //	             nsclient.Part {number, etag, size, segments, modified,
 //	             stream (encrypted parts)}
 //	             The S3 settings of a bucket (public, cors, policy,
-//	             encryption) are fields
+//	             encryption, owner) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
 //	refs         fid text → owner: 'o', uint16 bucket length, bucket, key
 //	             (an object's segment) or 'p' and the key of a part in

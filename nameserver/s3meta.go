@@ -13,17 +13,19 @@ import (
 
 	"depot"
 	"depot/internal/httpx"
+	"depot/internal/policy"
 	"depot/nameserver/nsclient"
 )
 
 // This file keeps what the S3 gateway needs beside buckets and keys: access
-// keys (bucket "users"), bucket settings (fields of the bucket record) and
+// keys and their policies (bucket "users"), bucket settings (fields of the bucket record) and
 // multipart uploads (buckets "uploads" and "parts"); see doc.go.
 
 // S3 commands; their payloads are the types named.
 const (
 	CmdPutUser        CommandType = "put_user"        // nsclient.User
 	CmdDeleteUser     CommandType = "delete_user"     // userCmd
+	CmdSetUserPolicy  CommandType = "set_user_policy" // userPolicyCmd
 	CmdSetBucket      CommandType = "set_bucket"      // setBucketCmd
 	CmdCreateUpload   CommandType = "create_upload"   // nsclient.Upload
 	CmdPutPart        CommandType = "put_part"        // putPartCmd
@@ -39,6 +41,11 @@ var (
 
 type userCmd struct {
 	AccessKey string `json:"access_key"`
+}
+
+type userPolicyCmd struct {
+	AccessKey string `json:"access_key"`
+	Policy    string `json:"policy"`
 }
 
 type setBucketCmd struct {
@@ -113,6 +120,22 @@ func (s *store) applyS3(tx *bbolt.Tx, cmd Command) (res any, ok bool, err error)
 			return nil, true, fmt.Errorf("user %q: %w", c.AccessKey, depot.ErrNotFound)
 		}
 		return nil, true, del(b, []byte(c.AccessKey))
+	case CmdSetUserPolicy:
+		c, err := decodeAny[userPolicyCmd](cmd)
+		if err != nil {
+			return nil, true, err
+		}
+		b := tx.Bucket(bktUsers)
+		raw := b.Get([]byte(c.AccessKey))
+		if raw == nil {
+			return nil, true, fmt.Errorf("user %q: %w", c.AccessKey, depot.ErrNotFound)
+		}
+		var u nsclient.User
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return nil, true, fmt.Errorf("user %q: %w", c.AccessKey, depot.ErrCorrupt)
+		}
+		u.Policy = c.Policy
+		return nil, true, putJSON(b, []byte(u.AccessKey), u)
 	case CmdSetBucket:
 		c, err := decodeAny[setBucketCmd](cmd)
 		if err != nil {
@@ -198,6 +221,9 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 	}
 	if c.Settings.Encryption != nil {
 		bk.Encryption = *c.Settings.Encryption
+	}
+	if c.Settings.Owner != nil {
+		bk.Owner = *c.Settings.Owner
 	}
 	return bk, putJSON(b, []byte(c.Name), bk)
 }
@@ -436,6 +462,21 @@ func (s *Server) routeS3(api *http.ServeMux) {
 			return
 		}
 		_, err := s.store.propose(r.Context(), CmdPutUser, u)
+		s.answer(w, nil, err)
+	})
+	s.route(api, "PUT /users/{key}/policy", func(w http.ResponseWriter, r *http.Request) {
+		var p nsclient.UserPolicy
+		if err := readJSON(w, r, maxSmallBody, &p); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+		if p.Policy != "" {
+			if _, err := policy.Parse([]byte(p.Policy), policy.Identity); err != nil {
+				httpx.WriteError(w, fmt.Errorf("%w: %v", depot.ErrBadRequest, err))
+				return
+			}
+		}
+		_, err := s.store.propose(r.Context(), CmdSetUserPolicy, userPolicyCmd{AccessKey: r.PathValue("key"), Policy: p.Policy})
 		s.answer(w, nil, err)
 	})
 	s.route(api, "DELETE /users/{key}", func(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,9 @@ type Config struct {
 	Origins []string
 	// CSRFKey signs form tokens. Default random per process.
 	CSRFKey []byte
+	// SecureCookies marks the pages' cookies Secure even when requests
+	// come over plain HTTP (a TLS-terminating proxy in front).
+	SecureCookies bool
 	// Seed loads the demo catalog when the catalog is empty.
 	Seed bool
 	// SeedProducts is how many demo products Seed makes. Default 36.
@@ -130,7 +133,12 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 		setups = append(setups, s.Reviews.Setup)
 	}
 	if cfg.Role == RoleAll {
-		s.Web, err = web.New(web.Config{Catalog: s.Catalog, Reviews: s.Reviews, CSRFKey: cfg.CSRFKey, Logger: cfg.Logger})
+		media := cfg.S3.PublicURL
+		if media == "" {
+			media = cfg.S3.Endpoint
+		}
+		s.Web, err = web.New(web.Config{Catalog: s.Catalog, Reviews: s.Reviews, CSRFKey: cfg.CSRFKey, Logger: cfg.Logger,
+			MediaOrigins: []string{media}, SecureCookies: cfg.SecureCookies})
 		if err != nil {
 			s.closeServices()
 			return nil, err

@@ -408,6 +408,12 @@ func TestShopDepotDown(t *testing.T) {
 	}
 }
 
+// putUser adds a key pair that may do anything in S3 (keys without a
+// policy may do nothing).
 func putUser(ctx context.Context, c *testcluster.Cluster, user, pass string) error {
-	return c.NSClient().PutUser(ctx, nsclient.User{AccessKey: user, Secret: pass})
+	ns := c.NSClient()
+	if err := ns.PutUser(ctx, nsclient.User{AccessKey: user, Secret: pass}); err != nil {
+		return err
+	}
+	return ns.SetUserPolicy(ctx, user, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`)
 }

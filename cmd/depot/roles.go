@@ -209,6 +209,8 @@ func runGateway(ctx context.Context, args []string) error {
 	pub.register(fs)
 	var sf sseFlags
 	sf.register(fs, false)
+	var limits gatewayLimits
+	limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -239,10 +241,12 @@ func runGateway(ctx context.Context, args []string) error {
 	if len(g.Join) == 0 && *ns == "" {
 		return errors.New("a gateway needs --join or --nameserver")
 	}
+	gwc := gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain,
+		Keyring: sseKeys, SSECOverHTTP: sf.cOverHTTP}, TLS: cert, MetricsToken: metricsToken}
+	limits.apply(&gwc)
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
-		ID: *id,
-		Gateway: gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain,
-			Keyring: sseKeys, SSECOverHTTP: sf.cOverHTTP}, TLS: cert, MetricsToken: metricsToken},
+		ID:         *id,
+		Gateway:    gwc,
 		Client:     client.Config{K: *k, M: *m},
 		Nameserver: *ns,
 	})

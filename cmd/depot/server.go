@@ -186,6 +186,8 @@ func runServer(ctx context.Context, args []string) error {
 	metricsTokenFile := fs.String("metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that every /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
 	var sf sseFlags
 	sf.register(fs, true)
+	var limits gatewayLimits
+	limits.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -231,8 +233,11 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(*logLevel)
+	var gwc gateway.Config
+	limits.apply(&gwc)
 	local, err := node.StartLocal(ctx, node.LocalConfig{
-		Dir: *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
+		Gateway: gwc,
+		Dir:     *dir, Key: key, RootUser: creds.User, RootPassword: creds.Password,
 		Dataservers: *dataservers, K: *k, M: *m, GatewayAddr: *addr, Domain: *domain,
 		Fsync: dataserver.FsyncPolicy(*fsync), Logger: log,
 		RepairAfter: *repairAfter, Repair: repair.Config{Rate: *repairRate * (1 << 20)},

@@ -24,6 +24,7 @@ func runShop(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.S3.AccessKey, "access-key", envOr("DEPOT_SHOP_ACCESS_KEY", envOr("AWS_ACCESS_KEY_ID", "")), "S3 access key (env DEPOT_SHOP_ACCESS_KEY or AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&cfg.S3.PublicURL, "public-url", envOr("DEPOT_SHOP_PUBLIC_URL", ""), "gateway URL as browsers reach it (default the --s3 URL; env DEPOT_SHOP_PUBLIC_URL)")
 	origins := fs.String("origins", envOr("DEPOT_SHOP_ORIGINS", "*"), "comma-separated origins allowed to upload to depot from browsers (env DEPOT_SHOP_ORIGINS)")
+	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envOr("DEPOT_SHOP_SECURE_COOKIES", "") == "true", "mark cookies Secure on plain-HTTP requests too, behind a TLS-terminating proxy (env DEPOT_SHOP_SECURE_COOKIES=true)")
 	fs.BoolVar(&cfg.Seed, "seed", false, "load a demo catalog when the catalog is empty")
 	fs.IntVar(&cfg.SeedProducts, "seed-products", 36, "how many demo products --seed makes")
 	fs.IntVar(&cfg.Workers, "workers", 2, "image workers per service")

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"depot"
+	"depot/internal/policy"
 	"depot/nameserver/nsclient"
 )
 
@@ -45,9 +45,16 @@ func (s *Server) listBuckets(q *request) error {
 	if err != nil {
 		return err
 	}
+	// Callers without s3:ListAllMyBuckets see the buckets they own.
+	all, err := s.allowed(q, "s3:ListAllMyBuckets", "", "")
+	if err != nil {
+		return err
+	}
 	res := listAllMyBucketsResult{NS: s3NS, Owner: s.owner(), Buckets: []bucketEntry{}}
 	for _, b := range bs {
-		res.Buckets = append(res.Buckets, bucketEntry{Name: b.Name, CreationDate: isoTime(b.Created)})
+		if all || b.Owner == q.principal() {
+			res.Buckets = append(res.Buckets, bucketEntry{Name: b.Name, CreationDate: isoTime(b.Created)})
+		}
 	}
 	s.writeXML(q, res)
 	return nil
@@ -108,11 +115,14 @@ func (s *Server) bucketOp(q *request) error {
 		case v.Has("cors"):
 			return s.setBucket(q, nsclient.BucketSettings{CORS: new(string)}, http.StatusNoContent)
 		case v.Has("policy"):
-			return s.setBucket(q, nsclient.BucketSettings{Policy: new(string)}, http.StatusNoContent)
+			off := false
+			return s.setBucket(q, nsclient.BucketSettings{Policy: new(string), Public: &off}, http.StatusNoContent)
 		case v.Has("encryption"):
 			return s.setBucket(q, nsclient.BucketSettings{Encryption: new(string)}, http.StatusNoContent)
 		}
-		if err := q.ns.DeleteBucket(q.ctx, q.bucket); err != nil {
+		err := q.ns.DeleteBucket(q.ctx, q.bucket)
+		s.forgetBucket(q.bucket)
+		if err != nil {
 			if errors.Is(err, depot.ErrNotEmpty) {
 				return s3err("BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete is not empty")
 			}
@@ -186,31 +196,47 @@ func (s *Server) createBucket(q *request) error {
 	}
 	if _, err := q.ns.CreateBucket(q.ctx, q.bucket); err != nil {
 		if errors.Is(err, depot.ErrExists) {
+			if b, berr := q.ns.Bucket(q.ctx, q.bucket); berr == nil && b.Owner != s.ownerFor(q) {
+				return s3err("BucketAlreadyExists", http.StatusConflict, "The requested bucket name is not available.")
+			}
 			return s3err("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
 		}
 		return err
 	}
+	var st nsclient.BucketSettings
+	if ow := s.ownerFor(q); ow != "" {
+		st.Owner = &ow
+	}
 	if acl := q.r.Header.Get("X-Amz-Acl"); acl == "public-read" || acl == "public-read-write" {
-		t := true
-		if _, err := q.ns.SetBucket(q.ctx, q.bucket, nsclient.BucketSettings{Public: &t}); err != nil {
+		doc, err := policy.SetPublicRead("", q.bucket, true)
+		if err != nil {
+			return err
+		}
+		st.Policy = &doc
+	}
+	if st != (nsclient.BucketSettings{}) {
+		if _, err := q.ns.SetBucket(q.ctx, q.bucket, st); err != nil {
 			return err
 		}
 	}
+	s.forgetBucket(q.bucket)
 	q.w.Header().Set("Location", "/"+q.bucket)
 	q.w.WriteHeader(http.StatusOK)
 	return nil
 }
 
 func (s *Server) setBucket(q *request, st nsclient.BucketSettings, status int) error {
-	if _, err := q.ns.SetBucket(q.ctx, q.bucket, st); err != nil {
+	_, err := q.ns.SetBucket(q.ctx, q.bucket, st)
+	s.forgetBucket(q.bucket)
+	if err != nil {
 		return bucketErr(q, err)
 	}
 	q.w.WriteHeader(status)
 	return nil
 }
 
-// ACLs: only the canned private and public-read are kept, as the bucket's
-// Public flag.
+// ACLs: only the canned private and public-read are kept, as the
+// public-read statement of the bucket policy (policy.PublicRead).
 
 type grant struct {
 	Grantee struct {
@@ -254,19 +280,31 @@ func (s *Server) putACL(q *request) error {
 	default:
 		return errInvalidArgument("unsupported canned ACL %q", acl)
 	}
-	return s.setBucket(q, nsclient.BucketSettings{Public: &public}, http.StatusOK)
-}
-
-func (s *Server) getACL(q *request) error {
 	b, err := q.ns.Bucket(q.ctx, q.bucket)
 	if err != nil {
 		return bucketErr(q, err)
+	}
+	doc, err := policy.SetPublicRead(b.Policy, q.bucket, public)
+	if err != nil {
+		return s3err("MalformedPolicy", http.StatusBadRequest, "The bucket's policy does not parse: %v", err)
+	}
+	off := false
+	return s.setBucket(q, nsclient.BucketSettings{Public: &off, Policy: &doc}, http.StatusOK)
+}
+
+func (s *Server) getACL(q *request) error {
+	bi, err := s.bucketInfo(q.ctx, q, q.bucket)
+	if err != nil {
+		return err
+	}
+	if !bi.exists {
+		return errNoSuchBucket(q.bucket)
 	}
 	p := accessControlPolicy{NS: s3NS, Owner: s.owner()}
 	var g grant
 	g.Grantee.XMLNS, g.Grantee.Type, g.Grantee.ID, g.Permission = "http://www.w3.org/2001/XMLSchema-instance", "CanonicalUser", "depot", "FULL_CONTROL"
 	p.Grants = append(p.Grants, g)
-	if b.Public {
+	if publicRead(bi, q.bucket) {
 		var pg grant
 		pg.Grantee.XMLNS, pg.Grantee.Type, pg.Grantee.URI, pg.Permission = "http://www.w3.org/2001/XMLSchema-instance", "Group", allUsers, "READ"
 		p.Grants = append(p.Grants, pg)
@@ -275,109 +313,45 @@ func (s *Server) getACL(q *request) error {
 	return nil
 }
 
-// Bucket policies are kept verbatim; only their public-read shape has an
-// effect (policyAllowsRead).
+// Bucket policies are kept verbatim once they parse (internal/policy) and
+// name only resources of their bucket. A put replaces the whole policy,
+// the public-read statement and the legacy Public flag included.
 
 func (s *Server) putPolicy(q *request) error {
-	b, err := io.ReadAll(io.LimitReader(q.auth.Body(q.r), 20<<10+1))
+	b, err := io.ReadAll(io.LimitReader(q.auth.Body(q.r), maxPolicySize+1))
 	if err != nil {
 		return err
 	}
-	if len(b) > 20<<10 {
+	if len(b) > maxPolicySize {
 		return s3err("PolicyTooLarge", http.StatusBadRequest, "Policies must be at most 20 KiB")
 	}
-	var p policyDoc
-	if err := json.Unmarshal(b, &p); err != nil {
-		return s3err("MalformedPolicy", http.StatusBadRequest, "Policies must be valid JSON: %v", err)
+	if err := checkBucketPolicy(b, q.bucket); err != nil {
+		return err
 	}
-	ps := string(b)
-	return s.setBucket(q, nsclient.BucketSettings{Policy: &ps}, http.StatusNoContent)
+	ps, off := string(b), false
+	return s.setBucket(q, nsclient.BucketSettings{Policy: &ps, Public: &off}, http.StatusNoContent)
 }
+
+// maxPolicySize is the largest bucket policy, as on AWS.
+const maxPolicySize = 20 << 10
 
 func (s *Server) getPolicy(q *request) error {
 	b, err := q.ns.Bucket(q.ctx, q.bucket)
 	if err != nil {
 		return bucketErr(q, err)
 	}
-	if b.Policy == "" {
+	doc := b.Policy
+	if b.Public { // the legacy flag, shown as what it means
+		if doc, err = policy.SetPublicRead(doc, q.bucket, true); err != nil {
+			doc = b.Policy
+		}
+	}
+	if doc == "" {
 		return s3err("NoSuchBucketPolicy", http.StatusNotFound, "The bucket policy does not exist")
 	}
 	q.w.Header().Set("Content-Type", "application/json")
-	io.WriteString(q.w, b.Policy)
+	io.WriteString(q.w, doc)
 	return nil
-}
-
-type policyDoc struct {
-	Statement oneOrMany[policyStatement] `json:"Statement"`
-}
-
-type policyStatement struct {
-	Effect    string            `json:"Effect"`
-	Principal json.RawMessage   `json:"Principal"`
-	Action    oneOrMany[string] `json:"Action"`
-	Resource  oneOrMany[string] `json:"Resource"`
-}
-
-// oneOrMany decodes a JSON value or an array of values.
-type oneOrMany[T any] []T
-
-func (o *oneOrMany[T]) UnmarshalJSON(b []byte) error {
-	var many []T
-	if err := json.Unmarshal(b, &many); err == nil {
-		*o = many
-		return nil
-	}
-	var one T
-	if err := json.Unmarshal(b, &one); err != nil {
-		return err
-	}
-	*o = []T{one}
-	return nil
-}
-
-// policyAllowsRead reports whether a bucket policy lets anyone
-// s3:GetObject every object of the bucket.
-func policyAllowsRead(policy, bucket string) bool {
-	if policy == "" {
-		return false
-	}
-	var p policyDoc
-	if json.Unmarshal([]byte(policy), &p) != nil {
-		return false
-	}
-	for _, st := range p.Statement {
-		if st.Effect != "Allow" || !anyonePrincipal(st.Principal) {
-			continue
-		}
-		action := false
-		for _, a := range st.Action {
-			action = action || a == "s3:GetObject" || a == "s3:*" || a == "*"
-		}
-		resource := false
-		for _, r := range st.Resource {
-			resource = resource || r == "arn:aws:s3:::"+bucket+"/*" || r == "*"
-		}
-		if action && resource {
-			return true
-		}
-	}
-	return false
-}
-
-func anyonePrincipal(raw json.RawMessage) bool {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s == "*"
-	}
-	var m map[string]oneOrMany[string]
-	if json.Unmarshal(raw, &m) == nil {
-		for _, v := range m["AWS"] {
-			if v == "*" {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Listing.
@@ -425,13 +399,13 @@ func encodeKey(enc bool, k string) string {
 
 func (s *Server) listObjects(q *request, v2 bool) error {
 	v := q.r.URL.Query()
-	maxKeys := 1000
+	maxKeys := s.cfg.MaxListKeys
 	if mk := v.Get("max-keys"); mk != "" {
 		n, err := strconv.Atoi(mk)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-keys must be a non-negative integer")
 		}
-		maxKeys = min(n, 1000)
+		maxKeys = min(n, s.cfg.MaxListKeys)
 	}
 	enc := false
 	switch et := v.Get("encoding-type"); et {

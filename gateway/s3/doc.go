@@ -16,12 +16,61 @@
 // SHA1 or SHA256 trailer checked). x-amz-checksum-* headers are checked
 // too. A request time more than 15 minutes off is RequestTimeTooSkewed.
 // Secrets: the root pair from the gateway config, and the pairs kept in
-// the nameserver (nsclient.User, `depot admin user add|rm|ls`), cached for
-// Config.KeyCacheTTL. Unsigned requests may only GET or HEAD objects (and
-// list) in a bucket whose Public flag is set (`depot admin bucket public`,
-// the canned ACL public-read on CreateBucket or PutBucketAcl) or whose
-// policy has a statement Allow, Principal "*" (or {"AWS":"*"}), Action
-// s3:GetObject (or s3:*), Resource arn:aws:s3:::BUCKET/*.
+// the nameserver (nsclient.User, `depot admin user add|rm|ls`), cached with
+// their policies for Config.KeyCacheTTL.
+//
+// # Authorisation
+//
+// Every request is one IAM action on one resource (authz.go, operation):
+// s3:ListAllMyBuckets; on arn:aws:s3:::BUCKET s3:CreateBucket,
+// s3:DeleteBucket, s3:ListBucket (ListObjects v1 and v2, HeadBucket),
+// s3:ListBucketMultipartUploads, s3:GetBucketLocation,
+// s3:Get/PutBucketPolicy, s3:DeleteBucketPolicy, s3:Get/PutBucketAcl,
+// s3:Get/PutBucketCORS (DeleteBucketCors too, as on AWS) and
+// s3:Get/PutBucketVersioning; on arn:aws:s3:::BUCKET/KEY s3:GetObject (GET,
+// HEAD, and the source of CopyObject and UploadPartCopy), s3:PutObject
+// (PutObject, CopyObject, Create/CompleteMultipartUpload, UploadPart),
+// s3:DeleteObject (DeleteObject, and each key of DeleteObjects, which
+// answers AccessDenied for the keys refused), s3:AbortMultipartUpload,
+// s3:ListMultipartUploadParts and s3:Get/PutObjectAcl. Condition keys:
+// aws:SourceIp always; s3:prefix, s3:delimiter and s3:max-keys on
+// s3:ListBucket when the query has them.
+//
+// The root key may do anything. For any other caller the decision combines
+// (internal/policy.Combine) the user's identity policy (nsclient.User.Policy,
+// `depot admin user policy set`), the bucket's policy (PutBucketPolicy;
+// principals are access keys, see internal/policy) and ownership: a bucket
+// created by a user records that access key as its Owner (nsclient.Bucket;
+// "" for the root and for buckets made before owners were kept) and its
+// owner is allowed everything in it. An explicit Deny in either policy
+// wins over everything but the root; otherwise an Allow from either policy,
+// or owning the bucket, admits; otherwise AccessDenied (403). So another
+// user's bucket is closed unless a policy opens it. ListBuckets without
+// s3:ListAllMyBuckets lists the caller's own buckets. Anonymous requests
+// have only the bucket policy (statements with Principal "*").
+//
+// Public-read is a bucket policy statement (Sid "DepotPublicRead": Allow,
+// Principal "*", s3:GetObject, arn:aws:s3:::BUCKET/*), written by `depot
+// admin bucket public`, by the canned ACL public-read on CreateBucket or
+// PutBucketAcl, and removed by `depot admin bucket private`, the canned ACL
+// private or DeleteBucketPolicy. It allows reading objects, not listing
+// them. The Public flag of buckets made public before reads as the same
+// statement; PutBucketPolicy and DeleteBucketPolicy clear it. A bucket
+// policy must parse and name only resources of its bucket (else
+// MalformedPolicy), and is at most 20 KiB (PolicyTooLarge).
+//
+// # Limits
+//
+// Config bounds each request, with AWS's values by default: the header
+// section (MaxHeaderBytes, RequestHeaderSectionTooLarge), a PUT or part
+// body (MaxObjectSize, EntityTooLarge, decided from the declared length
+// before the body is read), the key (MaxKeyLength, KeyTooLongError), user
+// metadata (MaxMetadataSize, MetadataTooLarge), part numbers (MaxParts,
+// InvalidArgument) and listing pages (MaxListKeys caps max-keys, max-parts
+// and max-uploads). With Config.Limiter, a client IP over its rate (checked
+// first) or an access key over its rate (checked once the signature holds)
+// gets SlowDown, 503. A body that stalls past the gateway's BodyReadTimeout
+// fails with RequestTimeout and nothing is stored.
 //
 // # Wire shapes
 //

@@ -8,6 +8,7 @@ import (
 
 	"depot"
 	"depot/gateway/s3/sigv4"
+	"depot/internal/guard"
 )
 
 // Error is an S3 error: a code from the AWS error-code list, its HTTP status
@@ -42,6 +43,9 @@ func errInvalidArgument(format string, args ...any) *Error {
 	return s3err("InvalidArgument", http.StatusBadRequest, format, args...)
 }
 func errAccessDenied() *Error { return s3err("AccessDenied", http.StatusForbidden, "Access Denied") }
+func errSlowDown() *Error {
+	return s3err("SlowDown", http.StatusServiceUnavailable, "Please reduce your request rate.")
+}
 
 // table maps depot's and sigv4's sentinel errors to S3 error codes and
 // statuses: the one place where internal errors meet the S3 vocabulary.
@@ -62,6 +66,7 @@ var table = []struct {
 	{sigv4.ErrChunk, "IncompleteBody", http.StatusBadRequest},
 	{errBadDigest, "BadDigest", http.StatusBadRequest},
 	{errIncomplete, "IncompleteBody", http.StatusBadRequest},
+	{guard.ErrBodyTimeout, "RequestTimeout", http.StatusBadRequest},
 	{depot.ErrNotFound, "NoSuchKey", http.StatusNotFound},
 	{depot.ErrBadFid, "InternalError", http.StatusInternalServerError},
 	{depot.ErrCorrupt, "InternalError", http.StatusInternalServerError},

@@ -15,8 +15,6 @@ import (
 	"depot/nameserver/nsclient"
 )
 
-const maxPartNumber = 10000
-
 func newUploadID() string {
 	var b [16]byte
 	rand.Read(b[:])
@@ -32,7 +30,7 @@ type initiateResult struct {
 }
 
 func (s *Server) createUpload(q *request) error {
-	meta, err := metaFromHeaders(q.r.Header)
+	meta, err := metaFromHeaders(q.r.Header, s.cfg.MaxMetadataSize)
 	if err != nil {
 		return err
 	}
@@ -66,8 +64,8 @@ func (s *Server) upload(q *request) (nsclient.UploadInfo, error) {
 func (s *Server) uploadPart(q *request) error {
 	v := q.r.URL.Query()
 	num, err := strconv.Atoi(v.Get("partNumber"))
-	if err != nil || num < 1 || num > maxPartNumber {
-		return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+	if err != nil || num < 1 || num > s.cfg.MaxParts {
+		return errInvalidArgument("Part number must be an integer between 1 and %d, inclusive", s.cfg.MaxParts)
 	}
 	if !v.Has("uploadId") {
 		return errInvalidArgument("uploadId is required with partNumber")
@@ -121,6 +119,9 @@ func (s *Server) uploadPart(q *request) error {
 func (s *Server) copyPart(q *request, enc writeEnc) (stored, error) {
 	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
+		return stored{}, err
+	}
+	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
 		return stored{}, err
 	}
 	src, err := s.getMeta(q, sb, sk)
@@ -272,13 +273,13 @@ func (s *Server) listParts(q *request) error {
 		return err
 	}
 	v := q.r.URL.Query()
-	maxParts := 1000
+	maxParts := s.cfg.MaxListKeys
 	if mp := v.Get("max-parts"); mp != "" {
 		n, err := strconv.Atoi(mp)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-parts must be a non-negative integer")
 		}
-		maxParts = min(n, 1000)
+		maxParts = min(n, s.cfg.MaxListKeys)
 	}
 	marker, _ := strconv.Atoi(v.Get("part-number-marker"))
 	res := listPartsResult{NS: s3NS, Bucket: q.bucket, Key: q.key, UploadID: info.Upload.ID, Initiator: s.owner(),
@@ -325,13 +326,13 @@ type listUploadsResult struct {
 
 func (s *Server) listUploads(q *request) error {
 	v := q.r.URL.Query()
-	maxUploads := 1000
+	maxUploads := s.cfg.MaxListKeys
 	if mu := v.Get("max-uploads"); mu != "" {
 		n, err := strconv.Atoi(mu)
 		if err != nil || n < 0 {
 			return errInvalidArgument("max-uploads must be a non-negative integer")
 		}
-		maxUploads = max(min(n, 1000), 1)
+		maxUploads = max(min(n, s.cfg.MaxListKeys), 1)
 	}
 	prefix, delim := v.Get("prefix"), v.Get("delimiter")
 	res := listUploadsResult{NS: s3NS, Bucket: q.bucket, KeyMarker: v.Get("key-marker"), UploadIDMarker: v.Get("upload-id-marker"),

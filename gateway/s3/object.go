@@ -86,7 +86,7 @@ func (s *Server) getMeta(q *request, bucket, key string) (depot.Object, error) {
 var storedHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires",
 	"X-Amz-Website-Redirect-Location"}
 
-func metaFromHeaders(h http.Header) (map[string]string, error) {
+func metaFromHeaders(h http.Header, limit int) (map[string]string, error) {
 	m := map[string]string{}
 	size := 0
 	for name, vs := range h {
@@ -96,8 +96,8 @@ func metaFromHeaders(h http.Header) (map[string]string, error) {
 			size += len(lname) + len(m[lname])
 		}
 	}
-	if size > 2048 {
-		return nil, s3err("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size of 2 KiB.")
+	if size > limit {
+		return nil, s3err("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size: %d bytes, at most %d.", size, limit)
 	}
 	for _, name := range storedHeaders {
 		if v := h.Get(name); v != "" {
@@ -394,7 +394,7 @@ func (s *Server) commit(q *request, o depot.Object) error {
 }
 
 func (s *Server) putObject(q *request) error {
-	meta, err := metaFromHeaders(q.r.Header)
+	meta, err := metaFromHeaders(q.r.Header, s.cfg.MaxMetadataSize)
 	if err != nil {
 		return err
 	}
@@ -457,6 +457,9 @@ func (s *Server) copyObject(q *request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
+		return err
+	}
 	src, err := s.getMeta(q, sb, sk)
 	if err != nil {
 		return err
@@ -480,7 +483,7 @@ func (s *Server) copyObject(q *request) error {
 			return s3err("InvalidRequest", http.StatusBadRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	case "REPLACE":
-		meta, err := metaFromHeaders(q.r.Header)
+		meta, err := metaFromHeaders(q.r.Header, s.cfg.MaxMetadataSize)
 		if err != nil {
 			return err
 		}
@@ -572,7 +575,16 @@ func (s *Server) deleteObjects(q *request) error {
 	}
 	res := deleteResult{NS: s3NS}
 	for _, o := range req.Objects {
-		_, err := q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
+		ok, err := s.allowed(q, actDeleteObject, q.bucket, o.Key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			e := errAccessDenied()
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			continue
+		}
+		_, err = q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
 		if err != nil && !errors.Is(err, depot.ErrNotFound) {
 			e := toS3(err)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})

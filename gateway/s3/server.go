@@ -19,6 +19,8 @@ import (
 	"depot/client"
 	"depot/gateway/s3/sigv4"
 	"depot/gateway/s3/sse"
+	"depot/internal/guard"
+	"depot/internal/policy"
 	"depot/nameserver/nsclient"
 )
 
@@ -36,8 +38,29 @@ type Config struct {
 	Domain string
 	// Region is reported by GetBucketLocation. Default "us-east-1".
 	Region string
-	// MaxObjectSize bounds one PutObject or UploadPart body. Default 5 GiB.
+	// MaxObjectSize bounds one PutObject or UploadPart body: larger is
+	// EntityTooLarge. Default 5 GiB, as on AWS.
 	MaxObjectSize int64
+	// MaxHeaderBytes bounds a request's header section, names and values:
+	// larger is RequestHeaderSectionTooLarge. Default 8 KiB, as on AWS.
+	MaxHeaderBytes int
+	// MaxKeyLength bounds an object key in bytes: longer is
+	// KeyTooLongError. Default 1024, as on AWS.
+	MaxKeyLength int
+	// MaxMetadataSize bounds the user metadata of an object (x-amz-meta-*
+	// names and values): larger is MetadataTooLarge. Default 2 KiB, as on
+	// AWS.
+	MaxMetadataSize int
+	// MaxParts is the highest part number of a multipart upload, and so
+	// its most parts. Default and most 10000, as on AWS.
+	MaxParts int
+	// MaxListKeys caps max-keys, max-parts and max-uploads of listings.
+	// Default 1000, as on AWS.
+	MaxListKeys int
+	// Limiter, when not nil, rate-limits requests per client IP (before
+	// authentication) and per access key (after): a refused request gets
+	// SlowDown, 503.
+	Limiter *guard.Limiter
 	// MinPartSize is the smallest part but the last of a multipart
 	// upload. Default 5 MiB, as in S3.
 	MinPartSize int64
@@ -47,8 +70,10 @@ type Config struct {
 	// JanitorInterval is how often the janitor looks for abandoned
 	// uploads. Default 1h.
 	JanitorInterval time.Duration
-	// KeyCacheTTL is how long an access key looked up in the nameserver is
-	// remembered. Default 2s.
+	// KeyCacheTTL is how long an access key looked up in the nameserver,
+	// with its policy, and a bucket's owner and policy are remembered: a
+	// change made through another gateway or the nameserver holds here
+	// after at most this long. Default 2s.
 	KeyCacheTTL time.Duration
 	// Keyring holds the SSE-S3 master keys (package sse). Every gateway
 	// of a cluster needs the same keys. Nil: requests for SSE-S3 and
@@ -71,12 +96,16 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultRegion        = "us-east-1"
-	DefaultMaxObjectSize = 5 << 30
-	DefaultMinPartSize   = 5 << 20
-	DefaultUploadMaxAge  = 24 * time.Hour
-	maxXMLBody           = 2 << 20
-	maxKeyLen            = 1024
+	DefaultRegion          = "us-east-1"
+	DefaultMaxObjectSize   = 5 << 30
+	DefaultMinPartSize     = 5 << 20
+	DefaultUploadMaxAge    = 24 * time.Hour
+	DefaultMaxHeaderBytes  = 8 << 10
+	DefaultMaxKeyLength    = 1024
+	DefaultMaxMetadataSize = 2 << 10
+	DefaultMaxParts        = 10000
+	DefaultMaxListKeys     = 1000
+	maxXMLBody             = 2 << 20
 )
 
 func (c *Config) setDefaults() error {
@@ -91,6 +120,24 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxObjectSize <= 0 {
 		c.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxKeyLength <= 0 {
+		c.MaxKeyLength = DefaultMaxKeyLength
+	}
+	if c.MaxMetadataSize <= 0 {
+		c.MaxMetadataSize = DefaultMaxMetadataSize
+	}
+	if c.MaxParts <= 0 {
+		c.MaxParts = DefaultMaxParts
+	}
+	if c.MaxParts > DefaultMaxParts {
+		return fmt.Errorf("s3: MaxParts %d is above %d, the nameserver's highest part number", c.MaxParts, DefaultMaxParts)
+	}
+	if c.MaxListKeys <= 0 {
+		c.MaxListKeys = DefaultMaxListKeys
 	}
 	if c.MinPartSize <= 0 {
 		c.MinPartSize = DefaultMinPartSize
@@ -121,8 +168,9 @@ type Server struct {
 	cfg Config
 	cl  *client.Client
 
-	keyMu sync.Mutex
-	keys  map[string]cachedKey
+	keyMu   sync.Mutex
+	keys    map[string]cachedKey
+	buckets map[string]cachedBucket
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -131,6 +179,7 @@ type Server struct {
 
 type cachedKey struct {
 	secret string
+	policy *policy.Document // nil: none, grants nothing
 	at     time.Time
 }
 
@@ -139,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, cl: cfg.Client, keys: make(map[string]cachedKey)}, nil
+	return &Server{cfg: cfg, cl: cfg.Client, keys: make(map[string]cachedKey), buckets: make(map[string]cachedBucket)}, nil
 }
 
 // Start runs the janitor that aborts abandoned multipart uploads.
@@ -180,31 +229,44 @@ func (s *Server) secret(ctx context.Context) sigv4.SecretFunc {
 		if ak == s.cfg.RootUser {
 			return s.cfg.RootPassword, nil
 		}
-		s.keyMu.Lock()
-		ck, ok := s.keys[ak]
-		s.keyMu.Unlock()
-		if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
-			return ck.secret, nil
-		}
-		ns, err := s.ns()
-		if err != nil {
-			return "", err
-		}
-		u, err := ns.User(ctx, ak)
-		if errors.Is(err, depot.ErrNotFound) {
-			return "", fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
-		}
-		if err != nil {
-			return "", err
-		}
-		s.keyMu.Lock()
-		if len(s.keys) > 10000 {
-			clear(s.keys)
-		}
-		s.keys[ak] = cachedKey{secret: u.Secret, at: s.cfg.Now()}
-		s.keyMu.Unlock()
-		return u.Secret, nil
+		u, err := s.user(ctx, ak)
+		return u.secret, err
 	}
+}
+
+// user returns an access key kept in the nameserver, with its parsed
+// policy, cached for Config.KeyCacheTTL.
+func (s *Server) user(ctx context.Context, ak string) (cachedKey, error) {
+	s.keyMu.Lock()
+	ck, ok := s.keys[ak]
+	s.keyMu.Unlock()
+	if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
+		return ck, nil
+	}
+	ns, err := s.ns()
+	if err != nil {
+		return ck, err
+	}
+	u, err := ns.User(ctx, ak)
+	if errors.Is(err, depot.ErrNotFound) {
+		return ck, fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
+	}
+	if err != nil {
+		return ck, err
+	}
+	ck = cachedKey{secret: u.Secret, at: s.cfg.Now()}
+	if u.Policy != "" {
+		if ck.policy, err = policy.Parse([]byte(u.Policy), policy.Identity); err != nil {
+			s.cfg.Logger.Warn("s3: user policy does not parse; the key may do nothing", "access_key", ak, "err", err)
+		}
+	}
+	s.keyMu.Lock()
+	if len(s.keys) > maxCached {
+		clear(s.keys)
+	}
+	s.keys[ak] = ck
+	s.keyMu.Unlock()
+	return ck, nil
 }
 
 // request is one S3 request being served.
@@ -257,9 +319,12 @@ func (s *Server) route(r *http.Request) (bucket, key string) {
 
 func (s *Server) serve(q *request) error {
 	r := q.r
-	if n := headerSize(r.Header); n > maxHeaderSection {
+	if n := headerSize(r.Header); n > s.cfg.MaxHeaderBytes {
 		return s3err("RequestHeaderSectionTooLarge", http.StatusBadRequest,
-			"Your request header section exceeds the maximum allowed size: %d bytes, at most %d.", n, maxHeaderSection)
+			"Your request header section exceeds the maximum allowed size: %d bytes, at most %d.", n, s.cfg.MaxHeaderBytes)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !s.cfg.Limiter.AllowIP(host) {
+		return errSlowDown()
 	}
 	if r.Method == http.MethodOptions {
 		return s.preflight(q)
@@ -270,16 +335,17 @@ func (s *Server) serve(q *request) error {
 			return err
 		}
 		q.auth = a
+		if !s.cfg.Limiter.AllowKey(a.AccessKey) {
+			return errSlowDown()
+		}
 	}
 	ns, err := s.ns()
 	if err != nil {
 		return err
 	}
 	q.ns = ns
-	if q.auth == nil {
-		if err := s.anonymous(q); err != nil {
-			return err
-		}
+	if err := s.authorizeRequest(q); err != nil {
+		return err
 	}
 	if r.Header.Get("Origin") != "" && q.bucket != "" {
 		s.corsHeaders(q)
@@ -290,8 +356,8 @@ func (s *Server) serve(q *request) error {
 		}
 		return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
 	}
-	if len(q.key) > maxKeyLen {
-		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), maxKeyLen)
+	if len(q.key) > s.cfg.MaxKeyLength {
+		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), s.cfg.MaxKeyLength)
 	}
 	if err := unsupported(r); err != nil {
 		return err
@@ -316,34 +382,6 @@ func unsupported(r *http.Request) error {
 		}
 	}
 	return nil
-}
-
-// anonymous admits an unsigned request only to read objects of a public
-// bucket.
-func (s *Server) anonymous(q *request) error {
-	if q.bucket == "" || (q.r.Method != http.MethodGet && q.r.Method != http.MethodHead) {
-		return errAccessDenied()
-	}
-	for k := range q.r.URL.Query() {
-		if !strings.HasPrefix(k, "response-") && k != "partNumber" {
-			if q.key == "" && (k == "prefix" || k == "delimiter" || k == "list-type" || k == "max-keys" ||
-				k == "continuation-token" || k == "start-after" || k == "marker" || k == "encoding-type") {
-				continue
-			}
-			return errAccessDenied()
-		}
-	}
-	b, err := q.ns.Bucket(q.ctx, q.bucket)
-	if err != nil {
-		if errors.Is(err, depot.ErrNotFound) {
-			return errAccessDenied()
-		}
-		return err
-	}
-	if b.Public || policyAllowsRead(b.Policy, q.bucket) {
-		return nil
-	}
-	return errAccessDenied()
 }
 
 func (s *Server) writeError(q *request, err error) {
@@ -452,11 +490,6 @@ func (s *Server) CleanUploads(ctx context.Context, cutoff time.Time) (int, error
 	}
 	return n, nil
 }
-
-// maxHeaderSection is the largest request header section S3 accepts,
-// names and values together, as AWS answers with
-// RequestHeaderSectionTooLarge above it.
-const maxHeaderSection = 8 << 10
 
 // headerSize is the size of a header section as sent: "Name: value\r\n"
 // per value.

@@ -15,7 +15,6 @@ import (
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
-	"depot/gateway/s3"
 	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/httpx"
@@ -60,6 +59,11 @@ type LocalConfig struct {
 	// SSECOverHTTP lets the gateway take SSE-C keys over plain HTTP
 	// (s3.Config.SSECOverHTTP). Default false.
 	SSECOverHTTP bool
+	// Gateway configures the gateway's limits and S3 settings (timeouts,
+	// rate limits, S3 size limits); its Addr, root credentials, Client,
+	// S3.Domain, S3.Keyring, TLS and MetricsToken come from the fields
+	// here.
+	Gateway gateway.Config
 	// Timing is the gossip failure-detector preset. Default TimingLocal.
 	Timing membership.Timing
 	// Fsync is the dataservers' durability policy. Default group commit.
@@ -177,10 +181,13 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			return nil, err
 		}
 	}
+	gwc := cfg.Gateway
+	gwc.Addr, gwc.RootUser, gwc.RootPassword, gwc.S3.Domain = cfg.GatewayAddr, cfg.RootUser, cfg.RootPassword, cfg.Domain
+	gwc.S3.Keyring, gwc.S3.SSECOverHTTP = cfg.SSEKeys, cfg.SSECOverHTTP
+	gwc.TLS, gwc.MetricsToken = cfg.GatewayTLS, cfg.MetricsToken
 	gc := GatewayConfig{
-		ID: "gw1",
-		Gateway: gateway.Config{Addr: cfg.GatewayAddr, RootUser: cfg.RootUser, RootPassword: cfg.RootPassword, S3: s3.Config{Domain: cfg.Domain,
-			Keyring: cfg.SSEKeys, SSECOverHTTP: cfg.SSECOverHTTP}, TLS: cfg.GatewayTLS, MetricsToken: cfg.MetricsToken},
+		ID:         "gw1",
+		Gateway:    gwc,
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
 		Nameserver: ns.Server.URL(),
 		// The gateway reaches the nameserver by a call, not a socket.

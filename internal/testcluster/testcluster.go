@@ -17,6 +17,7 @@ import (
 
 	"depot/client"
 	"depot/dataserver"
+	"depot/gateway"
 	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/membership"
@@ -41,6 +42,7 @@ type Options struct {
 	Repair      repair.Config          // repair workers' rate and intervals; zero: short test values
 	Domain      string                 // S3 domain for virtual-hosted-style requests; default none
 	SSEKeys     *sse.Keyring           // gateway's SSE-S3 master keys; default one new random key
+	Gateway     gateway.Config         // gateway limits and S3 settings (node.LocalConfig.Gateway)
 
 	// RebalanceInterval, when positive, turns automatic rebalancing on.
 	RebalanceInterval time.Duration
@@ -179,8 +181,8 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
 		SSEKeys: opts.SSEKeys, SSECOverHTTP: true, // the harness speaks plain HTTP on loopback
-		RebalanceInterval: opts.RebalanceInterval,
-		TLS:               c.TLS, GatewayTLS: gwTLS, AdminKey: opts.AdminKey, MetricsToken: opts.MetricsToken,
+		RebalanceInterval: opts.RebalanceInterval, Gateway: opts.Gateway,
+		TLS: c.TLS, GatewayTLS: gwTLS, AdminKey: opts.AdminKey, MetricsToken: opts.MetricsToken,
 	})
 	if err != nil {
 		return nil, err

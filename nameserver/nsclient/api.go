@@ -89,6 +89,10 @@ type Bucket struct {
 	// Encryption is the bucket's default server-side encryption for new
 	// objects: "AES256" (SSE-S3) or empty for none.
 	Encryption string `json:"encryption,omitempty"`
+	// Owner is the access key of the user that created the bucket; ""
+	// (buckets the root created, and every bucket made before owners were
+	// kept) is the root.
+	Owner string `json:"owner,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.

@@ -19,6 +19,9 @@ type User struct {
 	AccessKey string    `json:"access_key"`
 	Secret    string    `json:"secret"`
 	Created   time.Time `json:"created,omitzero"`
+	// Policy is the user's identity policy, IAM JSON (package
+	// internal/policy), as last set; "" grants nothing.
+	Policy string `json:"policy,omitempty"`
 }
 
 // UserList is the answer to GET /users.
@@ -34,6 +37,8 @@ type BucketSettings struct {
 	Policy *string `json:"policy,omitempty"`
 	// Encryption sets the default server-side encryption ("AES256").
 	Encryption *string `json:"encryption,omitempty"`
+	// Owner is the access key that owns the bucket; "" is the root.
+	Owner *string `json:"owner,omitempty"`
 }
 
 // Upload is a multipart upload in progress. Bucket, Key and ID name it;
@@ -120,6 +125,18 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 // DeleteUser removes an access key; depot.ErrNotFound when absent.
 func (c *Client) DeleteUser(ctx context.Context, accessKey string) error {
 	return c.do(ctx, http.MethodDelete, "/users/"+url.PathEscape(accessKey), nil, nil, nil)
+}
+
+// SetUserPolicy replaces the identity policy of an access key ("" removes
+// it). It fails with depot.ErrNotFound for an unknown key and
+// depot.ErrBadRequest for a policy that does not parse.
+func (c *Client) SetUserPolicy(ctx context.Context, accessKey, policy string) error {
+	return c.do(ctx, http.MethodPut, "/users/"+url.PathEscape(accessKey)+"/policy", nil, UserPolicy{Policy: policy}, nil)
+}
+
+// UserPolicy is the body of PUT /users/{key}/policy.
+type UserPolicy struct {
+	Policy string `json:"policy"`
 }
 
 // SetBucket changes a bucket's settings and returns the bucket.
