@@ -346,7 +346,7 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	top.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
-	top.Handle("/", s.cfg.Key.Middleware(api))
+	top.Handle("/", tlsconf.RequireClientCert(s.cfg.Key.Middleware(api)))
 	return top
 }
 
