@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,7 +19,9 @@ import (
 // remote holds the flags every data command shares.
 type remote struct {
 	endpoint, user, password string
+	ca                       string
 	quiet                    bool
+	hc                       *http.Client // built from ca on first use
 }
 
 func (r *remote) flags(fs *flag.FlagSet) {
@@ -29,6 +29,7 @@ func (r *remote) flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.user, "user", envOr("DEPOT_ROOT_USER", ""), "root user (env DEPOT_ROOT_USER)")
 	fs.StringVar(&r.password, "password", envOr("DEPOT_ROOT_PASSWORD", ""), "root password (env DEPOT_ROOT_PASSWORD)")
 	fs.BoolVar(&r.quiet, "q", false, "no progress bar")
+	fs.StringVar(&r.ca, "ca", envOr("DEPOT_CA_FILE", ""), "CA certificate (PEM) that an https gateway's certificate must chain to; default the system's (env DEPOT_CA_FILE)")
 }
 
 func (r *remote) url(path string) string { return strings.TrimRight(r.endpoint, "/") + path }
@@ -37,7 +38,14 @@ func (r *remote) do(req *http.Request) (*http.Response, error) {
 	if r.user != "" {
 		req.SetBasicAuth(r.user, r.password)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if r.hc == nil {
+		hc, err := caClient(r.ca)
+		if err != nil {
+			return nil, err
+		}
+		r.hc = hc
+	}
+	resp, err := r.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -205,17 +213,9 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	hc := http.DefaultClient
-	if *ca != "" {
-		pem, err := os.ReadFile(*ca)
-		if err != nil {
-			return err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%s holds no PEM certificate", *ca)
-		}
-		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc, err := caClient(*ca)
+	if err != nil {
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
