@@ -92,8 +92,8 @@ func status(t *testing.T, hc *http.Client, method, u string, sign func(*http.Req
 // is set.
 func TestSecurity_Unauthenticated(t *testing.T) {
 	admin, _ := auth.GenerateKey()
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, AdminKey: admin, MetricsToken: "scrape-token-0123"})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, AdminKey: admin, MetricsToken: "scrape-token-0123"})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	other, _ := auth.GenerateKey()
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -218,10 +218,10 @@ func minioClient(t *testing.T, c *testcluster.Cluster, creds *credentials.Creden
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts := &minio.Options{Creds: creds, Region: "us-east-1", MaxRetries: 1} // bad credentials: no retries
 	if creds == nil {
-		creds = credentials.NewStaticV4(c.User, c.Password, "")
+		opts.Creds, opts.MaxRetries = credentials.NewStaticV4(c.User, c.Password, ""), 0
 	}
-	opts := &minio.Options{Creds: creds, Region: "us-east-1", MaxRetries: 1}
 	if u.Scheme == "https" {
 		opts.Secure = true
 		opts.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, c.CertDir)}}
@@ -257,8 +257,8 @@ func TestSecurity_NoSecretsLeak(t *testing.T) {
 	const userSecret = "user-secret-that-must-not-leak-4471"
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, Key: key, Password: password, AdminKey: admin, Logger: log})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, Key: key, Password: password, AdminKey: admin, Logger: log})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	hc := &http.Client{Timeout: 10 * time.Second}
 
@@ -350,8 +350,8 @@ func TestSecurity_NoSecretsLeak(t *testing.T) {
 // health checks), clients of another CA, and clients with a certificate
 // but no token.
 func TestSecurity_MutualTLS(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, TLS: true})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, TLS: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if !strings.HasPrefix(c.Endpoint(), "https://") || !strings.HasPrefix(c.NS.Server.URL(), "https://") {
 		t.Fatalf("endpoints %s and %s are not https", c.Endpoint(), c.NS.Server.URL())
