@@ -129,7 +129,9 @@
 //
 // Every request except /healthz, /readyz and /metrics carries the cluster
 // token (internal/auth); without it the answer is 401, with a wrong one
-// 403. {needle} is the needle id in lower-case hex, {cookie} exactly 8 hex
+// 403. With Config.TLS the server speaks TLS, and those requests also need
+// a client certificate from the cluster CA (401 without one); with
+// Config.MetricsToken, /metrics needs it as a bearer token. {needle} is the needle id in lower-case hex, {cookie} exactly 8 hex
 // digits, {vol} and {idx} decimal. Errors are JSON bodies from
 // internal/httpx: {"code": "NotFound", "error": "..."}; 400 for bad input,
 // 404 for an unknown needle or shard file or a wrong cookie, 413 for a

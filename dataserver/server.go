@@ -295,15 +295,16 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
-// apiRoutes returns the shard API's routes, all behind the cluster key.
-func (s *Server) apiRoutes() []struct {
+// route is one route of the shard API.
+type route struct {
 	pattern string
 	h       http.HandlerFunc
-} {
-	return []struct {
-		pattern string
-		h       http.HandlerFunc
-	}{
+}
+
+// apiRoutes returns the shard API's routes, all behind the cluster key
+// (and, with TLS, a client certificate).
+func (s *Server) apiRoutes() []route {
+	return []route{
 		{"PUT /shard/{vol}/{idx}/{needle}", s.instrument("put", s.handlePut)},
 		{"GET /shard/{vol}/{idx}/{needle}", s.instrument("get", s.handleGet)},
 		{"DELETE /shard/{vol}/{idx}/{needle}", s.instrument("delete", s.handleDelete)},
@@ -346,7 +347,7 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	top.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
-	top.Handle("/", s.cfg.Key.Middleware(api))
+	top.Handle("/", tlsconf.RequireClientCert(s.cfg.Key.Middleware(api)))
 	return top
 }
 

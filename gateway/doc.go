@@ -20,7 +20,10 @@
 // (user:password) or as "Authorization: Bearer <password>". Reads need
 // none: the cookie in a fid makes it unguessable.
 //
-// /healthz, /readyz and /metrics are served beside the API.
+// /healthz, /readyz and /metrics are served beside the API, without
+// credentials (Config.MetricsToken makes /metrics need a bearer token).
+// With Config.TLS the gateway serves HTTPS (HTTP/1.1), and Reload swaps its
+// certificate for new connections.
 //
 // # Limits
 //

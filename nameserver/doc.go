@@ -196,14 +196,21 @@
 // See Handler; request and answer types are in package nsclient, which is
 // also the Go client. Errors are JSON bodies from internal/httpx, so
 // errors.Is(err, depot.ErrNotFound) works on the client side. Every route
-// needs the cluster token (internal/auth) except these, which are for load
-// balancers, Prometheus and people:
+// needs the cluster token (internal/auth), and with Config.TLS a client
+// certificate from the cluster CA, except these, which are for load
+// balancers and Prometheus (Config.MetricsToken guards /metrics):
 //
 //	GET /healthz     200 while the server runs
 //	GET /readyz      200 once the synced records show ReadyDataservers alive
 //	GET /metrics     requests by route and status, latency, bytes, group
 //	                 commit, assigns, volumes by state, gossip members by
 //	                 state, repair and rebalance progress
+//
+// The admin routes (access.go: users, rebalance and drain control, volume
+// states, and the pages for people below) need the admin credential,
+// Config.AdminKey or else the cluster key, as a token or as the password of
+// HTTP Basic auth:
+//
 //	GET /ui          the status page: dataservers with a bar of space used,
 //	                 volumes by state, repair progress, the health verdict;
 //	                 it refreshes itself

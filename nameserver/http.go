@@ -15,6 +15,7 @@ import (
 	"depot"
 	"depot/internal/auth"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
 	root.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	root.Handle("/", s.authenticate(api))
+	root.Handle("/", tlsconf.RequireClientCert(s.authenticate(api)))
 	return root
 }
 

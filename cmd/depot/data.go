@@ -19,7 +19,9 @@ import (
 // remote holds the flags every data command shares.
 type remote struct {
 	endpoint, user, password string
+	ca                       string
 	quiet                    bool
+	hc                       *http.Client // built from ca on first use
 	// idleCPU is the server's CPU seconds per second while idle (gossip,
 	// background loops), which bench subtracts from each phase's CPU.
 	idleCPU float64
@@ -30,6 +32,7 @@ func (r *remote) flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.user, "user", envOr("DEPOT_ROOT_USER", ""), "root user (env DEPOT_ROOT_USER)")
 	fs.StringVar(&r.password, "password", envOr("DEPOT_ROOT_PASSWORD", ""), "root password (env DEPOT_ROOT_PASSWORD)")
 	fs.BoolVar(&r.quiet, "q", false, "no progress bar")
+	fs.StringVar(&r.ca, "ca", envOr("DEPOT_CA_FILE", ""), "CA certificate (PEM) that an https gateway's certificate must chain to; default the system's (env DEPOT_CA_FILE)")
 }
 
 func (r *remote) url(path string) string { return strings.TrimRight(r.endpoint, "/") + path }
@@ -38,7 +41,14 @@ func (r *remote) do(req *http.Request) (*http.Response, error) {
 	if r.user != "" {
 		req.SetBasicAuth(r.user, r.password)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if r.hc == nil {
+		hc, err := caClient(r.ca)
+		if err != nil {
+			return nil, err
+		}
+		r.hc = hc
+	}
+	resp, err := r.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -202,14 +212,19 @@ func runStat(ctx context.Context, args []string) error {
 func runHealthcheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:9000/healthz", "URL that must answer 200")
+	ca := fs.String("ca", envOr("DEPOT_CA_FILE", ""), "CA certificate (PEM) that an https URL's server certificate must chain to; default the system's (env DEPOT_CA_FILE)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	hc, err := caClient(*ca)
+	if err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 // TestServer_TLSAndSIGHUP makes certificates with `depot admin certs`, runs
 // `depot server` with HTTPS on the gateway and mutual TLS inside, uses the
-// admin CLI over mutual TLS, then swaps the gateway's certificate files
+// admin CLI over mutual TLS and the data commands over HTTPS, then swaps the gateway's certificate files
 // and sends SIGHUP: new connections get the new certificate, a keep-alive
 // connection opened before keeps working.
 func TestServer_TLSAndSIGHUP(t *testing.T) {
@@ -77,6 +77,20 @@ func TestServer_TLSAndSIGHUP(t *testing.T) {
 	}
 	if out, err := exec.Command(depotBin, "admin", "--nameserver", nsURL, "--dir", filepath.Join(dir, "data"), "status").CombinedOutput(); err == nil {
 		t.Fatalf("depot admin status without a certificate succeeded:\n%s", out)
+	}
+
+	// The data commands and the health check trust the CA with --ca.
+	if out, err := exec.Command(depotBin, "healthcheck", "--ca", ca, "--url", ep+"/readyz").CombinedOutput(); err != nil {
+		t.Fatalf("depot healthcheck over HTTPS: %v\n%s", err, out)
+	}
+	file := filepath.Join(dir, "blob")
+	if err := os.WriteFile(file, []byte("over https"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	put := exec.Command(depotBin, "put", "--endpoint", ep, "--ca", ca, "-q", file)
+	put.Env = append(os.Environ(), env...)
+	if out, err := put.CombinedOutput(); err != nil {
+		t.Fatalf("depot put over HTTPS: %v\n%s", err, out)
 	}
 
 	old := newClient()

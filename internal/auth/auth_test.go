@@ -76,3 +76,34 @@ func TestParseKey(t *testing.T) {
 		t.Fatal("garbage accepted")
 	}
 }
+
+func TestMetricsGate(t *testing.T) {
+	k, _ := GenerateKey()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	t.Run("Open", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		MetricsGate("", k, ok).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			t.Fatalf("no token configured: %d", rec.Code)
+		}
+	})
+	for name, c := range map[string]struct {
+		set  func(*http.Request)
+		want int
+	}{
+		"Bearer":      {func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok-123") }, 200},
+		"ClusterKey":  {k.Sign, 200},
+		"None":        {func(*http.Request) {}, 401},
+		"WrongBearer": {func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok-124") }, 401},
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			c.set(req)
+			rec := httptest.NewRecorder()
+			MetricsGate("tok-123", k, ok).ServeHTTP(rec, req)
+			if rec.Code != c.want {
+				t.Fatalf("status %d, want %d", rec.Code, c.want)
+			}
+		})
+	}
+}

@@ -360,8 +360,8 @@ type GatewayConfig struct {
 	ID string
 	// Gateway is the HTTP side; its Client and Ready are filled in here.
 	Gateway gateway.Config
-	// Client configures the native client; Nameserver and Key are filled
-	// in here.
+	// Client configures the native client; Nameserver, Key and TLS are
+	// filled in here.
 	Client client.Config
 	// Nameserver is the nameserver's base URL; empty finds it in gossip.
 	Nameserver string

@@ -92,8 +92,8 @@ func status(t *testing.T, hc *http.Client, method, u string, sign func(*http.Req
 // is set.
 func TestSecurity_Unauthenticated(t *testing.T) {
 	admin, _ := auth.GenerateKey()
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, AdminKey: admin, MetricsToken: "scrape-token-0123"})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, AdminKey: admin, MetricsToken: "scrape-token-0123"})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	other, _ := auth.GenerateKey()
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -218,10 +218,10 @@ func minioClient(t *testing.T, c *testcluster.Cluster, creds *credentials.Creden
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts := &minio.Options{Creds: creds, Region: "us-east-1", MaxRetries: 1} // bad credentials: no retries
 	if creds == nil {
-		creds = credentials.NewStaticV4(c.User, c.Password, "")
+		opts.Creds, opts.MaxRetries = credentials.NewStaticV4(c.User, c.Password, ""), 0
 	}
-	opts := &minio.Options{Creds: creds, Region: "us-east-1", MaxRetries: 1}
 	if u.Scheme == "https" {
 		opts.Secure = true
 		opts.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, c.CertDir)}}
@@ -257,8 +257,8 @@ func TestSecurity_NoSecretsLeak(t *testing.T) {
 	const userSecret = "user-secret-that-must-not-leak-4471"
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, Key: key, Password: password, AdminKey: admin, Logger: log})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, Key: key, Password: password, AdminKey: admin, Logger: log})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	hc := &http.Client{Timeout: 10 * time.Second}
 
@@ -346,11 +346,12 @@ func TestSecurity_NoSecretsLeak(t *testing.T) {
 
 // TestSecurity_MutualTLS runs a cluster with mutual TLS between its roles
 // and HTTPS on its gateway: S3 works through minio-go over HTTPS, and a
-// dataserver refuses plain HTTP, clients without a certificate, clients of
-// another CA, and clients with a certificate but no token.
+// dataserver refuses plain HTTP, clients without a certificate (but for
+// health checks), clients of another CA, and clients with a certificate
+// but no token.
 func TestSecurity_MutualTLS(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{Dataservers: 3, K: 2, M: 1, TLS: true})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	c := testcluster.New(t, testcluster.Options{Dataservers: 4, K: 2, M: 1, TLS: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if !strings.HasPrefix(c.Endpoint(), "https://") || !strings.HasPrefix(c.NS.Server.URL(), "https://") {
 		t.Fatalf("endpoints %s and %s are not https", c.Endpoint(), c.NS.Server.URL())
@@ -390,13 +391,16 @@ func TestSecurity_MutualTLS(t *testing.T) {
 		}
 	})
 	t.Run("ErrNoClientCert", func(t *testing.T) {
+		// The handshake succeeds, so that probes without a certificate
+		// reach the health checks; everything else is refused.
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, c.CertDir)}}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/status", nil)
-		c.Key.Sign(req)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			t.Fatalf("a client without a certificate got %d", resp.StatusCode)
+		for _, base := range []string{"https://" + addr, c.NS.Server.URL()} {
+			if got := status(t, hc, "GET", base+"/healthz", nil); got != http.StatusOK {
+				t.Errorf("%s/healthz without a client certificate: %d, want 200", base, got)
+			}
+			if got := status(t, hc, "GET", base+"/status", c.Key.Sign); got != http.StatusUnauthorized {
+				t.Errorf("%s/status with a token but no client certificate: %d, want 401", base, got)
+			}
 		}
 	})
 	t.Run("ErrOtherCA", func(t *testing.T) {

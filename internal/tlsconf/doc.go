@@ -13,8 +13,10 @@
 //     fails (missing file, key not matching the certificate) keeps the old
 //     pair and returns the error.
 //   - Cluster: mutual TLS for internal traffic, made of a Cert and the
-//     cluster CA (PEM, one or more certificates). Its server side requires a
-//     client certificate signed by the CA; its client side presents the
+//     cluster CA (PEM, one or more certificates). Its server side verifies
+//     client certificates against the CA, and RequireClientCert refuses
+//     requests without one on every route but health checks (so probes
+//     that hold no certificate still work); its client side presents the
 //     node's certificate and verifies the server's against the CA and the
 //     host it dialled. A nil *Cluster is plain HTTP: every method of Cluster
 //     works on nil and answers "http", a nil tls.Config and a plain

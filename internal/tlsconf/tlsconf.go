@@ -132,8 +132,11 @@ func (c *Cluster) Reload() error {
 }
 
 // ServerConfig returns the internal servers' configuration: the node's
-// certificate, and a client certificate signed by the cluster CA required.
-// Nil without TLS.
+// certificate, and a client certificate, when one is sent, verified
+// against the cluster CA (a certificate of another CA fails the
+// handshake). A client without a certificate completes the handshake so
+// that health checks work (kubelet probes, load balancers);
+// RequireClientCert then refuses it every other route. Nil without TLS.
 func (c *Cluster) ServerConfig() *tls.Config {
 	if c == nil {
 		return nil
@@ -141,7 +144,7 @@ func (c *Cluster) ServerConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: c.cert.GetCertificate,
-		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      c.pool,
 		NextProtos:     nextProtos,
 	}
@@ -171,6 +174,22 @@ func (c *Cluster) Transport() *http.Transport {
 		tr.ForceAttemptHTTP2 = false
 	}
 	return tr
+}
+
+// RequireClientCert wraps an internal API: over TLS, a request whose
+// connection presented no client certificate verified against the cluster
+// CA gets 401. Requests not over TLS pass (a plain server has no
+// certificates to ask for). Use it on every route but health checks.
+func RequireClientCert(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) == 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"code":"Unauthorized","error":"a client certificate from the cluster CA is required"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Listener wraps ln in TLS with cfg; a nil cfg returns ln unchanged.

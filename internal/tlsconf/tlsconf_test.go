@@ -42,9 +42,9 @@ func serve(t *testing.T, cfg *tls.Config) string {
 		t.Fatal(err)
 	}
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Handler: RequireClientCert(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(r.TLS.PeerCertificates[0].Subject.CommonName))
-		}),
+		})),
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	go srv.Serve(Listener(ln, cfg))
@@ -104,9 +104,12 @@ func TestCluster_MutualTLS(t *testing.T) {
 		pool.AppendCertsFromPEM(pem)
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 		resp, err := (&http.Client{Transport: tr}).Get(url)
-		if err == nil {
-			resp.Body.Close()
-			t.Fatal("a client without a certificate was served")
+		if err != nil {
+			t.Fatal(err) // the handshake succeeds, for health checks
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a client without a certificate got %d, want 401", resp.StatusCode)
 		}
 	})
 	t.Run("ErrOtherCA", func(t *testing.T) {
