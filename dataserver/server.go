@@ -376,8 +376,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (s *Server) instrument(op string, h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) instrument(route string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		op := route
 		if op == "get" && r.Method == http.MethodHead {
 			op = "head"
 		}
