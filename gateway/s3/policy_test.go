@@ -107,14 +107,25 @@ func TestS3Policy(t *testing.T) {
 		if got, err := get(ctx, root, "shop", "reviews/incoming/new.jpg"); err != nil || got != "jpeg" {
 			t.Fatalf("root reads the write: %q %v", got, err)
 		}
-		big := randBytes(t, 5<<20+1)
-		if _, err := w.PutObject(ctx, "shop", "reviews/incoming/big.bin", bytes.NewReader(big), int64(len(big)),
-			minio.PutObjectOptions{PartSize: 5 << 20}); err != nil {
-			t.Fatalf("multipart under the prefix: %v", err)
+		// Multipart: create, upload a part and complete are s3:PutObject.
+		core := minio.Core{Client: w}
+		id, err := core.NewMultipartUpload(ctx, "shop", "reviews/incoming/multi.bin", minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatalf("create multipart under the prefix: %v", err)
 		}
+		part, err := core.PutObjectPart(ctx, "shop", "reviews/incoming/multi.bin", id, 1, bytes.NewReader([]byte("part")), 4, minio.PutObjectPartOptions{})
+		if err != nil {
+			t.Fatalf("part under the prefix: %v", err)
+		}
+		if _, err := core.CompleteMultipartUpload(ctx, "shop", "reviews/incoming/multi.bin", id,
+			[]minio.CompletePart{{PartNumber: 1, ETag: part.ETag}}, minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("complete under the prefix: %v", err)
+		}
+		_, err = core.NewMultipartUpload(ctx, "shop", "reviews/multi.bin", minio.PutObjectOptions{})
+		wantDenied(t, "create multipart elsewhere", err)
 		wantDenied(t, "put elsewhere", put(ctx, w, "shop", "reviews/new.jpg", "jpeg"))
 		wantDenied(t, "put in another bucket's prefix", put(ctx, w, "nosuch", "reviews/incoming/x", "x"))
-		_, err := get(ctx, w, "shop", "reviews/incoming/new.jpg")
+		_, err = get(ctx, w, "shop", "reviews/incoming/new.jpg")
 		wantDenied(t, "get", err)
 		_, err = w.StatObject(ctx, "shop", "reviews/incoming/new.jpg", minio.StatObjectOptions{})
 		wantDenied(t, "head", err)
