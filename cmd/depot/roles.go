@@ -238,6 +238,9 @@ func runGateway(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if sseKeys == nil {
+		g.Logger.Warn("no SSE-S3 master key (--sse-master-key-file or DEPOT_SSE_MASTER_KEY): SSE-S3 is off")
+	}
 	if len(g.Join) == 0 && *ns == "" {
 		return errors.New("a gateway needs --join or --nameserver")
 	}

@@ -82,7 +82,8 @@
 // CopyObjectResult, CopyPartResult, Delete/DeleteResult,
 // InitiateMultipartUploadResult, CompleteMultipartUpload(Result),
 // ListPartsResult, ListMultipartUploadsResult, CORSConfiguration,
-// AccessControlPolicy, VersioningConfiguration (always empty), and the
+// AccessControlPolicy, VersioningConfiguration (always empty),
+// ServerSideEncryptionConfiguration, and the
 // Error document {Code, Message, Resource, RequestId, HostId}. Errors are
 // mapped in one table (errors.go) from depot's and sigv4's sentinels; S3
 // conditions that have no sentinel are *Error values made where they are

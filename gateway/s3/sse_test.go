@@ -86,7 +86,12 @@ func md5hex(b []byte) string {
 // right, wrong and missing customer keys, bucket default encryption, and
 // shard files on disk that never hold an encrypted object's plaintext.
 func TestS3Encryption(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
+	k1 := "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	kr1, err := sse.ParseKeyring(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testcluster.New(t, testcluster.Options{SSEKeys: kr1})
 	mc := mustMinio(t, c)
 	ctx := ctxT(t)
 	const bucket = "secret"
@@ -96,7 +101,7 @@ func TestS3Encryption(t *testing.T) {
 	ns := c.NSClient()
 	meta := func(t *testing.T, key string) depot.Object {
 		t.Helper()
-		o, err := ns.GetObject(ctx, bucket, key)
+		o, err := ns.GetObject(ctxT(t), bucket, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,11 +116,12 @@ func TestS3Encryption(t *testing.T) {
 	wrong, _ := encrypt.NewSSEC(bytes.Repeat([]byte{0x5d}, 32))
 	size := 1<<20 + 12345
 	if testing.Short() {
-		size = 300_000
+		size = 150_000
 	}
 	body := randBytes(t, size)
 
 	t.Run("S3PutGet", func(t *testing.T) {
+		ctx := ctxT(t)
 		info := mustPut(t, mc, bucket, "s3obj", body, minio.PutObjectOptions{ServerSideEncryption: sseS3})
 		if info.ETag != md5hex(body) {
 			t.Fatalf("ETag %s, want the plaintext's MD5", info.ETag)
@@ -158,7 +164,11 @@ func TestS3Encryption(t *testing.T) {
 		}
 		total := int64(size)
 		const cs = sse.DefaultChunkSize
-		for b := int64(cs); b < total; b += 3 * cs {
+		step := int64(3 * cs)
+		if testing.Short() {
+			step = total // the first boundary only
+		}
+		for b := int64(cs); b < total; b += step {
 			for _, r := range [][2]int64{{b - 1, 2}, {b, 1}, {b - 1, 1}, {b, cs}, {b - cs, cs}, {b + 1, cs - 2}} {
 				if r[0] >= 0 && r[0]+r[1] <= total {
 					check(r[0], r[1])
@@ -167,21 +177,26 @@ func TestS3Encryption(t *testing.T) {
 		}
 		check(total-1, 1)
 		rng := rand.New(rand.NewPCG(7, 8))
-		for range 40 {
+		tries := 40
+		if testing.Short() {
+			tries = 4
+		}
+		for range tries {
 			off := rng.Int64N(total)
 			check(off, 1+rng.Int64N(min(total-off, 3*cs)))
 		}
 	})
 
 	t.Run("SSEC", func(t *testing.T) {
+		ctx := ctxT(t)
 		mustPut(t, mc, bucket, "cobj", body, minio.PutObjectOptions{ServerSideEncryption: ssec})
 		got := mustGet(t, mc, bucket, "cobj", minio.GetObjectOptions{ServerSideEncryption: ssec})
 		if !bytes.Equal(got, body) {
 			t.Fatal("SSE-C object read back wrong")
 		}
 		opts := minio.GetObjectOptions{ServerSideEncryption: ssec}
-		opts.SetRange(70000, 200000)
-		if got := mustGet(t, mc, bucket, "cobj", opts); !bytes.Equal(got, body[70000:200001]) {
+		opts.SetRange(70000, 140000)
+		if got := mustGet(t, mc, bucket, "cobj", opts); !bytes.Equal(got, body[70000:140001]) {
 			t.Fatal("SSE-C range read wrong")
 		}
 		st, err := mc.StatObject(ctx, bucket, "cobj", minio.StatObjectOptions{ServerSideEncryption: ssec})
@@ -220,10 +235,15 @@ func TestS3Encryption(t *testing.T) {
 	})
 
 	t.Run("Multipart", func(t *testing.T) {
-		// Parts of 5 MiB and 1 MiB+7 bytes; ranges across the part boundary.
-		part1, part2 := randBytes(t, 5<<20), randBytes(t, 1<<20+7)
+		ctx := ctxT(t)
+		// Two parts that end mid-chunk; ranges across the part boundary.
+		// A second gateway with a small minimum part size keeps it quick.
+		part1, part2 := randBytes(t, 2<<20+5), randBytes(t, 1<<20+7)
+		if testing.Short() {
+			part1, part2 = randBytes(t, 200_005), randBytes(t, 100_007)
+		}
 		whole := append(bytes.Clone(part1), part2...)
-		ts := httptest.NewUnstartedServer(c.GW.Server.Handler())
+		ts := httptest.NewUnstartedServer(newS3(t, c, s3.Config{Keyring: c.Opts.SSEKeys, MinPartSize: 64 << 10}))
 		ts.StartTLS()
 		t.Cleanup(ts.Close)
 		cl := mustSDK(t, ts.URL, c.User, c.Password, ts.Client())
@@ -293,6 +313,7 @@ func TestS3Encryption(t *testing.T) {
 	})
 
 	t.Run("Copy", func(t *testing.T) {
+		ctx := ctxT(t)
 		mustPut(t, mc, bucket, "plain-src", body, minio.PutObjectOptions{})
 		copyTo := func(src minio.CopySrcOptions, dst minio.CopyDestOptions) {
 			t.Helper()
@@ -334,6 +355,7 @@ func TestS3Encryption(t *testing.T) {
 	})
 
 	t.Run("BucketDefault", func(t *testing.T) {
+		ctx := ctxT(t)
 		ts := httptest.NewServer(c.GW.Server.Handler())
 		t.Cleanup(ts.Close)
 		cl := mustSDK(t, ts.URL, c.User, c.Password, ts.Client())
@@ -382,7 +404,7 @@ func TestS3Encryption(t *testing.T) {
 	t.Run("NothingPlainOnDisk", func(t *testing.T) {
 		n := 512 << 10
 		if testing.Short() {
-			n = 200 << 10
+			n = 128 << 10
 		}
 		pPlain := "PLAIN-MARKER:the quick brown fox jumps over 13 lazy dogs;"
 		pS3 := "SSES3-MARKER:the quick brown fox jumps over 13 lazy dogs;"
@@ -424,6 +446,72 @@ func TestS3Encryption(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("KeyRotation", func(t *testing.T) {
+		// Objects sealed under master key 1 read back through a gateway
+		// whose keyring made key 2 active, new objects are sealed under
+		// key 2, and a gateway without key 2 cannot read those.
+		ctx := ctxT(t)
+		old := body[:100_000]
+		mustPut(t, mc, bucket, "rot-old", old, minio.PutObjectOptions{ServerSideEncryption: sseS3})
+		kr12, err := sse.ParseKeyring(k1 + "\n2:" + hex.EncodeToString(bytes.Repeat([]byte{2}, 32)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second gateway of the same cluster, rolled out with key 2.
+		ts := httptest.NewServer(newS3(t, c, s3.Config{Keyring: kr12}))
+		t.Cleanup(ts.Close)
+		mc2 := minioAt(t, ts.URL, c.User, c.Password)
+		if got := mustGet(t, mc2, bucket, "rot-old", minio.GetObjectOptions{}); !bytes.Equal(got, old) {
+			t.Fatal("object under key 1 read back wrong after rotation")
+		}
+		fresh := body[:90_000]
+		mustPut(t, mc2, bucket, "rot-new", fresh, minio.PutObjectOptions{ServerSideEncryption: sseS3})
+		for key, id := range map[string]string{"rot-old": "1", "rot-new": "2"} {
+			if o := meta(t, key); o.Encryption.Streams[0].KeyID != id {
+				t.Fatalf("%s: sealed under %+v, want key %s", key, o.Encryption, id)
+			}
+		}
+		if got := mustGet(t, mc2, bucket, "rot-new", minio.GetObjectOptions{}); !bytes.Equal(got, fresh) {
+			t.Fatal("object under key 2 read back wrong")
+		}
+		once := mustMinioOpts(t, c, 1) // minio-go retries a 500 with backoff
+		o, _ := once.GetObject(ctx, bucket, "rot-new", minio.GetObjectOptions{})
+		if _, err := io.ReadAll(o); minio.ToErrorResponse(err).StatusCode != http.StatusInternalServerError {
+			t.Fatalf("gateway without key 2: %v", err)
+		}
+	})
+
+	t.Run("NoTLS", func(t *testing.T) {
+		// Without SSECOverHTTP, SSE-C keys on plain HTTP are refused, as
+		// S3 does; without a keyring, SSE-S3 is NotImplemented.
+		ctx := ctxT(t)
+		ts := httptest.NewServer(newS3(t, c, s3.Config{}))
+		t.Cleanup(ts.Close)
+		mch := minioAt(t, ts.URL, c.User, c.Password)
+		_, err := mch.PutObject(ctx, bucket, "notls", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{ServerSideEncryption: ssec})
+		if errCode(err) != "InvalidRequest" {
+			t.Fatalf("SSE-C over HTTP: %v", err)
+		}
+		_, err = mch.PutObject(ctx, bucket, "notls", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{ServerSideEncryption: sseS3})
+		if errCode(err) != "NotImplemented" {
+			t.Fatalf("SSE-S3 without a keyring: %v", err)
+		}
+		// Over TLS the same key is taken.
+		tls := httptest.NewUnstartedServer(newS3(t, c, s3.Config{}))
+		tls.StartTLS()
+		t.Cleanup(tls.Close)
+		u, _ := url.Parse(tls.URL)
+		mcs, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(c.User, c.Password, ""), Region: "us-east-1",
+			Secure: true, Transport: tls.Client().Transport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, mcs, bucket, "notls", []byte("over tls"), minio.PutObjectOptions{ServerSideEncryption: ssec})
+		if got := mustGet(t, mcs, bucket, "notls", minio.GetObjectOptions{ServerSideEncryption: ssec}); string(got) != "over tls" {
+			t.Fatalf("%q", got)
+		}
+	})
 }
 
 func encModeOf(o depot.Object) string {
@@ -431,91 +519,6 @@ func encModeOf(o depot.Object) string {
 		return ""
 	}
 	return o.Encryption.Mode
-}
-
-// TestS3EncryptionKeyRotation: objects sealed under master key 1 read back
-// through a gateway whose keyring made key 2 active, new objects are sealed
-// under key 2, and a gateway without key 2 cannot read those.
-func TestS3EncryptionKeyRotation(t *testing.T) {
-	k1 := "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
-	k2 := "2:" + hex.EncodeToString(bytes.Repeat([]byte{2}, 32))
-	kr1, err := sse.ParseKeyring(k1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := testcluster.New(t, testcluster.Options{SSEKeys: kr1})
-	ctx := ctxT(t)
-	mc1 := mustMinio(t, c)
-	if err := mc1.MakeBucket(ctx, "rot", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	old := randBytes(t, 150_000)
-	mustPut(t, mc1, "rot", "old", old, minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()})
-
-	// A second gateway of the same cluster, rolled out with key 2 active.
-	kr12, err := sse.ParseKeyring(k1 + "\n" + k2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newS3(t, c, s3.Config{Keyring: kr12})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	mc2 := minioAt(t, ts.URL, c.User, c.Password)
-	if got := mustGet(t, mc2, "rot", "old", minio.GetObjectOptions{}); !bytes.Equal(got, old) {
-		t.Fatal("object under key 1 read back wrong after rotation")
-	}
-	fresh := randBytes(t, 150_000)
-	mustPut(t, mc2, "rot", "new", fresh, minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()})
-	ns := c.NSClient()
-	for key, id := range map[string]string{"old": "1", "new": "2"} {
-		o, err := ns.GetObject(ctx, "rot", key)
-		if err != nil || o.Encryption.Streams[0].KeyID != id {
-			t.Fatalf("%s: sealed under %+v, want key %s (%v)", key, o.Encryption, id, err)
-		}
-	}
-	if got := mustGet(t, mc2, "rot", "new", minio.GetObjectOptions{}); !bytes.Equal(got, fresh) {
-		t.Fatal("object under key 2 read back wrong")
-	}
-	o, _ := mc1.GetObject(ctx, "rot", "new", minio.GetObjectOptions{})
-	if _, err := io.ReadAll(o); minio.ToErrorResponse(err).StatusCode != http.StatusInternalServerError {
-		t.Fatalf("gateway without key 2: %v", err)
-	}
-}
-
-// TestS3EncryptionNoTLS: without SSECOverHTTP, SSE-C keys on plain HTTP are
-// refused, as S3 does; without a keyring, SSE-S3 is NotImplemented.
-func TestS3EncryptionNoTLS(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{})
-	ctx := ctxT(t)
-	ts := httptest.NewServer(newS3(t, c, s3.Config{}))
-	t.Cleanup(ts.Close)
-	mc := minioAt(t, ts.URL, c.User, c.Password)
-	if err := mc.MakeBucket(ctx, "notls", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ssec, _ := encrypt.NewSSEC(bytes.Repeat([]byte{7}, 32))
-	_, err := mc.PutObject(ctx, "notls", "k", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{ServerSideEncryption: ssec})
-	if errCode(err) != "InvalidRequest" {
-		t.Fatalf("SSE-C over HTTP: %v", err)
-	}
-	_, err = mc.PutObject(ctx, "notls", "k", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()})
-	if errCode(err) != "NotImplemented" {
-		t.Fatalf("SSE-S3 without a keyring: %v", err)
-	}
-	// Over TLS the same key is taken.
-	tls := httptest.NewUnstartedServer(newS3(t, c, s3.Config{}))
-	tls.StartTLS()
-	t.Cleanup(tls.Close)
-	u, _ := url.Parse(tls.URL)
-	mcs, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(c.User, c.Password, ""), Region: "us-east-1",
-		Secure: true, Transport: tls.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustPut(t, mcs, "notls", "k", []byte("over tls"), minio.PutObjectOptions{ServerSideEncryption: ssec})
-	if got := mustGet(t, mcs, "notls", "k", minio.GetObjectOptions{ServerSideEncryption: ssec}); string(got) != "over tls" {
-		t.Fatalf("%q", got)
-	}
 }
 
 // newS3 returns another S3 front end on c's client and nameserver: a second

@@ -89,12 +89,36 @@ func TestStream_Ranges(t *testing.T) {
 	total := int64(len(plain))
 	check := func(off, n int64) {
 		t.Helper()
-		got, err := readRange(kr, streams, stored, off, n)
+		var fetched int64
+		fetch := func(o, k int64) (io.ReadCloser, error) {
+			fetched += k
+			return fetchFrom(stored)(o, k)
+		}
+		r, err := NewReader(kr, streams, off, n, fetch)
+		if err != nil {
+			t.Fatalf("range %d+%d: %v", off, n, err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
 		if err != nil {
 			t.Fatalf("range %d+%d: %v", off, n, err)
 		}
 		if !bytes.Equal(got, plain[off:off+n]) {
 			t.Fatalf("range %d+%d: wrong bytes", off, n)
+		}
+		// Exactly the chunks the range touches are fetched.
+		var want, at int64
+		for _, st := range streams {
+			for c := int64(0); c < st.Chunks(); c++ {
+				lo, hi := at+c*chunk, at+min((c+1)*chunk, st.Size)
+				if lo < off+n && hi > off {
+					want += hi - lo + depot.StreamOverhead
+				}
+			}
+			at += st.Size
+		}
+		if fetched != want {
+			t.Fatalf("range %d+%d: fetched %d stored bytes, want %d", off, n, fetched, want)
 		}
 	}
 	var bounds []int64

@@ -130,8 +130,10 @@ func (e *Encrypter) Read(p []byte) (int, error) {
 type Fetch func(off, n int64) (io.ReadCloser, error)
 
 // NewReader returns the plaintext bytes [off, off+n) of an object encrypted
-// as streams, whose stored bytes fetch reads. Data keys are opened by kek;
-// every chunk the range touches, and only those, is fetched and opened.
+// as streams, whose stored bytes fetch reads. Data keys are opened by kek,
+// the first one here and the others as the reader reaches their streams,
+// so that memory does not grow with the number of streams; every chunk the
+// range touches, and only those, is fetched and opened.
 // Errors: depot.ErrBadRequest for a range outside the object; wrapping
 // ErrUnknownKey or depot.ErrCorrupt when a data key does not open. A chunk
 // that does not open makes Read fail with depot.ErrCorrupt, before any of
@@ -147,19 +149,20 @@ func NewReader(kek KEK, streams []depot.Stream, off, n int64, fetch Fetch) (io.R
 	if off < 0 || n < 0 || off+n > total {
 		return nil, fmt.Errorf("%w: range %d+%d outside %d bytes", depot.ErrBadRequest, off, n, total)
 	}
-	r := &reader{fetch: fetch, left: n}
+	r := &reader{kek: kek, fetch: fetch, left: n}
 	var stored int64
 	for _, st := range streams {
 		start, end := max(off, 0), min(off+n, st.Size)
 		if n > 0 && start < end {
-			dk, err := kek.open(st.KeyID, st.Key)
-			if err != nil {
-				return nil, err
-			}
-			r.parts = append(r.parts, part{st: st, aead: newGCM(dk), storedAt: stored, from: start, to: end})
+			r.parts = append(r.parts, part{st: st, storedAt: stored, from: start, to: end})
 		}
 		off -= st.Size
 		stored += st.StoredSize()
+	}
+	if len(r.parts) > 0 {
+		if err := r.parts[0].openKey(kek); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -168,12 +171,22 @@ func NewReader(kek KEK, streams []depot.Stream, off, n int64, fetch Fetch) (io.R
 // to) of the stream, whose stored bytes begin at storedAt in the object.
 type part struct {
 	st       depot.Stream
-	aead     cipher.AEAD
+	aead     cipher.AEAD // nil until openKey
 	storedAt int64
 	from, to int64
 }
 
+func (p *part) openKey(kek KEK) error {
+	dk, err := kek.open(p.st.KeyID, p.st.Key)
+	if err != nil {
+		return err
+	}
+	p.aead = newGCM(dk)
+	return nil
+}
+
 type reader struct {
+	kek   KEK
 	fetch Fetch
 	parts []part
 	left  int64
@@ -210,6 +223,11 @@ func (r *reader) fill() error {
 	pt := &r.parts[0]
 	cs := int64(pt.st.ChunkSize)
 	sealed := cs + depot.StreamOverhead
+	if pt.aead == nil {
+		if err := pt.openKey(r.kek); err != nil {
+			return err
+		}
+	}
 	if r.rc == nil {
 		first, last := pt.from/cs, (pt.to-1)/cs
 		rc, err := r.fetch(pt.storedAt+first*sealed, (last-first)*sealed+min(sealed, pt.st.StoredSize()-last*sealed))
