@@ -228,6 +228,8 @@ type bucketInfo struct {
 	owner  string
 	public bool // the legacy Public flag, read as the public-read statement
 	policy *policy.Document
+	// encryption is the bucket's default server-side encryption.
+	encryption string
 }
 
 func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucketInfo, error) {
@@ -244,7 +246,7 @@ func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucke
 	case err != nil:
 		return info, err
 	default:
-		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public}
+		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption}
 		if b.Policy != "" {
 			d, err := policy.Parse([]byte(b.Policy), policy.Bucket)
 			if err != nil {

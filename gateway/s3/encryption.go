@@ -133,11 +133,16 @@ func (s *Server) writeEncryption(q *request) (writeEnc, error) {
 		return writeEnc{kek: p.customer, keyCheck: check, keyMD5: p.keyMD5}, nil
 	}
 	if !p.s3 {
-		b, err := q.ns.Bucket(q.ctx, q.bucket)
+		// From the bucket cache: a default set through another gateway
+		// applies here within Config.KeyCacheTTL.
+		b, err := s.bucketInfo(q.ctx, q, q.bucket)
 		if err != nil {
-			return writeEnc{}, bucketErr(q, err)
+			return writeEnc{}, err
 		}
-		p.s3 = b.Encryption == sseAES256
+		if !b.exists {
+			return writeEnc{}, errNoSuchBucket(q.bucket)
+		}
+		p.s3 = b.encryption == sseAES256
 	}
 	if !p.s3 {
 		return writeEnc{}, nil
