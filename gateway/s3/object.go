@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -290,8 +291,11 @@ func (s *Server) getObject(q *request, head bool) error {
 	}
 	defer rc.Close()
 	// Read the first bytes before the status goes out, so that a failed
-	// read is still an S3 error.
-	buf := make([]byte, min(n, 32<<10))
+	// read is still an S3 error. A small object is read whole and goes
+	// out in one write.
+	bp := firstBytes.Get().(*[]byte)
+	defer firstBytes.Put(bp)
+	buf := (*bp)[:min(n, int64(len(*bp)))]
 	k, err := io.ReadFull(rc, buf)
 	if err != nil && k < len(buf) {
 		return fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err)
@@ -305,6 +309,10 @@ func (s *Server) getObject(q *request, head bool) error {
 	}
 	return nil
 }
+
+// firstBytes holds the buffers that read an object's first bytes before
+// the status goes out.
+var firstBytes = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // bodyReader counts the body and remembers why it failed: a body shorter
 // than declared, or the error of the signature checks.
