@@ -252,6 +252,9 @@ func (s *Server) serve(q *request) error {
 		if err != nil {
 			return err
 		}
+		if err := s.checkRegion(q, a); err != nil {
+			return err
+		}
 		q.auth = a
 	}
 	ns, err := s.ns()
@@ -283,6 +286,23 @@ func (s *Server) serve(q *request) error {
 		return s.bucketOp(q)
 	}
 	return s.objectOp(q)
+}
+
+// checkRegion refuses a signature made for another region, as S3 does:
+// AuthorizationHeaderMalformed, or AuthorizationQueryParametersError for
+// a presigned URL. GetBucketLocation is let through signed for us-east-1,
+// the region clients use to discover a bucket's region.
+func (s *Server) checkRegion(q *request, a *sigv4.Auth) error {
+	if a.Region == "" || a.Region == s.cfg.Region ||
+		a.Region == DefaultRegion && q.r.Method == http.MethodGet && q.key == "" && q.r.URL.Query().Has("location") {
+		return nil
+	}
+	if a.Presigned {
+		return s3err("AuthorizationQueryParametersError", http.StatusBadRequest,
+			"Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'", a.Region, s.cfg.Region)
+	}
+	return s3err("AuthorizationHeaderMalformed", http.StatusBadRequest,
+		"The authorization header is malformed; the region '%s' is wrong; expecting '%s'", a.Region, s.cfg.Region)
 }
 
 // unsupportedSub are S3 subresources depot does not implement.
