@@ -143,6 +143,23 @@ type completeRequest struct {
 	} `xml:"Part"`
 }
 
+// validate checks a CompleteMultipartUpload list on its own: 1 to 10000
+// parts with valid numbers in ascending order.
+func (r completeRequest) validate() error {
+	if len(r.Parts) == 0 || len(r.Parts) > maxPartNumber {
+		return errMalformedXML(fmt.Errorf("want 1 to %d parts, got %d", maxPartNumber, len(r.Parts)))
+	}
+	for i, rp := range r.Parts {
+		if rp.PartNumber < 1 || rp.PartNumber > maxPartNumber {
+			return errInvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
+		}
+		if i > 0 && rp.PartNumber <= r.Parts[i-1].PartNumber {
+			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
+		}
+	}
+	return nil
+}
+
 type completeResult struct {
 	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
 	NS       string   `xml:"xmlns,attr"`
@@ -157,8 +174,8 @@ func (s *Server) completeUpload(q *request) error {
 	if err := readXML(q, &req); err != nil {
 		return err
 	}
-	if len(req.Parts) == 0 {
-		return errMalformedXML(errors.New("no parts"))
+	if err := req.validate(); err != nil {
+		return err
 	}
 	info, err := s.upload(q)
 	if err != nil {
@@ -167,11 +184,6 @@ func (s *Server) completeUpload(q *request) error {
 	have := make(map[int]nsclient.Part, len(info.Parts))
 	for _, p := range info.Parts {
 		have[p.Number] = p
-	}
-	for i, rp := range req.Parts {
-		if i > 0 && rp.PartNumber <= req.Parts[i-1].PartNumber {
-			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
-		}
 	}
 	var all []byte
 	creq := nsclient.CompleteRequest{}

@@ -507,6 +507,14 @@ type deleteRequest struct {
 	} `xml:"Object"`
 }
 
+// validate checks a Delete document: 1 to 1000 objects.
+func (r deleteRequest) validate() error {
+	if len(r.Objects) == 0 || len(r.Objects) > 1000 {
+		return errMalformedXML(fmt.Errorf("want 1 to 1000 objects, got %d", len(r.Objects)))
+	}
+	return nil
+}
+
 type deleteResult struct {
 	XMLName xml.Name `xml:"DeleteResult"`
 	NS      string   `xml:"xmlns,attr"`
@@ -527,8 +535,8 @@ func (s *Server) deleteObjects(q *request) error {
 	if err := readXML(q, &req); err != nil {
 		return err
 	}
-	if len(req.Objects) == 0 || len(req.Objects) > 1000 {
-		return errMalformedXML(fmt.Errorf("want 1 to 1000 objects, got %d", len(req.Objects)))
+	if err := req.validate(); err != nil {
+		return err
 	}
 	if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
 		return bucketErr(q, err)
