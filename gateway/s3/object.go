@@ -315,7 +315,8 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && b.size >= 0 && b.n < b.size {
+	// A connection closed early ends the body with ErrUnexpectedEOF.
+	if (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) && b.size >= 0 && b.n < b.size {
 		err = fmt.Errorf("%w: %d of %d bytes", errIncomplete, b.n, b.size)
 	}
 	if err != nil && err != io.EOF && b.err == nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"depot"
 	"depot/client"
@@ -262,6 +263,17 @@ func (s *Server) serve(q *request) error {
 		return err
 	}
 	q.ns = ns
+	if q.bucket == "." || q.bucket == ".." || strings.ContainsFunc(q.bucket, unicode.IsControl) {
+		// No bucket has such a name, and it must not reach the nameserver
+		// as a path segment.
+		switch {
+		case q.auth == nil:
+			return errAccessDenied()
+		case r.Method == http.MethodPut && q.key == "":
+			return s3err("InvalidBucketName", http.StatusBadRequest, "The specified bucket is not valid: %q", q.bucket)
+		}
+		return errNoSuchBucket(q.bucket)
+	}
 	if q.auth == nil {
 		if err := s.anonymous(q); err != nil {
 			return err
