@@ -250,6 +250,9 @@ func (s *Server) serve(q *request) error {
 	}
 	if sigv4.Signed(r) {
 		a, err := sigv4.Verify(r, s.secret(q.ctx), s.cfg.Now())
+		if errors.Is(err, sigv4.ErrMalformed) && r.Header.Get("Authorization") == "" {
+			return s3err("AuthorizationQueryParametersError", http.StatusBadRequest, "%v", err)
+		}
 		if err != nil {
 			return err
 		}
