@@ -130,10 +130,11 @@ func (s *Server) copyPart(q *request) (*client.Stored, error) {
 	}
 	rc, err := s.cl.Get(q.ctx, src.Segments, off, n)
 	if err != nil {
-		return nil, err
+		return nil, unreadable(err)
 	}
 	defer rc.Close()
-	return s.cl.Put(q.ctx, rc, n, client.PutOptions{Pending: true})
+	st, err := s.cl.Put(q.ctx, rc, n, client.PutOptions{Pending: true})
+	return st, unreadable(err)
 }
 
 type completeRequest struct {

@@ -283,7 +283,7 @@ func (s *Server) getObject(q *request, head bool) error {
 	}
 	rc, err := s.cl.Get(q.ctx, o.Segments, off, n)
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	defer rc.Close()
 	// Read the first bytes before the status goes out, so that a failed
@@ -291,7 +291,7 @@ func (s *Server) getObject(q *request, head bool) error {
 	buf := make([]byte, min(n, 32<<10))
 	k, err := io.ReadFull(rc, buf)
 	if err != nil && k < len(buf) {
-		return fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err)
+		return unreadable(fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err))
 	}
 	q.w.WriteHeader(status)
 	q.w.Write(buf[:k])
@@ -301,6 +301,17 @@ func (s *Server) getObject(q *request, head bool) error {
 		// the connection and the client sees a cut body.
 	}
 	return nil
+}
+
+// unreadable is the error for the bytes of an object whose metadata was
+// found: shards that cannot be found are not a missing key (NoSuchKey
+// would tell the client the object is gone) but an object that cannot be
+// read now.
+func unreadable(err error) error {
+	if errors.Is(err, depot.ErrNotFound) {
+		return s3err("ServiceUnavailable", http.StatusServiceUnavailable, "The object's data cannot be read now: %v", err)
+	}
+	return err
 }
 
 // bodyReader counts the body and remembers why it failed: a body shorter
@@ -469,12 +480,12 @@ func (s *Server) copyObject(q *request) error {
 	// the nameserver deletes with it.
 	rc, err := s.cl.Get(q.ctx, src.Segments, 0, src.Size)
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	defer rc.Close()
 	st, err := s.cl.Put(q.ctx, rc, src.Size, client.PutOptions{ContentType: o.ContentType, Pending: true})
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	o.Segments = st.Segments
 	if len(o.PartSizes) == 0 {
