@@ -2,6 +2,7 @@ package depot
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -33,17 +34,49 @@ func TestParseFid_ErrBadFid(t *testing.T) {
 	}
 }
 
+// FuzzParseFid: whatever ParseFid accepts formats to a fid that parses
+// back the same, and its text differs from the input only by leading
+// zeros of the needle id.
 func FuzzParseFid(f *testing.F) {
 	f.Add("17,3f9a0c21e4b7")
 	f.Add("1,00000000")
+	f.Add("4294967295,ffffffffffffffffffffffff")
+	f.Add("+1,0000000000")
+	f.Add("1,0x00000000")
+	f.Add("01,_1234567890")
 	f.Fuzz(func(t *testing.T, s string) {
 		fid, err := ParseFid(s)
 		if err != nil {
+			if !errors.Is(err, ErrBadFid) {
+				t.Fatalf("ParseFid(%q): %v does not wrap ErrBadFid", s, err)
+			}
 			return
 		}
-		again, err := ParseFid(fid.String())
+		text := fid.String()
+		again, err := ParseFid(text)
 		if err != nil || again != fid {
 			t.Fatalf("round trip of %q: %v %+v %+v", s, err, again, fid)
+		}
+		if !strings.EqualFold(strings.TrimLeft(s[strings.IndexByte(s, ',')+1:], "0"), strings.TrimLeft(text[strings.IndexByte(text, ',')+1:], "0")) {
+			t.Fatalf("ParseFid(%q) = %+v, which formats as %q", s, fid, text)
+		}
+	})
+}
+
+// FuzzFidString: every fid with a volume formats to text that parses back
+// to it.
+func FuzzFidString(f *testing.F) {
+	f.Add(uint32(17), uint64(0x3f9a), uint32(0x0c21e4b7))
+	f.Add(uint32(1), uint64(0), uint32(0))
+	f.Add(uint32(4294967295), uint64(1<<64-1), uint32(1<<32-1))
+	f.Fuzz(func(t *testing.T, vol uint32, needle uint64, cookie uint32) {
+		if vol == 0 {
+			return
+		}
+		fid := Fid{Volume: VolumeID(vol), Needle: NeedleID(needle), Cookie: Cookie(cookie)}
+		got, err := ParseFid(fid.String())
+		if err != nil || got != fid {
+			t.Fatalf("ParseFid(%q) = %+v, %v; want %+v", fid.String(), got, err, fid)
 		}
 	})
 }

@@ -287,7 +287,7 @@ func (f *shardFile) loadCheckpoint(fileSize int64) int64 {
 		return fail("belongs to another generation of the shard file")
 	case covered < superSize || covered > fileSize || covered%recordAlign != 0:
 		return fail(fmt.Sprintf("covers %d bytes of a %d-byte file", covered, fileSize))
-	case uint64(len(b)) != fixed+4+16*n:
+	case n > uint64(len(b))/16 || uint64(len(b)) != fixed+4+16*n: // n first: 16*n may wrap
 		return fail("length does not match entry count")
 	}
 	f.idx = newIndex(int(n))

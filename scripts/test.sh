@@ -29,3 +29,22 @@ go vet ./...
 # keep the run short on two cores.
 go test -race -short -count=1 -timeout 20m "$@" ./...
 go test -count=1 -timeout 30m "$@" ./...
+
+# Then every fuzz target for a few seconds each (go test -fuzz takes one
+# target per run): the seed corpora in testdata/fuzz/ already ran above as
+# plain tests; this looks a little further. FUZZTIME=2m scripts/test.sh
+# runs them longer (see SECURITY.md).
+fuzz_targets=(
+	".:FuzzParseFid" ".:FuzzFidString"
+	"./erasure:FuzzMap" "./erasure:FuzzNewReader"
+	"./client:FuzzDecodeTag"
+	"./dataserver:FuzzDecodeHeader" "./dataserver:FuzzOpenShard"
+	"./gateway/s3/sigv4:FuzzVerify" "./gateway/s3/sigv4:FuzzSignedRequest"
+	"./gateway/s3/sigv4:FuzzChunked" "./gateway/s3/sigv4:FuzzUnsignedChunks"
+	"./gateway/s3:FuzzCompleteMultipartXML" "./gateway/s3:FuzzDeleteObjectsXML" "./gateway/s3:FuzzCORSXML"
+)
+for t in "${fuzz_targets[@]}"; do
+	pkg=${t%%:*} name=${t#*:}
+	echo "fuzz $pkg $name"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-4s}" "$pkg"
+done

@@ -35,6 +35,20 @@ func (s *Server) putCORS(q *request) error {
 	if err := readXML(q, &c); err != nil {
 		return err
 	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	c.NS = s3NS
+	b, err := xml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	cs := string(b)
+	return s.setBucket(q, nsclient.BucketSettings{CORS: &cs}, http.StatusOK)
+}
+
+// validate checks a CORSConfiguration as PutBucketCors does.
+func (c corsConfiguration) validate() error {
 	if len(c.Rules) == 0 || len(c.Rules) > 100 {
 		return errMalformedXML(errors.New("want 1 to 100 CORSRule"))
 	}
@@ -48,13 +62,7 @@ func (s *Server) putCORS(q *request) error {
 			}
 		}
 	}
-	c.NS = s3NS
-	b, err := xml.Marshal(c)
-	if err != nil {
-		return err
-	}
-	cs := string(b)
-	return s.setBucket(q, nsclient.BucketSettings{CORS: &cs}, http.StatusOK)
+	return nil
 }
 
 func (s *Server) getCORS(q *request) error {

@@ -148,10 +148,11 @@ func (s *Server) copyPart(q *request, enc writeEnc) (stored, error) {
 	}
 	rc, err := s.open(q, src, srcKEK, off, n)
 	if err != nil {
-		return stored{}, err
+		return stored{}, unreadable(err)
 	}
 	defer rc.Close()
-	return s.put(q, rc, n, "", enc)
+	st, err := s.put(q, rc, n, "", enc)
+	return st, unreadable(err)
 }
 
 type completeRequest struct {
@@ -159,6 +160,23 @@ type completeRequest struct {
 		PartNumber int    `xml:"PartNumber"`
 		ETag       string `xml:"ETag"`
 	} `xml:"Part"`
+}
+
+// validate checks a CompleteMultipartUpload list on its own: 1 to
+// maxParts parts with valid numbers in ascending order.
+func (r completeRequest) validate(maxParts int) error {
+	if len(r.Parts) == 0 || len(r.Parts) > maxParts {
+		return errMalformedXML(fmt.Errorf("want 1 to %d parts, got %d", maxParts, len(r.Parts)))
+	}
+	for i, rp := range r.Parts {
+		if rp.PartNumber < 1 || rp.PartNumber > maxParts {
+			return errInvalidArgument("Part number must be an integer between 1 and %d, inclusive", maxParts)
+		}
+		if i > 0 && rp.PartNumber <= r.Parts[i-1].PartNumber {
+			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
+		}
+	}
+	return nil
 }
 
 type completeResult struct {
@@ -175,8 +193,8 @@ func (s *Server) completeUpload(q *request) error {
 	if err := readXML(q, &req); err != nil {
 		return err
 	}
-	if len(req.Parts) == 0 {
-		return errMalformedXML(errors.New("no parts"))
+	if err := req.validate(s.cfg.MaxParts); err != nil {
+		return err
 	}
 	info, err := s.upload(q)
 	if err != nil {
@@ -185,11 +203,6 @@ func (s *Server) completeUpload(q *request) error {
 	have := make(map[int]nsclient.Part, len(info.Parts))
 	for _, p := range info.Parts {
 		have[p.Number] = p
-	}
-	for i, rp := range req.Parts {
-		if i > 0 && rp.PartNumber <= req.Parts[i-1].PartNumber {
-			return s3err("InvalidPartOrder", http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number.")
-		}
 	}
 	var all []byte
 	creq := nsclient.CompleteRequest{}

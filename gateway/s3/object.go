@@ -287,7 +287,7 @@ func (s *Server) getObject(q *request, head bool) error {
 	}
 	rc, err := s.open(q, o, kek, off, n)
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	defer rc.Close()
 	// Read the first bytes before the status goes out, so that a failed
@@ -298,7 +298,7 @@ func (s *Server) getObject(q *request, head bool) error {
 	buf := (*bp)[:min(n, int64(len(*bp)))]
 	k, err := io.ReadFull(rc, buf)
 	if err != nil && k < len(buf) {
-		return fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err)
+		return unreadable(fmt.Errorf("read %s/%s: %w", q.bucket, q.key, err))
 	}
 	q.w.WriteHeader(status)
 	q.w.Write(buf[:k])
@@ -314,6 +314,17 @@ func (s *Server) getObject(q *request, head bool) error {
 // the status goes out.
 var firstBytes = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
+// unreadable is the error for the bytes of an object whose metadata was
+// found: shards that cannot be found are not a missing key (NoSuchKey
+// would tell the client the object is gone) but an object that cannot be
+// read now.
+func unreadable(err error) error {
+	if errors.Is(err, depot.ErrNotFound) {
+		return s3err("ServiceUnavailable", http.StatusServiceUnavailable, "The object's data cannot be read now: %v", err)
+	}
+	return err
+}
+
 // bodyReader counts the body and remembers why it failed: a body shorter
 // than declared, or the error of the signature checks.
 type bodyReader struct {
@@ -326,7 +337,8 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && b.size >= 0 && b.n < b.size {
+	// A connection closed early ends the body with ErrUnexpectedEOF.
+	if (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) && b.size >= 0 && b.n < b.size {
 		err = fmt.Errorf("%w: %d of %d bytes", errIncomplete, b.n, b.size)
 	}
 	if err != nil && err != io.EOF && b.err == nil {
@@ -504,12 +516,12 @@ func (s *Server) copyObject(q *request) error {
 	// Encrypted bytes are opened and sealed again under new data keys.
 	rc, err := s.open(q, src, srcKEK, 0, src.Size)
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	defer rc.Close()
 	st, err := s.put(q, rc, src.Size, o.ContentType, enc)
 	if err != nil {
-		return err
+		return unreadable(err)
 	}
 	o.Segments = st.Segments
 	if o.Encryption != nil {
@@ -555,6 +567,14 @@ type deleteRequest struct {
 	} `xml:"Object"`
 }
 
+// validate checks a Delete document: 1 to 1000 objects.
+func (r deleteRequest) validate() error {
+	if len(r.Objects) == 0 || len(r.Objects) > 1000 {
+		return errMalformedXML(fmt.Errorf("want 1 to 1000 objects, got %d", len(r.Objects)))
+	}
+	return nil
+}
+
 type deleteResult struct {
 	XMLName xml.Name `xml:"DeleteResult"`
 	NS      string   `xml:"xmlns,attr"`
@@ -575,8 +595,8 @@ func (s *Server) deleteObjects(q *request) error {
 	if err := readXML(q, &req); err != nil {
 		return err
 	}
-	if len(req.Objects) == 0 || len(req.Objects) > 1000 {
-		return errMalformedXML(fmt.Errorf("want 1 to 1000 objects, got %d", len(req.Objects)))
+	if err := req.validate(); err != nil {
+		return err
 	}
 	if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
 		return bucketErr(q, err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"depot"
 	"depot/client"
@@ -331,7 +332,13 @@ func (s *Server) serve(q *request) error {
 	}
 	if sigv4.Signed(r) {
 		a, err := sigv4.Verify(r, s.secret(q.ctx), s.cfg.Now())
+		if errors.Is(err, sigv4.ErrMalformed) && r.Header.Get("Authorization") == "" {
+			return s3err("AuthorizationQueryParametersError", http.StatusBadRequest, "%v", err)
+		}
 		if err != nil {
+			return err
+		}
+		if err := s.checkRegion(q, a); err != nil {
 			return err
 		}
 		q.auth = a
@@ -344,6 +351,17 @@ func (s *Server) serve(q *request) error {
 		return err
 	}
 	q.ns = ns
+	if q.bucket == "." || q.bucket == ".." || strings.ContainsFunc(q.bucket, unicode.IsControl) {
+		// No bucket has such a name, and it must not reach the nameserver
+		// as a path segment.
+		switch {
+		case q.auth == nil:
+			return errAccessDenied()
+		case r.Method == http.MethodPut && q.key == "":
+			return s3err("InvalidBucketName", http.StatusBadRequest, "The specified bucket is not valid: %q", q.bucket)
+		}
+		return errNoSuchBucket(q.bucket)
+	}
 	if err := s.authorizeRequest(q); err != nil {
 		return err
 	}
@@ -366,6 +384,23 @@ func (s *Server) serve(q *request) error {
 		return s.bucketOp(q)
 	}
 	return s.objectOp(q)
+}
+
+// checkRegion refuses a signature made for another region, as S3 does:
+// AuthorizationHeaderMalformed, or AuthorizationQueryParametersError for
+// a presigned URL. GetBucketLocation is let through signed for us-east-1,
+// the region clients use to discover a bucket's region.
+func (s *Server) checkRegion(q *request, a *sigv4.Auth) error {
+	if a.Region == "" || a.Region == s.cfg.Region ||
+		a.Region == DefaultRegion && q.r.Method == http.MethodGet && q.key == "" && q.r.URL.Query().Has("location") {
+		return nil
+	}
+	if a.Presigned {
+		return s3err("AuthorizationQueryParametersError", http.StatusBadRequest,
+			"Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'", a.Region, s.cfg.Region)
+	}
+	return s3err("AuthorizationHeaderMalformed", http.StatusBadRequest,
+		"The authorization header is malformed; the region '%s' is wrong; expecting '%s'", a.Region, s.cfg.Region)
 }
 
 // unsupportedSub are S3 subresources depot does not implement.

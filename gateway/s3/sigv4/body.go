@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -63,9 +64,13 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 	}
 	switch payload {
 	case StreamingPayload, StreamingPayloadTrailer, StreamingUnsignedTrailer:
+		declared, err := a.DecodedLength(r)
+		if err != nil {
+			return errReader{err}
+		}
 		return &chunkReader{a: a, br: bufio.NewReaderSize(r.Body, 64<<10), signed: payload != StreamingUnsignedTrailer,
 			trailer: payload != StreamingPayload, prevSig: a.signature, trailerName: r.Header.Get("X-Amz-Trailer"),
-			sum: checksumHash(r.Header.Get("X-Amz-Trailer"))}
+			sum: checksumHash(r.Header.Get("X-Amz-Trailer")), declared: declared}
 	}
 	var checks []check
 	if len(payload) == 64 && payload != emptySHA256 || payload == emptySHA256 {
@@ -85,6 +90,11 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 	}
 	return &checkReader{r: body, checks: checks}
 }
+
+// errReader fails every read with its error.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 type check struct {
 	h    hash.Hash
@@ -125,6 +135,8 @@ type chunkReader struct {
 	sum         hash.Hash // checksum named by x-amz-trailer, if checked
 
 	prevSig  string
+	declared int64 // x-amz-decoded-content-length
+	total    int64 // bytes of all chunks so far
 	left     int64 // bytes left in the current chunk
 	chunkSig string
 	chunk    hash.Hash
@@ -195,6 +207,23 @@ func (c *chunkReader) line() (string, error) {
 	return s, nil
 }
 
+// trailerLine reads a trailer line, which may end in a bare LF (minio-go
+// ends checksum trailer lines so).
+func (c *chunkReader) trailerLine() (string, error) {
+	b, err := c.br.ReadSlice('\n')
+	if err != nil {
+		if err == bufio.ErrBufferFull {
+			return "", fmt.Errorf("%w: line too long", ErrChunk)
+		}
+		return "", fmt.Errorf("%w: %v", ErrChunk, err)
+	}
+	if len(b) > maxChunkLine {
+		return "", fmt.Errorf("%w: line too long", ErrChunk)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
+}
+
 func (c *chunkReader) nextChunk() error {
 	h, err := c.line()
 	if err != nil {
@@ -205,6 +234,15 @@ func (c *chunkReader) nextChunk() error {
 	if err != nil || size < 0 {
 		return fmt.Errorf("%w: chunk size %q", ErrChunk, sizeS)
 	}
+	// Chunks may not add up to more than the declared length: a chunk
+	// claiming gigabytes is refused before any of its bytes is read.
+	if size > c.declared-c.total {
+		return fmt.Errorf("%w: chunk of %d bytes after %d runs past the declared %d", ErrChunk, size, c.total, c.declared)
+	}
+	if size == 0 && c.total != c.declared {
+		return fmt.Errorf("%w: chunks hold %d bytes, %d declared", ErrChunk, c.total, c.declared)
+	}
+	c.total += size
 	c.chunkSig = ""
 	if c.signed {
 		sig, ok := strings.CutPrefix(ext, "chunk-signature=")
@@ -243,7 +281,7 @@ func (c *chunkReader) verifyChunk() error {
 	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + c.a.amzDate + "\n" + c.a.scope + "\n" + c.prevSig + "\n" +
 		emptySHA256 + "\n" + hex.EncodeToString(c.chunk.Sum(nil))
 	want := hex.EncodeToString(hmacSHA256(c.a.signingKey, []byte(sts)))
-	if want != c.chunkSig {
+	if subtle.ConstantTimeCompare([]byte(want), []byte(c.chunkSig)) != 1 {
 		return fmt.Errorf("%w: chunk signature", ErrSignature)
 	}
 	c.prevSig = c.chunkSig
@@ -257,13 +295,16 @@ func (c *chunkReader) finish() error {
 		return err
 	}
 	var trailers []string
-	trailerSig := ""
+	trailerSig, sumSeen := "", false
 	for range 16 {
-		l, err := c.line()
+		l, err := c.trailerLine()
 		if err != nil {
 			return err
 		}
 		if l == "" {
+			if c.signed && c.trailer && trailerSig == "" && len(trailers) > 0 {
+				continue // minio-go puts an empty line before the trailer signature
+			}
 			break
 		}
 		name, val, ok := strings.Cut(l, ":")
@@ -282,12 +323,16 @@ func (c *chunkReader) finish() error {
 			if err != nil || !bytes.Equal(want, c.sum.Sum(nil)) {
 				return fmt.Errorf("%w: %s", ErrChecksum, name)
 			}
+			sumSeen = true
 		}
+	}
+	if c.sum != nil && !sumSeen {
+		return fmt.Errorf("%w: trailer %s declared but not sent", ErrChunk, c.trailerName)
 	}
 	if c.signed && c.trailer {
 		sum := sha256.Sum256([]byte(strings.Join(trailers, "")))
 		sts := "AWS4-HMAC-SHA256-TRAILER\n" + c.a.amzDate + "\n" + c.a.scope + "\n" + c.prevSig + "\n" + hex.EncodeToString(sum[:])
-		if hex.EncodeToString(hmacSHA256(c.a.signingKey, []byte(sts))) != trailerSig {
+		if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(hmacSHA256(c.a.signingKey, []byte(sts)))), []byte(trailerSig)) != 1 {
 			return fmt.Errorf("%w: trailer signature", ErrSignature)
 		}
 	}

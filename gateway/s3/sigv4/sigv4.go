@@ -75,6 +75,10 @@ type Auth struct {
 	PayloadHash string
 	// Presigned is set for query-string authentication.
 	Presigned bool
+	// Region is the region of the credential scope the request was signed
+	// for ("" for Signature Version 2, which has none). Verify does not
+	// check it; the caller compares it with its own region.
+	Region string
 
 	signingKey []byte
 	signature  string
@@ -180,7 +184,7 @@ func verifyHeader(r *http.Request, h string, secret SecretFunc, now time.Time) (
 		return nil, err
 	}
 	signed := strings.Split(signedS, ";")
-	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, amzDate: amzDate, scope: cred.scope()}
+	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, Region: cred.region, amzDate: amzDate, scope: cred.scope()}
 	a.signingKey = signingKey(sec, cred)
 	query := canonicalQuery(r.URL.Query(), "")
 	if err := a.check(r, signed, query, payload, sig); err != nil {
@@ -226,7 +230,7 @@ func verifyQuery(r *http.Request, secret SecretFunc, now time.Time) (*Auth, erro
 	if payload == "" {
 		payload = UnsignedPayload
 	}
-	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, Presigned: true, amzDate: amzDate, scope: cred.scope()}
+	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, Presigned: true, Region: cred.region, amzDate: amzDate, scope: cred.scope()}
 	a.signingKey = signingKey(sec, cred)
 	if err := a.check(r, strings.Split(signedS, ";"), canonicalQuery(q, "X-Amz-Signature"), payload, sig); err != nil {
 		return nil, err
@@ -236,26 +240,49 @@ func verifyQuery(r *http.Request, secret SecretFunc, now time.Time) (*Auth, erro
 
 // check compares sig with the signature of the canonical request, trying
 // the path as re-encoded by the AWS rules and as sent.
+//
+// Header values are canonicalised the AWS way (runs of spaces made one),
+// and when that differs, also with every run of white space made one
+// space, as minio-go and botocore sign them.
 func (a *Auth) check(r *http.Request, signed []string, query, payload, sig string) error {
-	headers, err := canonicalHeaders(r, signed)
+	headers, err := canonicalHeaders(r, signed, trimSpaces)
 	if err != nil {
 		return err
+	}
+	headerForms := []string{headers}
+	if h, _ := canonicalHeaders(r, signed, trimAllSpace); h != headers {
+		headerForms = append(headerForms, h)
 	}
 	paths := []string{uriEncode(r.URL.Path, false)}
 	if raw := r.URL.EscapedPath(); raw != paths[0] {
 		paths = append(paths, raw)
 	}
 	var creq string
-	for _, p := range paths {
-		creq = strings.Join([]string{r.Method, p, query, headers, strings.Join(signed, ";"), payload}, "\n")
-		want := hex.EncodeToString(hmacSHA256(a.signingKey, a.stringToSign(creq)))
-		if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) == 1 {
-			a.signature = sig
-			return nil
+	for _, h := range headerForms {
+		for _, p := range paths {
+			creq = strings.Join([]string{r.Method, p, query, h, strings.Join(signed, ";"), payload}, "\n")
+			want := hex.EncodeToString(hmacSHA256(a.signingKey, a.stringToSign(creq)))
+			if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) == 1 {
+				a.signature = sig
+				return nil
+			}
 		}
 	}
 	return fmt.Errorf("%w: canonical request was %q", ErrSignature, creq)
 }
+
+// trimSpaces is the AWS "Trimall": leading and trailing spaces removed,
+// runs of spaces made one.
+func trimSpaces(v string) string {
+	v = strings.Trim(v, " ")
+	for strings.Contains(v, "  ") {
+		v = strings.ReplaceAll(v, "  ", " ")
+	}
+	return v
+}
+
+// trimAllSpace makes every run of white space one space.
+func trimAllSpace(v string) string { return strings.Join(strings.Fields(v), " ") }
 
 func (a *Auth) stringToSign(creq string) []byte {
 	sum := sha256.Sum256([]byte(creq))
@@ -275,7 +302,7 @@ func hmacSHA256(key, data []byte) []byte {
 	return m.Sum(nil)
 }
 
-func canonicalHeaders(r *http.Request, signed []string) (string, error) {
+func canonicalHeaders(r *http.Request, signed []string, trim func(string) string) (string, error) {
 	if !sort.StringsAreSorted(signed) {
 		return "", fmt.Errorf("%w: SignedHeaders not sorted", ErrMalformed)
 	}
@@ -304,7 +331,7 @@ func canonicalHeaders(r *http.Request, signed []string) (string, error) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(strings.Join(strings.Fields(v), " "))
+			b.WriteString(trim(v))
 		}
 		b.WriteByte('\n')
 	}
