@@ -42,6 +42,7 @@ fuzz_targets=(
 	"./gateway/s3/sigv4:FuzzVerify" "./gateway/s3/sigv4:FuzzSignedRequest"
 	"./gateway/s3/sigv4:FuzzChunked" "./gateway/s3/sigv4:FuzzUnsignedChunks"
 	"./gateway/s3:FuzzCompleteMultipartXML" "./gateway/s3:FuzzDeleteObjectsXML" "./gateway/s3:FuzzCORSXML"
+	"./internal/policy:FuzzParse" "./internal/policy:FuzzMatch"
 )
 for t in "${fuzz_targets[@]}"; do
 	pkg=${t%%:*} name=${t#*:}
