@@ -55,7 +55,8 @@ func (s *Server) Handler() http.Handler {
 	root.HandleFunc("GET /readyz", s.handleReady)
 	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.routeUI(root)
-	root.Handle("/", s.cfg.Key.Middleware(api))
+	s.routeRaft(api)
+	root.Handle("/", s.cfg.Key.Middleware(s.proxy.wrap(api)))
 	return root
 }
 

@@ -40,6 +40,10 @@ type Server struct {
 	rr        atomic.Uint64 // round robin over writable volumes
 	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
+	raft    *raftNode   // nil when alone (Config.Raft.ID empty)
+	leading atomic.Bool // raft leader with earlier entries applied (raft.go)
+	proxy   *forwarder  // followers forward the API to the leader (forward.go)
+
 	mu       sync.Mutex
 	ln       net.Listener
 	started  bool
@@ -71,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 		kick:      make(chan struct{}, 1),
 		createSem: make(chan struct{}, 1),
 	}
+	s.proxy = newForwarder(s)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -80,7 +85,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Start listens on Config.Addr and serves the API, and starts the committer
-// and the periodic gossip sync. Close stops them.
+// and the periodic gossip sync, or, in a raft group, joins the group; the
+// background work then runs only while this nameserver leads. Close stops
+// them.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,19 +98,32 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("nameserver: listen: %w", err)
 	}
-	s.ln, s.started = ln, true
-	s.store.start()
+	s.ln = ln
+	if s.cfg.Raft.ID != "" {
+		n, err := openRaft(s.cfg, s.store, s.log)
+		if err != nil {
+			ln.Close()
+			s.ln = nil
+			return err
+		}
+		s.raft = n
+		s.store.rep = n
+	}
+	s.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Go(func() { s.syncLoop(ctx) })
-	s.wg.Go(func() { s.repairLoop(ctx) })
-	s.wg.Go(func() { s.rebalanceLoop(ctx) })
+	if s.raft != nil {
+		s.wg.Go(func() { s.leadership(ctx) })
+	} else {
+		s.store.start()
+		s.wg.Go(func() { s.runLeaderLoops(ctx) })
+	}
 	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	})
-	s.log.Info("nameserver started", "addr", ln.Addr().String(), "dir", s.cfg.Dir)
+	s.log.Info("nameserver started", "addr", ln.Addr().String(), "dir", s.cfg.Dir, "raft_id", s.cfg.Raft.ID)
 	return nil
 }
 
@@ -143,7 +163,13 @@ func (s *Server) Close() error {
 		cancel()
 		s.cancel()
 		s.wg.Wait()
+		if s.raft != nil {
+			if err := s.raft.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
+	s.proxy.close()
 	if err := s.store.close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -250,15 +252,26 @@ func (d *Dataserver) Kill() error {
 // NameserverFinder returns the nameserver's base URL, e.g. from gossip.
 type NameserverFinder func() (string, error)
 
-// FromGossip finds an alive nameserver in the gossip view.
+// FromGossip finds the alive nameservers in the gossip view: their base
+// URLs, comma-separated and by id (several when they run as a raft group;
+// nsclient takes them all and finds the leader).
 func FromGossip(gm interface{ Members() []membership.Node }) NameserverFinder {
 	return func() (string, error) {
+		var found []membership.Node
 		for _, n := range gm.Members() {
 			if n.Meta.Role == depot.RoleNameserver && n.State == membership.StateAlive && n.Meta.Addr != "" {
-				return "http://" + n.Meta.Addr, nil
+				found = append(found, n)
 			}
 		}
-		return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
+		if len(found) == 0 {
+			return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
+		}
+		slices.SortFunc(found, func(a, b membership.Node) int { return strings.Compare(a.Meta.ID, b.Meta.ID) })
+		urls := make([]string, len(found))
+		for i, n := range found {
+			urls[i] = "http://" + n.Meta.Addr
+		}
+		return strings.Join(urls, ","), nil
 	}
 }
 

@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"depot/client"
 	"depot/dataserver"
@@ -39,6 +42,10 @@ type Options struct {
 
 	// RebalanceInterval, when positive, turns automatic rebalancing on.
 	RebalanceInterval time.Duration
+
+	// Nameservers is how many nameservers run; above 1, a raft group
+	// whose raft connections go through a FaultLayer each (Cluster.Raft).
+	Nameservers int
 }
 
 // Cluster is a running in-process cluster.
@@ -49,6 +56,19 @@ type Cluster struct {
 	User     string
 	Password string
 	t        testing.TB
+
+	// Raft holds nameserver i's fault-injecting raft layer (the latest,
+	// across restarts) when Options.Nameservers > 1.
+	raftMu sync.Mutex
+	raft   map[int]*FaultLayer
+}
+
+// Raft returns the fault-injecting raft layer of nameserver i (nil when
+// the nameserver runs alone).
+func (c *Cluster) Raft(i int) *FaultLayer {
+	c.raftMu.Lock()
+	defer c.raftMu.Unlock()
+	return c.raft[i]
 }
 
 // Defaults for Options.
@@ -109,7 +129,8 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: "test-secret-" + fmt.Sprint(time.Now().UnixNano()), t: t}
+	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: "test-secret-" + fmt.Sprint(time.Now().UnixNano()), t: t,
+		raft: make(map[int]*FaultLayer)}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	l, err := node.StartLocal(ctx, node.LocalConfig{
@@ -119,6 +140,14 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
 		RebalanceInterval: opts.RebalanceInterval,
+		Nameservers:       opts.Nameservers,
+		RaftLayer: func(i int, inner raft.StreamLayer) raft.StreamLayer {
+			l := NewFaultLayer(inner)
+			c.raftMu.Lock()
+			c.raft[i] = l
+			c.raftMu.Unlock()
+			return l
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +161,7 @@ func (c *Cluster) Client() *client.Client { return c.GW.Client }
 
 // NS returns a nameserver API client.
 func (c *Cluster) NSClient() *nsclient.Client {
-	return nsclient.New(c.Local.NS.Server.URL(), c.Key, nil)
+	return nsclient.New(c.Local.NameserverURLs(), c.Key, nil)
 }
 
 // WaitDead polls until the nameserver's gossip view reports dataserver i as
@@ -141,7 +170,7 @@ func (c *Cluster) WaitDead(i int) {
 	c.t.Helper()
 	id := node.DataserverID(i)
 	c.waitFor(fmt.Sprintf("%s seen dead", id), func() bool {
-		for _, n := range c.Local.NS.Gossip.Members() {
+		for _, n := range c.Local.ServingNameserver().Gossip.Members() {
 			if n.Meta.ID == id {
 				return n.State == membership.StateDead || n.State == membership.StateLeft
 			}
@@ -161,11 +190,12 @@ func (c *Cluster) WaitAlive(i int) {
 	}
 	addr := d.Server.Addr()
 	c.waitFor(fmt.Sprintf("%s seen alive at %s", id, addr), func() bool {
-		for _, n := range c.Local.NS.Gossip.Members() {
+		ns := c.Local.ServingNameserver()
+		for _, n := range ns.Gossip.Members() {
 			if n.Meta.ID == id && n.State == membership.StateAlive && n.Meta.Addr == addr {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				return c.Local.NS.Server.SyncMembers(ctx) == nil
+				return ns.Server.SyncMembers(ctx) == nil
 			}
 		}
 		return false
