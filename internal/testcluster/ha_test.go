@@ -347,10 +347,10 @@ func TestHA_BackupRestore(t *testing.T) {
 			c := testcluster.New(t, testcluster.Options{Nameservers: n})
 			mc := haMinio(t, c)
 			ctx := context.Background()
-			if err := mc.MakeBucket(ctx, "bk", minio.MakeBucketOptions{}); err != nil {
+			if err := mc.MakeBucket(ctx, "backup", minio.MakeBucketOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			load := startPutLoad(t, mc, "bk", 2)
+			load := startPutLoad(t, mc, "backup", 2)
 			load.waitAcked(t, 30)
 			load.halt()
 			var backup bytes.Buffer
@@ -360,7 +360,7 @@ func TestHA_BackupRestore(t *testing.T) {
 			if err := c.WipeNameservers(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.NSClient().Bucket(ctx, "bk"); !errors.Is(err, depot.ErrNotFound) {
+			if _, err := c.NSClient().Bucket(ctx, "backup"); !errors.Is(err, depot.ErrNotFound) {
 				t.Fatalf("bucket after wipe: %v, want not found", err)
 			}
 			file := t.TempDir() + "/ns.backup"
