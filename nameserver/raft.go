@@ -396,15 +396,22 @@ func ListenRaft(addr, advertise string) (*TCPLayer, error) {
 	}
 	l := &TCPLayer{Listener: ln, advertise: ln.Addr()}
 	if advertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", advertise)
-		if err != nil {
+		// Kept as given: a DNS name (a StatefulSet pod's) is resolved at
+		// each dial, not once at start.
+		if _, _, err := net.SplitHostPort(advertise); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("nameserver: raft advertise address: %w", err)
 		}
-		l.advertise = a
+		l.advertise = tcpName(advertise)
 	}
 	return l, nil
 }
+
+// tcpName is a TCP address as text, host name or IP.
+type tcpName string
+
+func (a tcpName) Network() string { return "tcp" }
+func (a tcpName) String() string  { return string(a) }
 
 // Addr returns the advertised address.
 func (l *TCPLayer) Addr() net.Addr { return l.advertise }
@@ -587,4 +594,13 @@ func (s *Server) AppliedIndex() uint64 {
 		return 0
 	}
 	return s.raft.r.AppliedIndex()
+}
+
+// RaftStats returns raft's own figures (state, term, indexes, last
+// snapshot), nil when alone.
+func (s *Server) RaftStats() map[string]string {
+	if s.raft == nil {
+		return nil
+	}
+	return s.raft.r.Stats()
 }

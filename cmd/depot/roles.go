@@ -187,7 +187,7 @@ func runGateway(ctx context.Context, args []string) error {
 	var rf roleFlags
 	rf.register(fs, "0.0.0.0:9000", "0.0.0.0:7948")
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id (env DEPOT_ID; default gw-<host name>)")
-	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL (env DEPOT_NAMESERVER; default: found through gossip)")
+	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL, or the URLs of a raft group comma-separated (env DEPOT_NAMESERVER; default: found through gossip)")
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")

@@ -113,7 +113,7 @@ func (l *putLoad) ackedCount() int {
 func (l *putLoad) waitAcked(t *testing.T, n int) {
 	t.Helper()
 	target := l.ackedCount() + n
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for l.ackedCount() < target {
 		if time.Now().After(deadline) {
 			t.Fatalf("load: %d puts acknowledged, want %d", l.ackedCount(), target)
@@ -207,11 +207,13 @@ func waitConverged(t *testing.T, c *testcluster.Cluster) {
 	}
 }
 
-func haDuration(long time.Duration) time.Duration {
+// haPuts is how many acknowledged puts a test step waits for: fewer under
+// -short, where the race detector slows everything down.
+func haPuts(n int) int {
 	if testing.Short() {
-		return long / 4
+		return max(n/4, 3)
 	}
-	return long
+	return n
 }
 
 // TestHA_KillLeader kills the leading nameserver while S3 PUTs stream in:
@@ -225,7 +227,7 @@ func TestHA_KillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := startPutLoad(t, mc, "hakill", 4)
-	load.waitAcked(t, 20)
+	load.waitAcked(t, haPuts(20))
 	old := c.Leader()
 	if old < 0 {
 		t.Fatal("no leader")
@@ -236,7 +238,7 @@ func TestHA_KillLeader(t *testing.T) {
 	killed := time.Now()
 	leader, took := waitLeader(t, c, old, 10*time.Second)
 	t.Logf("nameserver %d killed; nameserver %d leads after %v", old, leader, took.Round(time.Millisecond))
-	load.waitAcked(t, 20)
+	load.waitAcked(t, haPuts(20))
 	t.Logf("writes going again %v after the kill", time.Since(killed).Round(time.Millisecond))
 	load.halt()
 	load.verify(t)
@@ -258,7 +260,7 @@ func TestHA_Partition(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := startPutLoad(t, mc, "part", 4)
-	load.waitAcked(t, 20)
+	load.waitAcked(t, haPuts(20))
 	old := c.Leader()
 	if old < 0 {
 		t.Fatal("no leader")
@@ -287,9 +289,9 @@ func TestHA_Partition(t *testing.T) {
 	if c.Nameserver(old).Server.IsLeader() {
 		t.Fatal("the cut-off nameserver still leads")
 	}
-	load.waitAcked(t, 20) // the majority goes on
+	load.waitAcked(t, haPuts(20)) // the majority goes on
 	c.Raft(old).Heal()
-	load.waitAcked(t, 10)
+	load.waitAcked(t, haPuts(10))
 	load.halt()
 	waitConverged(t, c)
 	load.verify(t)
@@ -310,18 +312,18 @@ func TestHA_RollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := startPutLoad(t, mc, "roll", 4)
-	load.waitAcked(t, 20)
+	load.waitAcked(t, haPuts(20))
 	for i := range c.Nameservers() {
 		if err := c.StopNameserver(i); err != nil {
 			t.Logf("stop nameserver %d: %v", i, err)
 		}
 		waitLeader(t, c, i, 10*time.Second)
-		load.waitAcked(t, 10)
+		load.waitAcked(t, haPuts(10))
 		if err := c.StartNameserver(ctx, i); err != nil {
 			t.Fatal(err)
 		}
 		waitConverged(t, c)
-		load.waitAcked(t, 10)
+		load.waitAcked(t, haPuts(10))
 	}
 	load.halt()
 	load.verify(t)
@@ -351,7 +353,7 @@ func TestHA_BackupRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			load := startPutLoad(t, mc, "backup", 2)
-			load.waitAcked(t, 30)
+			load.waitAcked(t, haPuts(30))
 			load.halt()
 			var backup bytes.Buffer
 			if _, err := c.NSClient().Backup(ctx, &backup); err != nil {
@@ -380,4 +382,46 @@ func TestHA_BackupRestore(t *testing.T) {
 			c.MustFsck(t)
 		})
 	}
+}
+
+// TestHA_CatchUpFromSnapshot keeps a follower down while the log moves on
+// past a snapshot and its compaction: restarted, it installs the leader's
+// snapshot and ends with the same state.
+func TestHA_CatchUpFromSnapshot(t *testing.T) {
+	c := haCluster(t)
+	ctx := context.Background()
+	leader := c.Leader()
+	down := (leader + 1) % 3
+	if err := c.StopNameserver(down); err != nil {
+		t.Logf("stop nameserver %d: %v", down, err)
+	}
+	ns := c.NSClient()
+	// Well past TestRaftConfig's SnapshotThreshold (256) and TrailingLogs
+	// (128), so the entries the follower lacks are compacted away.
+	for i := range 600 {
+		if _, err := ns.CreateBucket(ctx, fmt.Sprintf("snap-%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Nameserver(leader).Server.RaftStats()["last_snapshot_index"] == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader took no snapshot")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.StartNameserver(ctx, down); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, c)
+	st := c.Nameserver(down).Server.RaftStats()
+	t.Logf("restarted follower: last snapshot index %s, applied %s", st["last_snapshot_index"], st["applied_index"])
+	if st["last_snapshot_index"] == "0" {
+		t.Error("the follower caught up without installing a snapshot")
+	}
+	bs, err := ns.Buckets(ctx)
+	if err != nil || len(bs) != 600 {
+		t.Fatalf("buckets: %d, %v", len(bs), err)
+	}
+	c.MustFsck(t)
 }
