@@ -26,7 +26,7 @@ func haCluster(t *testing.T) *testcluster.Cluster {
 	return testcluster.New(t, testcluster.Options{Nameservers: 3})
 }
 
-func haMinio(t *testing.T, c *testcluster.Cluster) *minio.Client {
+func haMinio(t testing.TB, c *testcluster.Cluster) *minio.Client {
 	t.Helper()
 	u, err := url.Parse(c.Endpoint())
 	if err != nil {
