@@ -156,7 +156,7 @@ func DefaultRaftConfig() RaftConfig {
 }
 
 // TestRaftConfig returns raft timings for tests: elections within a
-// second, frequent small snapshots.
+// second, snapshots every 2048 entries.
 func TestRaftConfig(id string, layer raft.StreamLayer, peers []Peer) RaftConfig {
 	c := DefaultRaftConfig()
 	c.ID, c.Layer, c.Peers = id, layer, peers
@@ -164,7 +164,7 @@ func TestRaftConfig(id string, layer raft.StreamLayer, peers []Peer) RaftConfig 
 	c.HeartbeatTimeout, c.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
 	c.LeaderLeaseTimeout = 200 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
-	c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = 500*time.Millisecond, 256, 128
+	c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = 500*time.Millisecond, 2048, 128
 	return c
 }
 

@@ -72,6 +72,9 @@ type LocalConfig struct {
 	// RaftLayer, when set, wraps each nameserver's raft listener (tests
 	// inject faults through it); i is the nameserver's index.
 	RaftLayer func(i int, inner raft.StreamLayer) raft.StreamLayer
+	// RaftSnapshotThreshold, when set, replaces the nameservers' raft
+	// SnapshotThreshold (tests of catching up from a snapshot).
+	RaftSnapshotThreshold uint64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

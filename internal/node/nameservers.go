@@ -140,6 +140,9 @@ func (l *Local) raftConfig(i int) (nameserver.RaftConfig, error) {
 		rc = nameserver.TestRaftConfig("", nil, nil)
 	}
 	rc.ID, rc.Layer, rc.Peers, rc.Addr = NameserverID(i), layer, l.peers(), l.nsAddrs[i].raft
+	if l.cfg.RaftSnapshotThreshold > 0 {
+		rc.SnapshotThreshold = l.cfg.RaftSnapshotThreshold
+	}
 	return rc, nil
 }
 

@@ -388,7 +388,7 @@ func TestHA_BackupRestore(t *testing.T) {
 // past a snapshot and its compaction: restarted, it installs the leader's
 // snapshot and ends with the same state.
 func TestHA_CatchUpFromSnapshot(t *testing.T) {
-	c := haCluster(t)
+	c := testcluster.New(t, testcluster.Options{Nameservers: 3, SnapshotThreshold: 256})
 	ctx := context.Background()
 	leader := c.Leader()
 	down := (leader + 1) % 3
@@ -396,8 +396,8 @@ func TestHA_CatchUpFromSnapshot(t *testing.T) {
 		t.Logf("stop nameserver %d: %v", down, err)
 	}
 	ns := c.NSClient()
-	// Well past TestRaftConfig's SnapshotThreshold (256) and TrailingLogs
-	// (128), so the entries the follower lacks are compacted away.
+	// Well past the SnapshotThreshold (256) and TestRaftConfig's
+	// TrailingLogs (128), so the entries the follower lacks are compacted away.
 	for i := range 600 {
 		if _, err := ns.CreateBucket(ctx, fmt.Sprintf("snap-%04d", i)); err != nil {
 			t.Fatal(err)

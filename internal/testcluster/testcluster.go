@@ -46,6 +46,9 @@ type Options struct {
 	// Nameservers is how many nameservers run; above 1, a raft group
 	// whose raft connections go through a FaultLayer each (Cluster.Raft).
 	Nameservers int
+	// SnapshotThreshold, when set, replaces the raft group's snapshot
+	// threshold (nameserver.TestRaftConfig: 2048 entries).
+	SnapshotThreshold uint64
 }
 
 // Cluster is a running in-process cluster.
@@ -139,8 +142,9 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		SegmentSize: opts.SegmentSize, MinWritable: opts.MinWritable, GatewayAddr: "127.0.0.1:0",
 		Timing: membership.TimingTest, Fsync: opts.Fsync, Logger: log,
 		RepairAfter: opts.RepairAfter, Repair: opts.Repair, Domain: opts.Domain,
-		RebalanceInterval: opts.RebalanceInterval,
-		Nameservers:       opts.Nameservers,
+		RebalanceInterval:     opts.RebalanceInterval,
+		Nameservers:           opts.Nameservers,
+		RaftSnapshotThreshold: opts.SnapshotThreshold,
 		RaftLayer: func(i int, inner raft.StreamLayer) raft.StreamLayer {
 			l := NewFaultLayer(inner)
 			c.raftMu.Lock()
