@@ -125,7 +125,8 @@ type RaftConfig struct {
 	// on before stepping down. Default 500ms.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout: how long without an apply before the leader sends
-	// a heartbeat append. Default 10ms.
+	// an append that carries the commit index to the followers. Default
+	// 50ms.
 	CommitTimeout time.Duration
 	// MaxAppendEntries caps the entries in one append (and one FSM
 	// transaction). Default 256.
@@ -147,7 +148,7 @@ func DefaultRaftConfig() RaftConfig {
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      10 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
 		MaxAppendEntries:   256,
 		SnapshotInterval:   30 * time.Second,
 		SnapshotThreshold:  8192,
@@ -155,15 +156,13 @@ func DefaultRaftConfig() RaftConfig {
 	}
 }
 
-// TestRaftConfig returns raft timings for tests: elections within a
-// second, snapshots every 2048 entries.
+// TestRaftConfig returns raft settings for tests: the default timings
+// (shorter ones make leadership flap on a loaded machine, which costs more
+// than the faster failover gains), snapshots every 2048 entries.
 func TestRaftConfig(id string, layer raft.StreamLayer, peers []Peer) RaftConfig {
 	c := DefaultRaftConfig()
 	c.ID, c.Layer, c.Peers = id, layer, peers
 	c.Addr = "127.0.0.1:0"
-	c.HeartbeatTimeout, c.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
 	c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = 500*time.Millisecond, 2048, 128
 	return c
 }

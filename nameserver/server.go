@@ -154,6 +154,13 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
+	if started && s.raft != nil && s.leading.Load() {
+		// Hand leadership over rather than make the others wait for an
+		// election timeout.
+		if err := s.raft.r.LeadershipTransfer().Error(); err != nil {
+			s.log.Warn("leadership transfer", "err", err)
+		}
+	}
 	if started {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		if err := s.http.Shutdown(ctx); err != nil {
