@@ -41,6 +41,7 @@ type Server struct {
 	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
 	raft    *raftNode   // nil when alone (Config.Raft.ID empty)
+	killed  atomic.Bool // Kill: no leadership handover
 	leading atomic.Bool // raft leader with earlier entries applied (raft.go)
 	proxy   *forwarder  // followers forward the API to the leader (forward.go)
 
@@ -154,7 +155,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
-	if started && s.raft != nil && s.leading.Load() {
+	if started && s.raft != nil && s.leading.Load() && !s.killed.Load() {
 		// Hand leadership over rather than make the others wait for an
 		// election timeout.
 		if err := s.raft.r.LeadershipTransfer().Error(); err != nil {
@@ -189,6 +190,14 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.log.Info("nameserver closed")
 	return err
+}
+
+// Kill stops the nameserver as Close does, except that a raft leader does
+// not hand leadership over first: the others find it gone, as after a
+// crash, and elect a new leader once their election timeout passed.
+func (s *Server) Kill() error {
+	s.killed.Store(true)
+	return s.Close()
 }
 
 // syncLoop syncs dataserver records from gossip every SyncInterval.

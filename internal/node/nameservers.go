@@ -195,7 +195,7 @@ func (l *Local) StopNameserver(i int) error {
 // stops without leaving, raft and the HTTP server stop.
 func (l *Local) KillNameserver(i int) error {
 	if n := l.takeNameserver(i); n != nil {
-		return errors.Join(n.Gossip.Kill(), n.Server.Close())
+		return errors.Join(n.Gossip.Kill(), n.Server.Kill())
 	}
 	return nil
 }
