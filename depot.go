@@ -249,4 +249,8 @@ var (
 	ErrNotEmpty = errors.New("not empty")
 	// ErrTooLarge is returned when a body exceeds a configured limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrNoLeader is returned by a nameserver of a raft group that has no
+	// leader it can reach (an election is under way, or it is cut off from
+	// the majority); the caller retries, on another nameserver if it can.
+	ErrNoLeader = errors.New("no nameserver leader")
 )

@@ -231,8 +231,8 @@ func TestComposeFile(t *testing.T) {
 			}
 		}
 	}
-	if roles["nameserver"] != 1 || roles["dataserver"] != 6 || roles["gateway"] != 2 {
-		t.Errorf("roles %v; want 1 nameserver, 6 dataservers, 2 gateways", roles)
+	if roles["nameserver"] != 3 || roles["dataserver"] != 6 || roles["gateway"] != 2 {
+		t.Errorf("roles %v; want 3 nameservers (a raft group), 6 dataservers, 2 gateways", roles)
 	}
 	if len(racks) != 2 {
 		t.Errorf("dataservers by rack %v; want two racks", racks)

@@ -328,8 +328,8 @@ func TestKubernetesManifests(t *testing.T) {
 	if ds == nil || ns == nil {
 		t.Fatalf("want a dataserver and a nameserver StatefulSet; have %v", keys(m.statefulSets))
 	}
-	if ns.Spec.Replicas == nil || *ns.Spec.Replicas != 1 {
-		t.Errorf("nameserver: want exactly 1 replica (one leader)")
+	if ns.Spec.Replicas == nil || *ns.Spec.Replicas != 3 {
+		t.Errorf("nameserver: want 3 replicas (a raft group)")
 	}
 	if ds.Spec.Replicas == nil || *ds.Spec.Replicas < 6 {
 		t.Errorf("dataserver: want at least k+m = 6 replicas")

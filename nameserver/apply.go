@@ -27,11 +27,14 @@ var (
 	bktMissed      = []byte("missed")
 
 	allBuckets = [][]byte{bktUsers, bktUploads, bktParts, bktMeta, bktDataservers, bktVolumes, bktNeedles, bktNodeVols,
-		bktBuckets, bktObjects, bktDeletes, bktMissed}
+		bktBuckets, bktObjects, bktDeletes, bktMissed, bktNameservers}
 
 	keyVersion = []byte("version")
 	keyObjects = []byte("objects")
 	keyBytes   = []byte("bytes")
+	// keyRaftIndex is the raft log index of the last command applied, in
+	// the same transaction as the command (raft.go).
+	keyRaftIndex = []byte("raft_index")
 )
 
 // formatVersion is the layout version written in meta/version. Version 2
@@ -182,6 +185,9 @@ func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
 		return res, err
 	}
 	if res, ok, err := s.applyOrphans(tx, cmd); ok {
+		return res, err
+	}
+	if res, ok, err := s.applyRaft(tx, cmd); ok {
 		return res, err
 	}
 	return nil, fmt.Errorf("%w: unknown command %q", depot.ErrBadRequest, cmd.Type)

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"depot"
+	"depot/nameserver/nsclient"
 )
 
 type scheme struct{ k, m int }
@@ -22,6 +23,7 @@ type cache struct {
 	volumes     map[depot.VolumeID]volumeRecord
 	writable    map[scheme]map[depot.VolumeID]struct{}
 	dataservers map[string]dataserverRecord
+	nameservers map[string]nsclient.NameserverInfo // raft members' HTTP addresses
 }
 
 func newCache() *cache {
@@ -29,7 +31,23 @@ func newCache() *cache {
 		volumes:     make(map[depot.VolumeID]volumeRecord),
 		writable:    make(map[scheme]map[depot.VolumeID]struct{}),
 		dataservers: make(map[string]dataserverRecord),
+		nameservers: make(map[string]nsclient.NameserverInfo),
 	}
+}
+
+// replace takes over fresh's content (a restored database's).
+func (c *cache) replace(fresh *cache) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.volumes, c.writable, c.dataservers, c.nameservers = fresh.volumes, fresh.writable, fresh.dataservers, fresh.nameservers
+}
+
+// nameserver returns the record of raft member id.
+func (c *cache) nameserver(id string) (nsclient.NameserverInfo, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	info, ok := c.nameservers[id]
+	return info, ok
 }
 
 // load fills the cache from the database.
@@ -42,6 +60,17 @@ func (c *cache) load(tx *bbolt.Tx) error {
 			return fmt.Errorf("dataserver %q: %w", k, err)
 		}
 		c.putDataserver(rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = tx.Bucket(bktNameservers).ForEach(func(k, v []byte) error {
+		var info nsclient.NameserverInfo
+		if err := json.Unmarshal(v, &info); err != nil {
+			return fmt.Errorf("nameserver %q: %w", k, err)
+		}
+		c.nameservers[info.ID] = info
 		return nil
 	})
 	if err != nil {

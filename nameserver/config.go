@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"depot/internal/auth"
 	"depot/internal/membership"
 	"depot/internal/tlsconf"
@@ -95,8 +97,120 @@ type Config struct {
 	// whole cluster (each is further throttled by the repair workers'
 	// rate). Default 4.
 	RebalanceParallel int
+	// Raft, when Raft.ID is set, makes this nameserver a member of a raft
+	// group that replicates its state (raft.go); otherwise it runs alone,
+	// as `depot server` does.
+	Raft RaftConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+// Peer is a member of the raft group: its id and raft address.
+type Peer struct {
+	ID   string
+	Addr string
+}
+
+// RaftConfig configures a nameserver's membership of a raft group. Zero
+// durations and counts take the defaults of DefaultRaftConfig.
+type RaftConfig struct {
+	// ID is this nameserver's id in the group, stable across restarts.
+	// Empty: no raft.
+	ID string
+	// Addr is the raft listen address (TCP). Default ":9340".
+	Addr string
+	// Advertise is the raft address the others dial, when not Addr.
+	Advertise string
+	// AdvertiseHTTP is the HTTP host:port the others forward requests
+	// to, when the listener's address is not reachable as such.
+	AdvertiseHTTP string
+	// Peers is the initial group, this nameserver included. When the
+	// directory holds no raft state yet, the group is bootstrapped with
+	// it (every member given the same list). Empty: the nameserver waits
+	// to be added (`depot admin nameserver add`).
+	Peers []Peer
+	// Layer replaces the TCP listener on Addr (tests inject faults
+	// through it). Optional.
+	Layer raft.StreamLayer
+	// HeartbeatTimeout and ElectionTimeout: how long without a leader's
+	// contact before an election. Default 1s each.
+	HeartbeatTimeout, ElectionTimeout time.Duration
+	// LeaderLeaseTimeout: how long a leader cut off from a majority goes
+	// on before stepping down. Default 500ms.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout: how long without an apply before the leader sends
+	// an append that carries the commit index to the followers. Default
+	// 50ms.
+	CommitTimeout time.Duration
+	// MaxAppendEntries caps the entries in one append (and one FSM
+	// transaction). Default 256.
+	MaxAppendEntries int
+	// SnapshotInterval and SnapshotThreshold: a snapshot is taken, and
+	// the log compacted, when this many entries accumulated, checked that
+	// often. Defaults 30s and 8192.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries the log keeps after a snapshot,
+	// for followers a little behind. Default 10240.
+	TrailingLogs uint64
+}
+
+// DefaultRaftConfig returns the raft defaults, without ID and Peers.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
+		Addr:               ":9340",
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   256,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+	}
+}
+
+// TestRaftConfig returns raft settings for tests: the default timings
+// (shorter ones make leadership flap on a loaded machine, which costs more
+// than the faster failover gains), snapshots every 2048 entries.
+func TestRaftConfig(id string, layer raft.StreamLayer, peers []Peer) RaftConfig {
+	c := DefaultRaftConfig()
+	c.ID, c.Layer, c.Peers = id, layer, peers
+	c.Addr = "127.0.0.1:0"
+	c.SnapshotInterval, c.SnapshotThreshold, c.TrailingLogs = 500*time.Millisecond, 2048, 128
+	return c
+}
+
+func (c RaftConfig) withDefaults() RaftConfig {
+	d := DefaultRaftConfig()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = min(d.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = d.CommitTimeout
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = d.MaxAppendEntries
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	return c
 }
 
 // DefaultConfig returns the defaults, without the required fields.
@@ -184,6 +298,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Raft.ID != "" {
+		c.Raft = c.Raft.withDefaults()
 	}
 	return c
 }

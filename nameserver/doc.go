@@ -10,9 +10,9 @@
 // Every change of state is a Command (command.go) given to one function,
 // store.apply, inside a bbolt read-write transaction. Apply is
 // deterministic — it reads only the transaction and the command, whose Time
-// stands in for the clock — so replicating the nameserver with
-// hashicorp/raft later means shipping the same commands through a raft log
-// and calling the same apply from the FSM. Decisions that depend on the
+// stands in for the clock — so the same commands replicated through a raft
+// log (see "Raft group") and applied by the FSM give every replica the same
+// state. Decisions that depend on the
 // outside world (gossip liveness, placement, which writable volume to lease
 // from) are made by the proposer and carried in the payload.
 //
@@ -36,6 +36,11 @@
 //	             building refs, other versions are refused)
 //	             "objects" → uint64: number of objects in the namespace
 //	             "bytes"   → uint64: sum of their sizes
+//	             "raft_index" → uint64: in a raft group, the log index of
+//	             the last command applied (written in the same transaction)
+//	nameservers  raft member id → JSON nsclient.NameserverInfo {id, addr,
+//	             raft_addr}: the HTTP address of each member that led,
+//	             recorded by command "nameserver" when it takes office
 //	dataservers  node id → JSON dataserverRecord: id, addr (HTTP), gossip_addr,
 //	             rack, free, used, state (alive|suspect|dead|left|unknown),
 //	             since — what gossip said last; "unknown" while the node is
@@ -81,6 +86,71 @@
 //	             nsclient.RepairJob {volume, index, from, to, started,
 //	             updated, cursor, needles, bytes, total_bytes}: shard
 //	             rebuilds under way (created by the first job; repair.go)
+//
+// # Raft group
+//
+// With Config.Raft.ID set, the nameserver is a member of a raft group
+// (hashicorp/raft) of 3 or 5; without it, it runs alone exactly as before
+// (the committer above; `depot server` does this). In a group:
+//
+//   - Proposals go through raft.Apply on the leader. Raft gathers
+//     concurrent applies into one log append (one fsync) and one
+//     AppendEntries per follower (BatchApplyCh, MaxAppendEntries), and the
+//     FSM (raft.go) applies each batch of committed entries in ONE bbolt
+//     transaction that also writes meta/raft_index. After a restart raft
+//     replays entries after its last snapshot; the FSM skips those at or
+//     below raft_index, so the database is never applied twice.
+//     Not being the leader, or losing leadership before an entry commits,
+//     is depot.ErrNoLeader (HTTP 503, code NoLeader).
+//   - Snapshots are the bbolt file as of one read transaction
+//     (tx.WriteTo), taken every Raft.SnapshotThreshold entries; the log is
+//     then compacted to Raft.TrailingLogs entries. Since the database is
+//     itself durable, a restart does not restore the snapshot
+//     (NoSnapshotRestoreOnStart). A member too far behind installs the
+//     leader's snapshot: Restore replaces the database's content in one
+//     transaction (it stages the file in Dir; memory grows with the
+//     database) and reloads the in-memory cache.
+//   - The leader waits for a barrier (every earlier entry applied here),
+//     records its HTTP address (command "nameserver"), then serves the
+//     API and alone runs the gossip sync, repair scheduling, the delete
+//     queue and rebalancing. Followers forward every API request to it
+//     (forward.go; the request carries Depot-Forwarded so it is never
+//     forwarded twice) and answer NoLeader while none is known. Every
+//     answer names the leader in Depot-Nameserver-Leader. Reads are
+//     served by the leader from its database; a leader cut off from the
+//     majority steps down after Raft.LeaderLeaseTimeout, so a stale read
+//     is possible only within that lease.
+//   - nsclient takes every member's URL (comma-separated), moves to the
+//     leader a member names, and on a member that cannot be reached or
+//     answers NoLeader tries the next one with backoff, up to its
+//     RetryFor (15s) or the caller's context. The commands a client may
+//     repeat that way are idempotent (an object put twice is put once).
+//
+// The raft log and stable store are the bbolt file <Dir>/raft.db (not
+// raft-boltdb, whose v2 no longer builds against the go-metrics that raft
+// and memberlist need):
+//
+//	logs         uint64 index → uint64 term, uint8 type (raft.LogType),
+//	             int64 appended-at Unix nanoseconds (0: unknown), uvarint
+//	             length of the extensions, the extensions, then the data
+//	             (for commands: the JSON of a Command)
+//	stable       raft's keys (CurrentTerm, LastVoteTerm, ...) → their bytes
+//
+// Snapshots are raft's file snapshot store in <Dir>/snapshots (two kept).
+// Members are added with `depot admin nameserver add ID RAFT_ADDR` (the new
+// one started with --raft-addr and no --peers) and removed with `depot
+// admin nameserver remove ID`.
+//
+// # Backup and restore
+//
+// GET /backup streams the database as of one read transaction (a bbolt
+// file) while the nameserver serves. POST /restore takes such a file and
+// replaces the whole state with it: alone, in one transaction; in a group,
+// the leader hands it to raft.Restore, which installs it as a snapshot on
+// every member (the backup's raft_index is dropped first). Restore is for
+// disaster recovery onto a fresh or wiped group: writes made after the
+// backup are lost. `depot admin backup FILE` and `depot admin restore FILE`
+// drive them.
 //
 // # Volume states
 //
@@ -216,4 +286,8 @@
 //	                 it refreshes itself
 //	GET /ui/health   the page's facts as JSON, the same document as
 //	                 `depot admin status --json` (nsclient.Assess)
+//
+// The raft group's routes (all with the token): GET /nameservers (members,
+// leader), POST /nameservers {id, raft_addr}, DELETE /nameservers/{id},
+// GET /backup, POST /restore.
 package nameserver

@@ -59,7 +59,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	root.HandleFunc("GET /readyz", s.handleReady)
 	root.Handle("GET /metrics", auth.MetricsGate(s.cfg.MetricsToken, s.cfg.Key, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	root.Handle("/", tlsconf.RequireClientCert(s.authenticate(api)))
+	s.routeRaft(api)
+	// Credentials are checked here, on the member the request reached;
+	// a follower then forwards it to the leader (proxy.go).
+	root.Handle("/", tlsconf.RequireClientCert(s.authenticate(s.proxy.wrap(api))))
 	return root
 }
 

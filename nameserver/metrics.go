@@ -19,6 +19,7 @@ type metrics struct {
 	latency       *prometheus.HistogramVec
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
+	forwarded     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,9 +58,12 @@ func newMetrics() *metrics {
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "depot_nameserver_http_bytes_out_total", Help: "Response body bytes written by the HTTP API (metadata only).",
 		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_forwarded_total", Help: "API requests a raft follower forwarded to the leader.",
+		}),
 	}
 	m.reg.MustRegister(m.commands, m.fsyncs, m.batchSize, m.commitSeconds, m.assigns, m.leased, m.requests,
-		m.latency, m.bytesIn, m.bytesOut,
+		m.latency, m.bytesIn, m.bytesOut, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

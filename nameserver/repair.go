@@ -236,7 +236,9 @@ func (s *Server) repairJobs() ([]nsclient.RepairJob, error) {
 // RepairInterval until ctx ends.
 func (s *Server) repairLoop(ctx context.Context) {
 	started := time.Now()
-	if err := s.metrics.reg.Register(repairCollector{s}); err != nil {
+	// A nameserver that leads again registers again: that is no failure.
+	var already prometheus.AlreadyRegisteredError
+	if err := s.metrics.reg.Register(repairCollector{s}); err != nil && !errors.As(err, &already) {
 		s.log.Warn("repair metrics", "err", err)
 	}
 	hc := s.httpClient(30 * time.Second)

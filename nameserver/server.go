@@ -42,6 +42,11 @@ type Server struct {
 	rr        atomic.Uint64 // round robin over writable volumes
 	remaining atomic.Int64  // bytes the latest rebalance plan still had to move (rebalance.go)
 
+	raft    *raftNode   // nil when alone (Config.Raft.ID empty)
+	killed  atomic.Bool // Kill: no leadership handover
+	leading atomic.Bool // raft leader with earlier entries applied (raft.go)
+	proxy   *forwarder  // followers forward the API to the leader (forward.go)
+
 	mu       sync.Mutex
 	routes   []string // patterns registered by route (http.go)
 	ln       net.Listener
@@ -75,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		createSem: make(chan struct{}, 1),
 		tr:        cfg.TLS.Transport(),
 	}
+	s.proxy = newForwarder(s)
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -84,7 +90,9 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Start listens on Config.Addr and serves the API, and starts the committer
-// and the periodic gossip sync. Close stops them.
+// and the periodic gossip sync, or, in a raft group, joins the group; the
+// background work then runs only while this nameserver leads. Close stops
+// them.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,19 +104,32 @@ func (s *Server) Start() error {
 		return fmt.Errorf("nameserver: listen: %w", err)
 	}
 	ln = tlsconf.Listener(ln, s.cfg.TLS.ServerConfig())
-	s.ln, s.started = ln, true
-	s.store.start()
+	s.ln = ln
+	if s.cfg.Raft.ID != "" {
+		n, err := openRaft(s.cfg, s.store, s.log)
+		if err != nil {
+			ln.Close()
+			s.ln = nil
+			return err
+		}
+		s.raft = n
+		s.store.rep = n
+	}
+	s.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Go(func() { s.syncLoop(ctx) })
-	s.wg.Go(func() { s.repairLoop(ctx) })
-	s.wg.Go(func() { s.rebalanceLoop(ctx) })
+	if s.raft != nil {
+		s.wg.Go(func() { s.leadership(ctx) })
+	} else {
+		s.store.start()
+		s.wg.Go(func() { s.runLeaderLoops(ctx) })
+	}
 	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
 		}
 	})
-	s.log.Info("nameserver started", "addr", ln.Addr().String(), "dir", s.cfg.Dir)
+	s.log.Info("nameserver started", "addr", ln.Addr().String(), "dir", s.cfg.Dir, "raft_id", s.cfg.Raft.ID)
 	return nil
 }
 
@@ -146,6 +167,13 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 
 	var errs []error
+	if started && s.raft != nil && s.leading.Load() && !s.killed.Load() {
+		// Hand leadership over rather than make the others wait for an
+		// election timeout.
+		if err := s.raft.r.LeadershipTransfer().Error(); err != nil {
+			s.log.Warn("leadership transfer", "err", err)
+		}
+	}
 	if started {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		if err := s.http.Shutdown(ctx); err != nil {
@@ -155,8 +183,14 @@ func (s *Server) Close() error {
 		cancel()
 		s.cancel()
 		s.wg.Wait()
+		if s.raft != nil {
+			if err := s.raft.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	s.tr.CloseIdleConnections()
+	s.proxy.close()
 	if err := s.store.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -169,6 +203,14 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.log.Info("nameserver closed")
 	return err
+}
+
+// Kill stops the nameserver as Close does, except that a raft leader does
+// not hand leadership over first: the others find it gone, as after a
+// crash, and elect a new leader once their election timeout passed.
+func (s *Server) Kill() error {
+	s.killed.Store(true)
+	return s.Close()
 }
 
 // syncLoop syncs dataserver records from gossip every SyncInterval.

@@ -38,13 +38,19 @@ type store struct {
 
 	commands atomic.Uint64 // commands committed
 	fsyncs   atomic.Uint64 // transactions committed
+
+	// rep, when set, replicates commands through raft (raft.go) instead
+	// of the committer; applied is the last raft index in the database.
+	rep     replicator
+	applied atomic.Uint64
 }
 
 type request struct {
-	cmd  Command
-	res  any
-	err  error
-	done chan struct{}
+	cmd   Command
+	index uint64 // raft log index; 0 outside raft
+	res   any
+	err   error
+	done  chan struct{} // closed once applied; nil for raft's FSM
 }
 
 func openStore(path string, window time.Duration, maxBatch int, m *metrics, log *slog.Logger) (*store, error) {
@@ -78,7 +84,10 @@ func openStore(path string, window time.Duration, maxBatch int, m *metrics, log 
 		return nil
 	})
 	if err == nil {
-		err = db.View(s.cache.load)
+		err = db.View(func(tx *bbolt.Tx) error {
+			s.applied.Store(getU64(tx.Bucket(bktMeta), keyRaftIndex))
+			return s.cache.load(tx)
+		})
 	}
 	if err != nil {
 		db.Close()
@@ -114,7 +123,11 @@ func (s *store) propose(ctx context.Context, typ CommandType, payload any) (any,
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: encode %s: %w", typ, err)
 	}
-	r := &request{cmd: Command{Type: typ, Time: time.Now().UTC(), Data: data}, done: make(chan struct{})}
+	cmd := Command{Type: typ, Time: time.Now().UTC(), Data: data}
+	if s.rep != nil {
+		return s.rep.replicate(ctx, cmd)
+	}
+	r := &request{cmd: cmd, done: make(chan struct{})}
 	if !s.running.Load() {
 		return nil, ErrClosed
 	}
@@ -198,7 +211,9 @@ func (s *store) commit(batch []*request) {
 	s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.batchSize.Observe(float64(len(batch)))
 	for _, r := range batch {
-		close(r.done)
+		if r.done != nil {
+			close(r.done)
+		}
 	}
 }
 
@@ -220,6 +235,12 @@ func (s *store) applyBatch(batch []*request) error {
 				tx.Rollback()
 				return r.err
 			}
+		}
+	}
+	if last := batch[len(batch)-1].index; last != 0 {
+		if err := put(tx.Bucket(bktMeta), keyRaftIndex, u64(last)); err != nil {
+			tx.Rollback()
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -33,7 +33,12 @@ const adminUsage = `usage:
   depot admin drain NODE [--no-wait] [--undo]  move every shard off NODE, then say it may be stopped
   depot admin certs --out DIR [--hosts a,b,c]  make a cluster CA, node certificates and an admin
                                                client certificate (ECDSA P-256) in DIR
-flags (before the subcommand): --nameserver URL (env DEPOT_NAMESERVER),
+  depot admin backup FILE                      copy the nameserver's state to FILE while it serves
+  depot admin restore FILE                     replace the nameserver's whole state with a backup
+  depot admin nameserver ls                    the raft group's members, and which one leads
+  depot admin nameserver add ID RAFT_ADDR      add a nameserver (started with --raft-addr, no --peers)
+  depot admin nameserver remove ID             remove a nameserver from the group
+flags (before the subcommand): --nameserver URL[,URL...] (env DEPOT_NAMESERVER),
   --cluster-key-file FILE (or env DEPOT_CLUSTER_KEY), --dir DIR (a depot server's data directory),
   --admin-key-file FILE (or env DEPOT_ADMIN_KEY), --ca/--cert/--key for a cluster with mutual TLS`
 
@@ -55,6 +60,9 @@ func runAdmin(ctx context.Context, args []string) error {
 	}
 	if len(rest) >= 1 && (rest[0] == "rebalance" || rest[0] == "drain") {
 		return runAdminRebalance(ctx, &conn, rest)
+	}
+	if len(rest) >= 1 && (rest[0] == "backup" || rest[0] == "restore" || rest[0] == "nameserver") {
+		return runAdminNameserver(ctx, &conn, rest)
 	}
 	if len(rest) < 2 {
 		fs.Usage()

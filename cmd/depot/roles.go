@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"depot/client"
@@ -104,6 +105,9 @@ func runNameserver(ctx context.Context, args []string) error {
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
 	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
+	raftAddr := fs.String("raft-addr", envOr("DEPOT_RAFT_ADDR", ""), "raft listen address; set (or --peers) to run in a raft group of nameservers under --id (env DEPOT_RAFT_ADDR)")
+	raftAdvertise := fs.String("raft-advertise", envOr("DEPOT_RAFT_ADVERTISE", ""), "raft address announced to the others, when it differs from --raft-addr (env DEPOT_RAFT_ADVERTISE)")
+	peers := fs.String("peers", envOr("DEPOT_PEERS", ""), "initial raft group, id=host:port comma-separated, this nameserver included (the same on every member); empty with --raft-addr: wait for depot admin nameserver add (env DEPOT_PEERS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,6 +131,16 @@ func runNameserver(ctx context.Context, args []string) error {
 	cfg.RepairAfter = *repairAfter
 	cfg.RebalanceInterval = *rebalanceEvery
 	cfg.AdminKey, cfg.MetricsToken = adminKey, metricsToken
+	if *raftAddr != "" || *peers != "" {
+		cfg.Raft = nameserver.DefaultRaftConfig()
+		cfg.Raft.ID, cfg.Raft.Advertise, cfg.Raft.AdvertiseHTTP = *id, *raftAdvertise, rf.advertiseHTTP
+		if *raftAddr != "" {
+			cfg.Raft.Addr = *raftAddr
+		}
+		if cfg.Raft.Peers, err = parsePeers(*peers); err != nil {
+			return err
+		}
+	}
 	ns, err := node.StartNameserver(ctx, g, cfg, *id)
 	if err != nil {
 		return err
@@ -201,7 +215,7 @@ func runGateway(ctx context.Context, args []string) error {
 	var rf roleFlags
 	rf.register(fs, "0.0.0.0:9000", "0.0.0.0:7948")
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id (env DEPOT_ID; default gw-<host name>)")
-	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL (env DEPOT_NAMESERVER; default: found through gossip)")
+	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL, or the URLs of a raft group comma-separated (env DEPOT_NAMESERVER; default: found through gossip)")
 	k := fs.Int("k", 4, "data shards of new writes")
 	m := fs.Int("m", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
@@ -262,4 +276,17 @@ func runGateway(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return gw.Close(sctx)
+}
+
+// parsePeers parses "id=host:port,id=host:port".
+func parsePeers(s string) ([]nameserver.Peer, error) {
+	var out []nameserver.Peer
+	for _, p := range splitComma(s) {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", p)
+		}
+		out = append(out, nameserver.Peer{ID: id, Addr: addr})
+	}
+	return out, nil
 }

@@ -74,6 +74,7 @@ var table = []struct {
 	{depot.ErrReadOnly, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrNoQuorum, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrNotEnoughNodes, "ServiceUnavailable", http.StatusServiceUnavailable},
+	{depot.ErrNoLeader, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrUnauthorized, "AccessDenied", http.StatusForbidden},
 	{depot.ErrBadRequest, "InvalidRequest", http.StatusBadRequest},
 	{depot.ErrExists, "BucketAlreadyOwnedByYou", http.StatusConflict},

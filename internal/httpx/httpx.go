@@ -40,6 +40,7 @@ var table = []mapping{
 	{depot.ErrExists, "Exists", http.StatusConflict},
 	{depot.ErrNotEmpty, "NotEmpty", http.StatusConflict},
 	{depot.ErrTooLarge, "TooLarge", http.StatusRequestEntityTooLarge},
+	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},
 }
 
 // ErrorBody is the JSON body of an internal error response.

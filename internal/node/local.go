@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
@@ -90,6 +92,16 @@ type LocalConfig struct {
 	// MetricsToken, when not empty, is the bearer token every role's
 	// /metrics requires. Default empty: open.
 	MetricsToken string
+	// Nameservers is how many nameservers run: 1 (the default) runs one
+	// alone, as before; 3 or 5 run a raft group (nameserver.RaftConfig),
+	// and the gateway and the dataservers talk to any of them.
+	Nameservers int
+	// RaftLayer, when set, wraps each nameserver's raft listener (tests
+	// inject faults through it); i is the nameserver's index.
+	RaftLayer func(i int, inner raft.StreamLayer) raft.StreamLayer
+	// RaftSnapshotThreshold, when set, replaces the nameservers' raft
+	// SnapshotThreshold (tests of catching up from a snapshot).
+	RaftSnapshotThreshold uint64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -113,6 +125,9 @@ func (c *LocalConfig) setDefaults() error {
 	if c.Timing == 0 {
 		c.Timing = membership.TimingLocal
 	}
+	if c.Nameservers == 0 {
+		c.Nameservers = 1
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -127,6 +142,8 @@ const testVolumeTTL = time.Second
 type Local struct {
 	cfg LocalConfig
 
+	// NS is the first nameserver (the only one unless
+	// LocalConfig.Nameservers > 1; see Nameserver(i) for the others).
 	NS *Nameserver
 	GW *Gateway
 
@@ -135,9 +152,14 @@ type Local struct {
 	// calls in-process; nil while the nameserver is down.
 	nsAPI atomic.Pointer[http.Handler]
 
-	mu sync.Mutex
-	ds []*Dataserver // nil where stopped
+	mu  sync.Mutex
+	ds  []*Dataserver // nil where stopped
+	nss []*Nameserver // nil where stopped
+	// per nameserver: addresses kept across restarts
+	nsAddrs []nsAddrs
 }
+
+type nsAddrs struct{ http, gossip, raft string }
 
 // StartLocal starts a nameserver, the dataservers and a gateway, and waits
 // until the nameserver sees enough dataservers to place a volume.
@@ -146,12 +168,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	l := &Local{cfg: cfg, ds: make([]*Dataserver, cfg.Dataservers)}
-	nsDir := filepath.Join(cfg.Dir, "nameserver")
-	if err := os.MkdirAll(nsDir, 0o755); err != nil {
-		return nil, err
-	}
 	nc := nameserver.DefaultConfig()
-	nc.Dir = nsDir
 	nc.Addr = "127.0.0.1:0"
 	nc.DefaultK, nc.DefaultM, nc.Unit = cfg.K, cfg.M, cfg.Unit
 	if cfg.MinWritable > 0 {
@@ -169,12 +186,13 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	nc.AdminKey, nc.MetricsToken = cfg.AdminKey, cfg.MetricsToken
 	nc.Logger = cfg.Logger.With("role", "nameserver")
 	l.nsCfg = nc
-	ns, err := StartNameserver(ctx, l.gossip(nil, "nameserver"), nc, "ns1")
-	if err != nil {
-		return nil, fmt.Errorf("start nameserver: %w", err)
+	l.nss = make([]*Nameserver, cfg.Nameservers)
+	l.nsAddrs = make([]nsAddrs, cfg.Nameservers)
+	if err := l.startNameservers(ctx); err != nil {
+		l.Close(context.Background())
+		return nil, err
 	}
-	l.NS = ns
-	l.setNameserverAPI(ns)
+	ns := l.NS
 	for i := range cfg.Dataservers {
 		if err := l.StartDataserver(ctx, i); err != nil {
 			l.Close(context.Background())
@@ -189,9 +207,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		ID:         "gw1",
 		Gateway:    gwc,
 		Client:     client.Config{K: cfg.K, M: cfg.M, SegmentSize: cfg.SegmentSize},
-		Nameserver: ns.Server.URL(),
-		// The gateway reaches the nameserver by a call, not a socket.
-		NameserverTransport: httpx.InProcess{Handler: l.nameserverAPI},
+		Nameserver: l.NameserverURLs(),
+	}
+	if cfg.Nameservers <= 1 {
+		// One nameserver: the gateway reaches it by a call, not a socket.
+		gc.NameserverTransport = httpx.InProcess{Handler: l.nameserverAPI}
 	}
 	if cfg.Timing == membership.TimingTest {
 		gc.Client.VolumeTTL = testVolumeTTL
@@ -263,7 +283,13 @@ func (l *Local) StartDataserver(ctx context.Context, i int) error {
 			rc.MoveSettle = 2 * testVolumeTTL
 		}
 	}
-	ds, err := StartDataserver(ctx, l.gossip([]string{l.NS.Gossip.GossipAddr()}, "dataserver"), dc, rack, rc)
+	var join []string
+	for _, n := range l.nss {
+		if n != nil {
+			join = append(join, n.Gossip.GossipAddr())
+		}
+	}
+	ds, err := StartDataserver(ctx, l.gossip(join, "dataserver"), dc, rack, rc)
 	if err != nil {
 		return fmt.Errorf("start dataserver %s: %w", dc.ID, err)
 	}
@@ -337,11 +363,15 @@ func (l *Local) Reload() error {
 	return err
 }
 
-// WaitReady waits until the nameserver is ready.
+// WaitReady waits until the nameserver (in a raft group: a leader) is
+// ready.
 func (l *Local) WaitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ok, alive := l.NS.Server.Ready()
+		ok, alive := false, 0
+		if n := l.ServingNameserver(); n != nil && n.Server.IsLeader() {
+			ok, alive = n.Server.Ready()
+		}
 		if ok {
 			return nil
 		}
@@ -376,10 +406,19 @@ func (l *Local) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	errs = append(errs, dsErrs...)
-	if l.NS != nil {
-		l.nsAPI.Store(nil)
-		errs = append(errs, l.NS.Close())
+	l.nsAPI.Store(nil)
+	l.mu.Lock()
+	nss := l.nss
+	l.nss = make([]*Nameserver, len(nss))
+	l.mu.Unlock()
+	nsErrs := make([]error, len(nss))
+	for i, n := range nss {
+		if n != nil {
+			wg.Go(func() { nsErrs[i] = n.Close() })
+		}
 	}
+	wg.Wait()
+	errs = append(errs, nsErrs...)
 	return errors.Join(errs...)
 }
 
@@ -388,49 +427,28 @@ func (l *Local) Close(ctx context.Context) error {
 // directory, HTTP address and gossip address, so that its database must
 // carry every decision over.
 func (l *Local) CrashNameserver(ctx context.Context) error {
-	old := l.NS
-	l.nsAPI.Store(nil)
-	httpAddr, gossipAddr := old.Server.Addr(), old.Gossip.GossipAddr()
+	old := l.Nameserver(0)
+	l.setNameserverAPI(nil)
 	// A crash does not wait for requests in flight: an HTTP shutdown that
 	// runs out of time is no failure here. A database that did not close
 	// shows up below, as a restart that cannot open it.
 	if err := errors.Join(old.Gossip.Kill(), old.Server.Close()); err != nil {
 		l.cfg.Logger.Warn("crash nameserver: close", "err", err)
 	}
-	var err error
-	var join []string
-	l.mu.Lock()
-	for _, d := range l.ds {
-		if d != nil {
-			join = append(join, d.Gossip.GossipAddr())
-		}
-	}
-	l.mu.Unlock()
-	nc := l.nsCfg
-	nc.Addr = httpAddr
-	g := l.gossip(join, "nameserver")
-	g.BindAddr = gossipAddr
-	var ns *Nameserver
-	for attempt := 0; ; attempt++ { // the ports may take a moment to be free again
-		ns, err = StartNameserver(ctx, g, nc, "ns1")
-		if err == nil || attempt == 50 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err != nil {
+	l.takeNameserver(0)
+	if err := l.startNameserver(ctx, 0); err != nil {
 		return fmt.Errorf("restart nameserver: %w", err)
 	}
-	l.NS = ns
-	l.setNameserverAPI(ns)
 	return l.WaitReady(ctx)
 }
 
+// setNameserverAPI makes ns the nameserver the gateway calls in-process
+// (nil: none is running).
 func (l *Local) setNameserverAPI(ns *Nameserver) {
+	if ns == nil {
+		l.nsAPI.Store(nil)
+		return
+	}
 	h := ns.Server.Handler()
 	l.nsAPI.Store(&h)
 }

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,16 +262,26 @@ func (d *Dataserver) Kill() error {
 // NameserverFinder returns the nameserver's base URL, e.g. from gossip.
 type NameserverFinder func() (string, error)
 
-// FromGossip finds an alive nameserver in the gossip view; its URL is
-// https when tc is not nil.
+// FromGossip finds the alive nameservers in the gossip view: their base
+// URLs (https when tc is not nil), comma-separated and by id (several when
+// they run as a raft group; nsclient takes them all and finds the leader).
 func FromGossip(gm interface{ Members() []membership.Node }, tc *tlsconf.Cluster) NameserverFinder {
 	return func() (string, error) {
+		var found []membership.Node
 		for _, n := range gm.Members() {
 			if n.Meta.Role == depot.RoleNameserver && n.State == membership.StateAlive && n.Meta.Addr != "" {
-				return tc.URL(n.Meta.Addr), nil
+				found = append(found, n)
 			}
 		}
-		return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
+		if len(found) == 0 {
+			return "", fmt.Errorf("%w: no alive nameserver in gossip", depot.ErrNotEnoughNodes)
+		}
+		slices.SortFunc(found, func(a, b membership.Node) int { return strings.Compare(a.Meta.ID, b.Meta.ID) })
+		urls := make([]string, len(found))
+		for i, n := range found {
+			urls[i] = tc.URL(n.Meta.Addr)
+		}
+		return strings.Join(urls, ","), nil
 	}
 }
 

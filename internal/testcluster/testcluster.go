@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"depot/client"
 	"depot/dataserver"
@@ -63,6 +66,12 @@ type Options struct {
 	// Logger receives every role's logs; default silent, or stderr with
 	// Verbose.
 	Logger *slog.Logger
+	// Nameservers is how many nameservers run; above 1, a raft group
+	// whose raft connections go through a FaultLayer each (Cluster.Raft).
+	Nameservers int
+	// SnapshotThreshold, when set, replaces the raft group's snapshot
+	// threshold (nameserver.TestRaftConfig: 2048 entries).
+	SnapshotThreshold uint64
 }
 
 // Cluster is a running in-process cluster.
@@ -77,6 +86,19 @@ type Cluster struct {
 	User     string
 	Password string
 	t        testing.TB
+
+	// Raft holds nameserver i's fault-injecting raft layer (the latest,
+	// across restarts) when Options.Nameservers > 1.
+	raftMu sync.Mutex
+	raft   map[int]*FaultLayer
+}
+
+// Raft returns the fault-injecting raft layer of nameserver i (nil when
+// the nameserver runs alone).
+func (c *Cluster) Raft(i int) *FaultLayer {
+	c.raftMu.Lock()
+	defer c.raftMu.Unlock()
+	return c.raft[i]
 }
 
 // Defaults for Options.
@@ -152,7 +174,7 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: opts.Password, t: t}
+	c := &Cluster{Opts: opts, Key: key, User: "TESTROOT", Password: opts.Password, t: t, raft: make(map[int]*FaultLayer)}
 	if c.Password == "" {
 		c.Password = "test-secret-" + fmt.Sprint(time.Now().UnixNano())
 	}
@@ -183,6 +205,15 @@ func Start(t testing.TB, opts Options) (*Cluster, error) {
 		SSEKeys: opts.SSEKeys, SSECOverHTTP: true, // the harness speaks plain HTTP on loopback
 		RebalanceInterval: opts.RebalanceInterval, Gateway: opts.Gateway,
 		TLS: c.TLS, GatewayTLS: gwTLS, AdminKey: opts.AdminKey, MetricsToken: opts.MetricsToken,
+		Nameservers:           opts.Nameservers,
+		RaftSnapshotThreshold: opts.SnapshotThreshold,
+		RaftLayer: func(i int, inner raft.StreamLayer) raft.StreamLayer {
+			l := NewFaultLayer(inner)
+			c.raftMu.Lock()
+			c.raft[i] = l
+			c.raftMu.Unlock()
+			return l
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -197,7 +228,7 @@ func (c *Cluster) Client() *client.Client { return c.GW.Client }
 // NSClient returns a nameserver API client that signs with the cluster
 // key (and speaks the cluster's TLS).
 func (c *Cluster) NSClient() *nsclient.Client {
-	return nsclient.NewTLS(c.Local.NS.Server.URL(), c.Key, c.TLS)
+	return nsclient.NewTLS(c.Local.NameserverURLs(), c.Key, c.TLS)
 }
 
 // AdminClient returns a nameserver API client that signs with the admin
@@ -207,7 +238,7 @@ func (c *Cluster) AdminClient() *nsclient.Client {
 	if k == nil {
 		k = c.Key
 	}
-	return nsclient.NewTLS(c.Local.NS.Server.URL(), k, c.TLS)
+	return nsclient.NewTLS(c.Local.NameserverURLs(), k, c.TLS)
 }
 
 // HTTPClient returns a client that trusts the cluster CA and presents a
@@ -223,7 +254,7 @@ func (c *Cluster) WaitDead(i int) {
 	c.t.Helper()
 	id := node.DataserverID(i)
 	c.waitFor(fmt.Sprintf("%s seen dead", id), func() bool {
-		for _, n := range c.Local.NS.Gossip.Members() {
+		for _, n := range c.Local.ServingNameserver().Gossip.Members() {
 			if n.Meta.ID == id {
 				return n.State == membership.StateDead || n.State == membership.StateLeft
 			}
@@ -243,11 +274,12 @@ func (c *Cluster) WaitAlive(i int) {
 	}
 	addr := d.Server.Addr()
 	c.waitFor(fmt.Sprintf("%s seen alive at %s", id, addr), func() bool {
-		for _, n := range c.Local.NS.Gossip.Members() {
+		ns := c.Local.ServingNameserver()
+		for _, n := range ns.Gossip.Members() {
 			if n.Meta.ID == id && n.State == membership.StateAlive && n.Meta.Addr == addr {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				return c.Local.NS.Server.SyncMembers(ctx) == nil
+				return ns.Server.SyncMembers(ctx) == nil
 			}
 		}
 		return false

@@ -169,3 +169,21 @@ type CommitStats struct {
 	Commands uint64 `json:"commands"`
 	Fsyncs   uint64 `json:"fsyncs"`
 }
+
+// NameserverInfo is a member of the nameserver raft group: GET
+// /nameservers lists them (NameserverList); POST /nameservers adds one
+// (ID, RaftAddr); DELETE /nameservers/{id} removes one. In the replicated
+// state, a record with Remove set forgets a member.
+type NameserverInfo struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr,omitempty"`      // HTTP host:port
+	RaftAddr string `json:"raft_addr,omitempty"` // raft host:port
+	Leader   bool   `json:"leader,omitempty"`
+	Voter    bool   `json:"voter,omitempty"`
+	Remove   bool   `json:"remove,omitempty"`
+}
+
+// NameserverList is the body of GET /nameservers.
+type NameserverList struct {
+	Nameservers []NameserverInfo `json:"nameservers"`
+}

@@ -11,12 +11,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"depot"
 	"depot/internal/auth"
@@ -24,22 +28,36 @@ import (
 	"depot/internal/tlsconf"
 )
 
-// Client calls one nameserver. It is safe for concurrent use.
+// Client calls a nameserver, or any of the members of a raft group of
+// nameservers. It is safe for concurrent use.
+//
+// With several members, a request goes to the one believed to lead (a
+// member's answers name the leader in the Depot-Nameserver-Leader header);
+// when that one cannot be reached or answers NoLeader (an election is under
+// way), the client tries the next member, backing off, until RetryFor
+// passed or the context ended. With one nameserver only NoLeader answers
+// are retried.
 type Client struct {
-	base string
-	key  auth.Key
-	hc   *http.Client
+	bases []string
+	cur   atomic.Int64 // index into bases of the member in use
+	key   auth.Key
+	hc    *http.Client
+
+	// RetryFor bounds the retries of one call. Default 15s; set it before
+	// the first call.
+	RetryFor time.Duration
 }
 
 // New returns a client for the nameserver at baseURL ("http://host:port";
-// a bare host:port gets "http://"), signing every request with key. A nil
+// a bare host:port gets "http://"), or, with several comma-separated URLs,
+// for a raft group of nameservers; it signs every request with key. A nil
 // httpClient means a client of its own that keeps up to 128 idle
-// connections to the nameserver.
+// connections to each nameserver.
 func New(baseURL string, key auth.Key, httpClient *http.Client) *Client {
 	return newClient(baseURL, key, httpClient, nil)
 }
 
-// NewTLS is New for a nameserver that serves mutual TLS: a bare host:port
+// NewTLS is New for nameservers that serve mutual TLS: a bare host:port
 // gets "https://", and the client's own transport presents tc's
 // certificate and verifies the nameserver's against the cluster CA. A nil
 // tc is New(baseURL, key, nil).
@@ -48,8 +66,15 @@ func NewTLS(baseURL string, key auth.Key, tc *tlsconf.Cluster) *Client {
 }
 
 func newClient(baseURL string, key auth.Key, httpClient *http.Client, tc *tlsconf.Cluster) *Client {
-	if !strings.Contains(baseURL, "://") {
-		baseURL = tc.URL(baseURL)
+	var bases []string
+	for _, b := range strings.Split(baseURL, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		bases = append(bases, normalize(b, tc))
+	}
+	if len(bases) == 0 {
+		bases = []string{normalize(baseURL, tc)}
 	}
 	if httpClient == nil {
 		// Not http.DefaultClient: its two idle connections per host would
@@ -58,44 +83,124 @@ func newClient(baseURL string, key auth.Key, httpClient *http.Client, tc *tlscon
 		tr.MaxIdleConnsPerHost = 128
 		httpClient = &http.Client{Transport: tr}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), key: key, hc: httpClient}
+	return &Client{bases: bases, key: key, hc: httpClient, RetryFor: 15 * time.Second}
 }
 
 // CloseIdleConnections closes the idle connections of the client's
 // transport (for a client that is no longer used).
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
+// normalize makes u a base URL: a bare host:port gets http:// (https://
+// with tc).
+func normalize(u string, tc *tlsconf.Cluster) string {
+	if !strings.Contains(u, "://") {
+		u = tc.URL(u)
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// base returns the member in use.
+func (c *Client) base() (int64, string) {
+	i := c.cur.Load()
+	return i, c.bases[int(i)%len(c.bases)]
+}
+
+// follow moves to the leader a member named, when it is one of ours.
+func (c *Client) follow(leader string) {
+	if leader == "" || len(c.bases) == 1 {
+		return
+	}
+	for i, b := range c.bases {
+		if b == leader {
+			c.cur.Store(int64(i))
+			return
+		}
+	}
+}
+
+// retryable reports whether err (from a call to one member) calls for
+// another try: a member that cannot be reached (when there are others),
+// or an answer of NoLeader.
+func (c *Client) retryable(err error) bool {
+	var re *httpx.RemoteError
+	if errors.As(err, &re) {
+		return errors.Is(err, depot.ErrNoLeader)
+	}
+	return len(c.bases) > 1
+}
+
+// send runs one request, moving between members and retrying as the type
+// comment says. newBody returns a fresh body for each try (nil: none).
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string,
+	newBody func() io.Reader) (*http.Response, error) {
+	deadline := time.Now().Add(c.RetryFor)
+	backoff := 10 * time.Millisecond
+	for {
+		i, base := c.base()
+		u := base + path
+		if len(query) > 0 {
+			u += "?" + query.Encode()
+		}
+		var body io.Reader
+		if newBody != nil {
+			body = newBody()
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, body)
+		if err != nil {
+			return nil, fmt.Errorf("nsclient: %w", err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		c.key.Sign(req)
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			c.follow(resp.Header.Get(nameserverLeaderHeader))
+			if resp.StatusCode/100 == 2 {
+				return resp, nil
+			}
+			err = httpx.ReadError(resp)
+			resp.Body.Close()
+		}
+		err = fmt.Errorf("nsclient: %s %s: %w", method, path, err)
+		// A request whose connection broke may have been applied: the
+		// nameserver's commands are idempotent for what clients repeat
+		// (an object put twice is put once), so those are retried too.
+		if !c.retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		c.cur.CompareAndSwap(i, i+1)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// nameserverLeaderHeader is nameserver.HeaderLeader (this package imports
+// nothing of the nameserver).
+const nameserverLeaderHeader = "Depot-Nameserver-Leader"
+
 // do sends a request with an optional JSON body and decodes a JSON answer
 // into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	var body io.Reader
+	var newBody func() io.Reader
+	ct := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("nsclient: encode: %w", err)
 		}
-		body = bytes.NewReader(b)
+		newBody = func() io.Reader { return bytes.NewReader(b) }
+		ct = "application/json"
 	}
-	u := c.base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	resp, err := c.send(ctx, method, path, query, ct, newBody)
 	if err != nil {
-		return fmt.Errorf("nsclient: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	c.key.Sign(req)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("nsclient: %s %s: %w", method, path, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("nsclient: %s %s: %w", method, path, httpx.ReadError(resp))
-	}
 	if out == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
@@ -257,7 +362,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Ready returns nil when the nameserver answers /readyz with 200 (it sees
 // enough alive dataservers to place a volume), else an error saying why.
 func (c *Client) Ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/readyz", nil)
+	_, base := c.base()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 	if err != nil {
 		return fmt.Errorf("nsclient: %w", err)
 	}
@@ -270,5 +376,66 @@ func (c *Client) Ready(ctx context.Context) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("nameserver not ready: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
+	return nil
+}
+
+// Nameservers lists the members of the nameserver raft group.
+func (c *Client) Nameservers(ctx context.Context) ([]NameserverInfo, error) {
+	var l NameserverList
+	err := c.do(ctx, http.MethodGet, "/nameservers", nil, nil, &l)
+	return l.Nameservers, err
+}
+
+// AddNameserver adds a member (id, raft address) to the raft group.
+func (c *Client) AddNameserver(ctx context.Context, id, raftAddr string) error {
+	return c.do(ctx, http.MethodPost, "/nameservers", nil, NameserverInfo{ID: id, RaftAddr: raftAddr}, nil)
+}
+
+// RemoveNameserver removes a member from the raft group.
+func (c *Client) RemoveNameserver(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/nameservers/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// Backup writes a consistent copy of the nameserver's database to w and
+// returns its size.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/backup", nil, "", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("nsclient: backup: %w", err)
+	}
+	return n, nil
+}
+
+// Restore replaces the nameserver's whole state with a backup read from
+// the file at path (re-read on a retry).
+func (c *Client) Restore(ctx context.Context, path string) error {
+	var open []*os.File
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
+	var openErr error
+	resp, err := c.send(ctx, http.MethodPost, "/restore", nil, "application/octet-stream", func() io.Reader {
+		f, err := os.Open(path)
+		if err != nil {
+			openErr = err
+			return bytes.NewReader(nil)
+		}
+		open = append(open, f)
+		return f
+	})
+	if openErr != nil {
+		return fmt.Errorf("nsclient: restore: %w", openErr)
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
 	return nil
 }
