@@ -47,5 +47,5 @@ fuzz_targets=(
 for t in "${fuzz_targets[@]}"; do
 	pkg=${t%%:*} name=${t#*:}
 	echo "fuzz $pkg $name"
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-4s}" "$pkg"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-3s}" "$pkg"
 done
