@@ -185,6 +185,14 @@ func TestSecurity_Unauthenticated(t *testing.T) {
 		if _, err := c.AdminClient().SetBucket(ctx, "public", nsclient.BucketSettings{Public: &pub}); err != nil {
 			t.Fatal(err)
 		}
+		// The gateway sees the change once its bucket cache expires
+		// (s3.Config.KeyCacheTTL).
+		for deadline := time.Now().Add(5 * time.Second); status(t, hc, "GET", base+"/public/k", nil) != http.StatusOK; {
+			if time.Now().After(deadline) {
+				t.Fatal("anonymous GET of a public bucket's object still refused after 5s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		for _, tc := range []struct {
 			method, path string
 			open         bool
