@@ -36,6 +36,9 @@ const (
 	runIdle = time.Minute
 	// maxRunNeedle bounds a needle in a run: the store's own limit.
 	maxRunNeedle = 128 << 20
+	// minBuf is the least a needle buffer of a rebuild is allocated with,
+	// so that a buffer handed back fits most needles after it.
+	minBuf = 1 << 20
 )
 
 // runItem is one frame of a run, or the error that ended it.
@@ -138,6 +141,10 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 			case b = <-s.free:
 			default:
 			}
+			if int64(cap(b)) < f.Size {
+				// Room for the needles after it too: buffers go round.
+				b = make([]byte, 0, max(f.Size, minBuf))
+			}
 			b, err = fr.Body(b)
 		}
 		idle.Stop()
@@ -229,8 +236,11 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 		mergeMu  sync.Mutex
 		mergeErr error
 	)
-	after := j.Cursor
 	for p, part := range parts {
+		after := j.Cursor // the run of a part starts after the part before
+		if p > 0 {
+			after = parts[p-1][len(parts[p-1])-1].id
+		}
 		srcs := make([]*runSource, 0, v.K)
 		for _, i := range peers[:min(v.K, len(peers))] {
 			s := &runSource{idx: i, ch: make(chan runItem, runAhead), free: make(chan []byte, runAhead+2)}
@@ -247,7 +257,6 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 				cancel() // the job fails: the other parts stop too
 			}
 		})
-		after = part[len(part)-1].id
 	}
 	wg.Go(func() {
 		merges.Wait()
@@ -400,7 +409,7 @@ func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Vo
 			default:
 			}
 			if cap(dst) < len(shards[0].b) {
-				dst = make([]byte, 0, len(shards[0].b))
+				dst = make([]byte, 0, max(len(shards[0].b), minBuf))
 			}
 			rebuilt, err := codec.RebuildInto(dst, full, idx)
 			if err != nil {

@@ -202,8 +202,8 @@ func BenchmarkRepair_Unthrottled(b *testing.B) {
 			rates = append(rates, rp.rate())
 			disks = append(disks, (before+after)/2)
 			cpu = append(cpu, rp.cpu.Seconds()/(float64(rp.bytes)/(1<<30)))
-			b.Logf("round %d: dataserver %d lost; repair %s (%d jobs, %.1f CPU-s, load %s); disk before %s, after %s: %.0f%% of their mean",
-				r+1, victims[r], rp, rp.jobs, rp.cpu.Seconds(), rp.load, disk[r], disk[r+1], 100*ratio)
+			b.Logf("round %d: dataserver %d lost; repair %s (%d jobs, %.1f CPU-s, load %s); disk before %s (%.1f CPU-s), after %s (%.1f CPU-s): %.0f%% of their mean",
+				r+1, victims[r], rp, rp.jobs, rp.cpu.Seconds(), rp.load, disk[r], disk[r].cpu.Seconds(), disk[r+1], disk[r+1].cpu.Seconds(), 100*ratio)
 		}
 		b.ReportMetric(100*median(ratios), "%-of-disk")
 		b.ReportMetric(100*slices.Min(worst), "worst-%-of-disk")
