@@ -40,9 +40,9 @@
 //     before it is rebuilt; a needle the runs do not give k consistent
 //     shards of is rebuilt as above from all other members. A worker runs
 //     Config.Streams such streams at once: as many jobs side by side
-//     (others wait), and when it has fewer jobs, each job's needles are
-//     cut into consecutive parts of about equal bytes, each streamed on
-//     its own. Rebuilt needles are appended without an fsync each
+//     (others wait), and when it has fewer jobs and no rate bound, each
+//     job's needles are cut into consecutive parts of about equal bytes,
+//     each streamed on its own. Rebuilt needles are appended without an fsync each
 //     (Store.WriteNoSync); every second one Store.Sync makes them durable
 //     and then progress (cursor, needles, bytes, total) goes to the
 //     nameserver, which keeps it in its database, so after a crash of the

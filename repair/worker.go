@@ -49,9 +49,10 @@ type Config struct {
 	// Default 4.
 	Parallel int
 	// Streams is how many needle streams shard rebuilds run at once: up
-	// to that many rebuild jobs side by side, and when there are fewer,
-	// each one's needles cut into consecutive parts that stream side by
-	// side (stream.go). Default 4.
+	// to that many rebuild jobs side by side and, when there are fewer and
+	// Rate is 0, each one's needles cut into consecutive parts that stream
+	// side by side (stream.go); under a rate bound parts would only add
+	// read-ahead on the peers. Default 4.
 	Streams int
 	// ScrubRate bounds scrub reads, in bytes per second. Default 8 MiB/s.
 	ScrubRate float64
@@ -261,14 +262,18 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 	}
 	// Jobs run side by side: each waits on its peers' reads, so several
 	// keep the disks and the network busy. Rebuilds share Config.Streams:
-	// as many run at once, each cut into parts when there are fewer.
+	// as many run at once, each cut into parts when there are fewer and
+	// no rate bounds them.
 	rebuilds := 0
 	for _, j := range tasks.Jobs {
 		if _, ok := vols[j.Volume]; ok && !j.Move {
 			rebuilds++
 		}
 	}
-	streams := max(1, w.cfg.Streams/max(1, min(rebuilds, w.cfg.Streams)))
+	streams := 1
+	if w.rate == nil {
+		streams = max(1, w.cfg.Streams/max(1, min(rebuilds, w.cfg.Streams)))
+	}
 	sem := make(chan struct{}, w.cfg.Streams)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
