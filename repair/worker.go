@@ -52,7 +52,9 @@ type Config struct {
 	// to that many rebuild jobs side by side and, when there are fewer and
 	// Rate is 0, each one's needles cut into consecutive parts that stream
 	// side by side (stream.go); under a rate bound parts would only add
-	// read-ahead on the peers. Default 4.
+	// read-ahead on the peers. Default 2: on two cores, four streams
+	// (two jobs of two parts) rebuilt slower than two
+	// (BenchmarkRepair_Unthrottled).
 	Streams int
 	// ScrubRate bounds scrub reads, in bytes per second. Default 8 MiB/s.
 	ScrubRate float64
@@ -89,7 +91,7 @@ func (c *Config) setDefaults() {
 		c.Parallel = 4
 	}
 	if c.Streams <= 0 {
-		c.Streams = 4
+		c.Streams = 2
 	}
 	if c.ScrubRate <= 0 {
 		c.ScrubRate = 8 << 20
