@@ -171,9 +171,10 @@
 //	         16  8  size n
 //	         24  n  the needle's bytes (kind 0 only)
 //
-//	       Each needle is read whole and verified block by block before its
-//	       frame is sent; one that fails is a corrupt frame with no bytes
-//	       (the receiver gets it elsewhere), and the run goes on. A run
+//	       Each needle's record is read whole, in one read, and verified
+//	       block by block before its frame is sent (Store.Run); one that
+//	       fails is a corrupt frame with no bytes (cookie 0 if its header
+//	       is damaged; the receiver gets it elsewhere), and the run goes on. A run
 //	       ends with an end frame (id, cookie and size 0): a response
 //	       without one was cut short (the server closing, a read error)
 //	       and its last frames must not be trusted to be all there were.

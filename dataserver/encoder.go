@@ -11,8 +11,12 @@ import (
 )
 
 const (
-	bufBlocks   = 64        // blocks buffered before a streaming write flushes
-	exactRecord = 256 << 10 // records up to this size get an exact buffer
+	bufBlocks = 64 // blocks buffered before a streaming write flushes
+	// exactRecord: records up to this size get a buffer of their own;
+	// larger ones take a pooled buffer of bufBlocks blocks (at most 16
+	// times their size), so writes of large needles allocate nothing and
+	// many small ones in flight do not each hold a large buffer.
+	exactRecord = 64 << 10
 )
 
 var encPool = sync.Pool{New: func() any {

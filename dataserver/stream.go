@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -163,15 +164,119 @@ func unexpected(err error) error {
 	return err
 }
 
-// bufWriter collects a needle's verified bytes in a reused buffer.
-type bufWriter struct{ b []byte }
+// runPool holds the record buffers of Run; one larger than maxPooledRun
+// (a needle beyond what repair of the default segment size sends) is not
+// kept.
+var runPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
-func (w *bufWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+const maxPooledRun = 16 << 20
+
+// Run calls fn, in id order, for every live needle of shard file idx of vol
+// with from <= id <= until, as the index holds it when Run reaches it (a
+// needle deleted since Run began is skipped, one replaced is passed as it
+// now is). Each needle's record is read whole, in one read, and verified
+// block by block; fn gets a FrameNeedle with the needle's bytes in data,
+// valid only until it returns, or, for a record that failed verification
+// (counted and logged as a checksum failure), a FrameCorrupt without data
+// (cookie 0 when the header itself is damaged). Run stops at fn's first
+// error and returns it. An unknown shard file is ErrNotFound, before fn
+// is called; a shard file dropped or a store closed while Run goes on ends
+// it with that error.
+func (s *Store) Run(ctx context.Context, vol depot.VolumeID, idx int, from, until depot.NeedleID, fn func(fr Frame, data []byte) error) error {
+	k, err := checkKey(vol, idx)
+	if err != nil {
+		return err
+	}
+	f, err := s.shard(k)
+	if err != nil {
+		return err
+	}
+	f.mu.RLock()
+	ids := make([]depot.NeedleID, 0, f.idx.Len())
+	f.idx.each(func(id depot.NeedleID, l loc) {
+		if !l.deleted() && id >= from && id <= until {
+			ids = append(ids, id)
+		}
+	})
+	f.mu.RUnlock()
+	slices.Sort(ids)
+	bp := runPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledRun {
+			runPool.Put(bp)
+		}
+	}()
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The file as it is now: compaction may have swapped it.
+		if f, err = s.shard(k); err != nil {
+			return err
+		}
+		fr, data, err := f.readRecord(id, bp)
+		if errors.Is(err, depot.ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			fr = Frame{ID: id, Cookie: fr.Cookie, Kind: FrameCorrupt}
+		}
+		if err := fn(fr, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-var runBufs = sync.Pool{New: func() any { return &bufWriter{b: make([]byte, 0, 1<<20)} }}
+// readRecord reads the current record of needle id whole into *bp (grown
+// as needed), verifies its header and every block, and returns the frame
+// describing it and its data, moved to the front of the buffer. A needle
+// that is not live is ErrNotFound; a record that fails verification is
+// counted and wraps ErrCorrupt, with the cookie in the frame when the
+// header was sound.
+func (f *shardFile) readRecord(id depot.NeedleID, bp *[]byte) (Frame, []byte, error) {
+	f.mu.RLock()
+	l, ok := f.idx.get(id)
+	h, gen := f.h, f.gen
+	if ok && !l.deleted() {
+		h.ref()
+	}
+	f.mu.RUnlock()
+	if !ok || l.deleted() {
+		return Frame{}, nil, f.needleErr(id, depot.ErrNotFound)
+	}
+	defer h.unref()
+	size := l.size()
+	n := recordLen(size, f.block)
+	if int64(cap(*bp)) < n {
+		*bp = make([]byte, n)
+	}
+	rec := (*bp)[:n]
+	if _, err := h.f.ReadAt(rec, l.offset()); err != nil {
+		return Frame{}, nil, f.corrupt(id, fmt.Errorf("%w: short record: %w", depot.ErrCorrupt, err))
+	}
+	hd, err := decodeHeader(rec, gen)
+	if err == nil && (hd.Needle != id || hd.Size != size || hd.tombstone()) {
+		err = fmt.Errorf("%w: header at %d is not this needle's", depot.ErrCorrupt, l.offset())
+	}
+	if err != nil {
+		return Frame{}, nil, f.corrupt(id, err)
+	}
+	fr := Frame{ID: id, Cookie: hd.Cookie, Kind: FrameNeedle, Size: size}
+	// Verify each block, moving its data down over the header and the
+	// checksums before it.
+	at := int64(headerSize)
+	for i := int64(0); i*f.block < size; i++ {
+		bl := min(f.block, size-i*f.block)
+		data := rec[at : at+bl]
+		if blockCRC(id, i, data) != binary.LittleEndian.Uint32(rec[at+bl:]) {
+			return fr, nil, f.corrupt(id, fmt.Errorf("%w: block %d", depot.ErrCorrupt, i))
+		}
+		copy(rec[i*f.block:], data)
+		at += bl + crcSize
+	}
+	return fr, rec[:size], nil
+}
 
 // parseRunBound parses the optional hex needle id in query parameter
 // name; def when absent.
@@ -189,72 +294,70 @@ func parseRunBound(r *http.Request, name string, def uint64) (uint64, error) {
 
 // handleNeedles streams the live needles of a shard file with after < id
 // <= until, in id order, each read whole and verified before its frame is
-// sent. See doc.go.
+// sent (Store.Run). See doc.go.
 func (s *Server) handleNeedles(w http.ResponseWriter, r *http.Request) {
 	vol, idx, err := parseShard(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	after, err := parseRunBound(r, "after", 0)
-	lower := r.URL.Query().Has("after")
+	from, err := parseRunBound(r, "after", 0)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	empty := false
+	if r.URL.Query().Has("after") {
+		empty = from == ^uint64(0)
+		from++
 	}
 	until, err := parseRunBound(r, "until", ^uint64(0))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	list, err := s.store.List(ctx, vol, idx)
-	if err != nil {
+	if empty {
+		from, until = 1, 0 // nothing after the last id
+	}
+	var (
+		hdr     [FrameHeaderSize]byte
+		started bool
+		werr    error // the client's side failed: nothing to log
+	)
+	start := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-depot-needle-run")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	err = s.store.Run(r.Context(), vol, idx, depot.NeedleID(from), depot.NeedleID(until), func(fr Frame, data []byte) error {
+		start()
+		fr.put(hdr[:])
+		if _, werr = w.Write(hdr[:]); werr != nil {
+			return werr
+		}
+		if len(data) > 0 {
+			if _, werr = w.Write(data); werr != nil {
+				return werr
+			}
+			s.bytesOut.Add(float64(len(data)))
+		}
+		return nil
+	})
+	switch {
+	case err != nil && !started:
 		s.fail(w, r, err)
 		return
-	}
-	w.Header().Set("Content-Type", "application/x-depot-needle-run")
-	w.WriteHeader(http.StatusOK)
-	bw := runBufs.Get().(*bufWriter)
-	defer runBufs.Put(bw)
-	var hdr [FrameHeaderSize]byte
-	for _, in := range list {
-		if (lower && uint64(in.ID) <= after) || in.Deleted {
-			continue
-		}
-		if uint64(in.ID) > until {
-			break
-		}
-		fr := Frame{ID: in.ID, Cookie: in.Cookie}
-		bw.b = bw.b[:0]
-		nd, err := s.store.Open(ctx, vol, idx, in.ID, in.Cookie)
-		if err == nil {
-			fr.Size = nd.Size()
-			_, err = nd.ReadRange(ctx, bw, 0, nd.Size())
-			nd.Close()
-		}
-		switch {
-		case errors.Is(err, depot.ErrNotFound):
-			continue // deleted or replaced since the listing
-		case errors.Is(err, depot.ErrCorrupt):
-			fr.Kind, fr.Size = FrameCorrupt, 0
-		case err != nil:
-			// Closing, or the client went away: cut the run short, which
-			// the client sees as a missing end frame.
+	case err != nil:
+		// Closing, or the client went away: cut the run short, which the
+		// client sees as a missing end frame.
+		if werr == nil {
 			s.log.Warn("needle run cut short", "path", r.URL.Path, "err", err)
-			return
 		}
-		fr.put(hdr[:])
-		if _, err := w.Write(hdr[:]); err != nil {
-			return
-		}
-		if fr.Kind == FrameNeedle {
-			if _, err := w.Write(bw.b); err != nil {
-				return
-			}
-			s.bytesOut.Add(float64(len(bw.b)))
-		}
+		return
 	}
+	start()
 	Frame{Kind: FrameEnd}.put(hdr[:])
 	w.Write(hdr[:])
 }

@@ -38,13 +38,18 @@
 //     members, read side by side in id order, every needle verified by
 //     its sender and checked alike (length, tag suffix) on k members
 //     before it is rebuilt; a needle the runs do not give k consistent
-//     shards of is rebuilt as above from all other members. Rebuilt
-//     needles are appended without an fsync each (Store.WriteNoSync); every
-//     second one Store.Sync makes them durable and then progress (cursor,
-//     needles, bytes, total) goes to the nameserver, which keeps it in its
-//     database, so after a crash of the worker, its dataserver or the
-//     nameserver the job resumes after the cursor (the writes are
-//     idempotent: a needle rebuilt twice is the same bytes).
+//     shards of is rebuilt as above from all other members. A worker runs
+//     Config.Streams such streams at once: as many jobs side by side
+//     (others wait), and when it has fewer jobs and no rate bound, each
+//     job's needles are cut into consecutive parts of about equal bytes,
+//     each streamed on its own. Rebuilt needles are appended without an fsync each
+//     (Store.WriteNoSync); every second one Store.Sync makes them durable
+//     and then progress (cursor, needles, bytes, total) goes to the
+//     nameserver, which keeps it in its database, so after a crash of the
+//     worker, its dataserver or the nameserver the job resumes after the
+//     cursor: the last needle before which every needle is written (with
+//     parts, later parts' needles past it are rebuilt again; the writes
+//     are idempotent: a needle rebuilt twice is the same bytes).
 //     At the end it reports done and the nameserver switches the member.
 //     Writes that reach the volume during the rebuild miss the dead
 //     member and are recorded as missed; once the member is switched they

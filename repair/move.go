@@ -31,7 +31,7 @@ func (w *Worker) runMove(ctx context.Context, ns *nsclient.Client, j nsclient.Re
 	refs, err := w.listPeer(ctx, v, j.Index)
 	if err != nil {
 		w.log.Info("move: source unreachable, rebuilding from peers", "volume", v.ID, "index", j.Index, "from", j.From, "err", err)
-		return w.runJob(ctx, ns, j, v)
+		return w.runJob(ctx, ns, j, v, 1)
 	}
 	todo, total := pending(slices.Values(refs), j.Cursor)
 	prog := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Cursor: j.Cursor,

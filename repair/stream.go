@@ -36,6 +36,9 @@ const (
 	runIdle = time.Minute
 	// maxRunNeedle bounds a needle in a run: the store's own limit.
 	maxRunNeedle = 128 << 20
+	// minBuf is the least a needle buffer of a rebuild is allocated with,
+	// so that a buffer handed back fits most needles after it.
+	minBuf = 1 << 20
 )
 
 // runItem is one frame of a run, or the error that ended it.
@@ -138,6 +141,10 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 			case b = <-s.free:
 			default:
 			}
+			if int64(cap(b)) < f.Size {
+				// Room for the needles after it too: buffers go round.
+				b = make([]byte, 0, max(f.Size, minBuf))
+			}
 			b, err = fr.Body(b)
 		}
 		idle.Stop()
@@ -151,17 +158,63 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 	}
 }
 
-// rebuiltNeedle is a needle handed to the writer; b nil means gone.
+// rebuiltNeedle is a needle of part part handed to the writer; b nil
+// means gone.
 type rebuiltNeedle struct {
-	r needleRef
-	b []byte
+	r    needleRef
+	b    []byte
+	part int
+}
+
+// minPart is the fewest needles a part of a rebuild streams on its own.
+const minPart = 16
+
+// split cuts todo into at most n parts of consecutive needles, of about
+// as many bytes each and at least minPart needles.
+func split(todo []needleRef, n int) [][]needleRef {
+	n = max(1, min(n, len(todo)/minPart))
+	var total int64
+	for _, r := range todo {
+		total += r.size
+	}
+	parts := make([][]needleRef, 0, n)
+	lo, acc := 0, int64(0)
+	for i, r := range todo {
+		acc += r.size
+		if len(parts) < n-1 && i+1 < len(todo) && acc >= total*int64(len(parts)+1)/int64(n) {
+			parts = append(parts, todo[lo:i+1])
+			lo = i + 1
+		}
+	}
+	return append(parts, todo[lo:])
+}
+
+// cursor returns the last needle before the first one not yet done, from
+// start (the cursor before the parts) and done[p], how many needles of
+// part p are done: everything up to it may be skipped on a resume.
+func cursor(start depot.NeedleID, parts [][]needleRef, done []int) depot.NeedleID {
+	c := start
+	for p, part := range parts {
+		if done[p] > 0 {
+			c = part[done[p]-1].id
+		}
+		if done[p] < len(part) {
+			break
+		}
+	}
+	return c
 }
 
 // rebuildRun rebuilds the needles of todo (sorted by id, all after
 // j.Cursor) into shard j.Index of v, streaming from k of the members in
 // peers, and reports progress in prog every second once what it covers is
-// durable. On return without error everything written is durable.
-func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient.RepairJob, v depot.Volume, peers []int, todo []needleRef, prog *nsclient.RepairProgress) error {
+// durable. todo is cut into up to streams parts of consecutive needles,
+// each streamed and rebuilt on its own, side by side; the needles of all
+// parts are appended by one writer, and the cursor reported is the last
+// needle before which every needle is written, so a resumed job redoes
+// what later parts wrote past it (the writes are idempotent). On return
+// without error everything written is durable.
+func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient.RepairJob, v depot.Volume, peers []int, todo []needleRef, streams int, prog *nsclient.RepairProgress) error {
 	if len(todo) == 0 {
 		return nil
 	}
@@ -171,23 +224,46 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
+	parent := ctx
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 
-	srcs := make([]*runSource, 0, v.K)
-	for _, i := range peers[:min(v.K, len(peers))] {
-		s := &runSource{idx: i, ch: make(chan runItem, runAhead), free: make(chan []byte, runAhead+2)}
-		srcs = append(srcs, s)
-		wg.Go(func() { w.readRun(ctx, v, i, j.Cursor, todo[len(todo)-1].id, s) })
+	parts := split(todo, streams)
+	writes := make(chan rebuiltNeedle, runAhead*len(parts))
+	outFree := make(chan []byte, (runAhead+2)*len(parts))
+	var (
+		merges   sync.WaitGroup
+		mergeMu  sync.Mutex
+		mergeErr error
+	)
+	for p, part := range parts {
+		after := j.Cursor // the run of a part starts after the part before
+		if p > 0 {
+			after = parts[p-1][len(parts[p-1])-1].id
+		}
+		srcs := make([]*runSource, 0, v.K)
+		for _, i := range peers[:min(v.K, len(peers))] {
+			s := &runSource{idx: i, ch: make(chan runItem, runAhead), free: make(chan []byte, runAhead+2)}
+			srcs = append(srcs, s)
+			wg.Go(func() { w.readRun(ctx, v, i, after, part[len(part)-1].id, s) })
+		}
+		merges.Go(func() {
+			if err := w.mergeRuns(ctx, codec, v, j.Index, p, srcs, part, writes, outFree); err != nil {
+				mergeMu.Lock()
+				if mergeErr == nil && ctx.Err() == nil {
+					mergeErr = err
+				}
+				mergeMu.Unlock()
+				cancel() // the job fails: the other parts stop too
+			}
+		})
 	}
-
-	writes := make(chan rebuiltNeedle, runAhead)
-	outFree := make(chan []byte, runAhead+2)
-	var mergeErr error
 	wg.Go(func() {
-		defer close(writes)
-		mergeErr = w.mergeRuns(ctx, codec, v, j.Index, srcs, todo, writes, outFree)
+		merges.Wait()
+		close(writes)
 	})
+
+	done := make([]int, len(parts)) // needles of each part written or gone
 
 	// Every second the needles written so far are synced and the cursor
 	// after them reported, in the background while writing goes on; one
@@ -225,7 +301,7 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 	}
 	for rb := range writes {
 		if werr != nil {
-			continue // drain until the merge sees the cancellation
+			continue // drain until the merges see the cancellation
 		}
 		if rb.b != nil {
 			err := w.rate.wait(ctx, int64(len(rb.b)))
@@ -246,7 +322,8 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 			default:
 			}
 		}
-		prog.Cursor = rb.r.id
+		done[rb.part]++
+		prog.Cursor = cursor(j.Cursor, parts, done)
 		collect(false)
 		if !pending && time.Since(last) >= time.Second {
 			last, pending = time.Now(), true
@@ -257,11 +334,14 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 	collect(true)
 	cancel()
 	wg.Wait()
-	if werr != nil {
-		return werr // resumed from the last reported cursor
-	}
 	if mergeErr != nil {
-		return mergeErr
+		return mergeErr // resumed from the last reported cursor
+	}
+	if werr != nil {
+		return werr
+	}
+	if err := parent.Err(); err != nil {
+		return err // the merges stopped short
 	}
 	if err := w.cfg.Store.Sync(context.WithoutCancel(ctx), v.ID, j.Index); err != nil && !errors.Is(err, depot.ErrNotFound) {
 		return fmt.Errorf("sync: %w", err)
@@ -281,9 +361,9 @@ func (w *Worker) syncReport(ctx context.Context, ns *nsclient.Client, p nsclient
 	return nil
 }
 
-// mergeRuns walks todo and the sources' runs side by side, rebuilding each
-// needle and sending it to writes in id order.
-func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Volume, idx int, srcs []*runSource, todo []needleRef, writes chan<- rebuiltNeedle, outFree chan []byte) error {
+// mergeRuns walks todo (part part of a job) and the sources' runs side by
+// side, rebuilding each needle and sending it to writes in id order.
+func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Volume, idx, part int, srcs []*runSource, todo []needleRef, writes chan<- rebuiltNeedle, outFree chan []byte) error {
 	full := make([][]byte, len(v.Members))
 	got := make([]fetched, 0, len(srcs))
 	held := make([]*runSource, 0, len(srcs))
@@ -329,7 +409,7 @@ func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Vo
 			default:
 			}
 			if cap(dst) < len(shards[0].b) {
-				dst = make([]byte, 0, len(shards[0].b))
+				dst = make([]byte, 0, max(len(shards[0].b), minBuf))
 			}
 			rebuilt, err := codec.RebuildInto(dst, full, idx)
 			if err != nil {
@@ -353,7 +433,7 @@ func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Vo
 			}
 		}
 		select {
-		case writes <- rebuiltNeedle{r: r, b: out}:
+		case writes <- rebuiltNeedle{r: r, b: out, part: part}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

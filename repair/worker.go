@@ -52,6 +52,14 @@ type Config struct {
 	// move copies, at once; shard rebuilds stream instead (stream.go).
 	// Default 4.
 	Parallel int
+	// Streams is how many needle streams shard rebuilds run at once: up
+	// to that many rebuild jobs side by side and, when there are fewer and
+	// Rate is 0, each one's needles cut into consecutive parts that stream
+	// side by side (stream.go); under a rate bound parts would only add
+	// read-ahead on the peers. Default 2: on two cores, four streams
+	// (two jobs of two parts) rebuilt slower than two
+	// (BenchmarkRepair_Unthrottled).
+	Streams int
 	// ScrubRate bounds scrub reads, in bytes per second. Default 8 MiB/s.
 	ScrubRate float64
 	// ScrubInterval is the pause between two scrub passes. Default 24h.
@@ -85,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 4
+	}
+	if c.Streams <= 0 {
+		c.Streams = 2
 	}
 	if c.ScrubRate <= 0 {
 		c.ScrubRate = 8 << 20
@@ -258,7 +269,20 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 		errs = append(errs, w.repairMissed(ctx, ns, tasks.Missed, vols))
 	}
 	// Jobs run side by side: each waits on its peers' reads, so several
-	// keep the disks and the network busy.
+	// keep the disks and the network busy. Rebuilds share Config.Streams:
+	// as many run at once, each cut into parts when there are fewer and
+	// no rate bounds them.
+	rebuilds := 0
+	for _, j := range tasks.Jobs {
+		if _, ok := vols[j.Volume]; ok && !j.Move {
+			rebuilds++
+		}
+	}
+	streams := 1
+	if w.rate == nil {
+		streams = max(1, w.cfg.Streams/max(1, min(rebuilds, w.cfg.Streams)))
+	}
+	sem := make(chan struct{}, w.cfg.Streams)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, j := range tasks.Jobs {
@@ -266,12 +290,20 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 		if !ok {
 			continue
 		}
-		run := w.runJob
-		if j.Move {
-			run = w.runMove
-		}
 		wg.Go(func() {
-			if err := run(ctx, ns, j, v); err != nil {
+			var err error
+			if j.Move {
+				err = w.runMove(ctx, ns, j, v)
+			} else {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				err = w.runJob(ctx, ns, j, v, streams)
+				<-sem
+			}
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("job %d/%d: %w", j.Volume, j.Index, err))
 				mu.Unlock()
@@ -394,9 +426,9 @@ func (w *Worker) listPeer(ctx context.Context, v depot.Volume, idx int) ([]needl
 	return out, nil
 }
 
-// runJob rebuilds shard j.Index of v here, after j.Cursor, then reports
-// it done.
-func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.RepairJob, v depot.Volume) error {
+// runJob rebuilds shard j.Index of v here, after j.Cursor, in up to
+// streams parts side by side, then reports it done.
+func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.RepairJob, v depot.Volume, streams int) error {
 	type listed struct {
 		refs []needleRef
 		err  error
@@ -442,7 +474,7 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 			peers = append(peers, i)
 		}
 	}
-	if err := w.rebuildRun(ctx, ns, j, v, peers, todo, &prog); err != nil {
+	if err := w.rebuildRun(ctx, ns, j, v, peers, todo, streams, &prog); err != nil {
 		return err // resumed from the last reported cursor
 	}
 	prog.Done = true

@@ -41,6 +41,34 @@ func dsMetric(t *testing.T, c *testcluster.Cluster, i int, name string) float64 
 	return sum
 }
 
+// dsOpRequests sums dataserver i's depot_dataserver_requests_total of
+// operation op, every status.
+func dsOpRequests(t *testing.T, c *testcluster.Cluster, i int, op string) float64 {
+	t.Helper()
+	d := c.Dataserver(i)
+	if d == nil {
+		return 0
+	}
+	mfs, err := d.Server.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "depot_dataserver_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" && l.GetValue() == op {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -73,18 +101,33 @@ func TestRepair_DataserverLost(t *testing.T) {
 	objs := putAll(t, cl, 0, logUniformSizes(n, 256<<10, int64(c.Opts.K*c.Opts.Unit), c.Opts.SegmentSize, 21), 8)
 	c.WaitHealed(t, 30*time.Second) // writes that missed a member under load are caught up
 
+	gets := func() (n float64) { // of the dataservers that stay
+		for i := range c.Dataservers() {
+			if i != 3 {
+				n += dsOpRequests(t, c, i, "get")
+			}
+		}
+		return n
+	}
+	getsBefore := gets()
 	start := time.Now()
 	kill(t, c, 3)
 	c.WaitHealed(t, 90*time.Second)
 	t.Logf("healed %v after the kill (repair after %v)", time.Since(start).Round(time.Millisecond), c.Opts.RepairAfter)
-	var rebuilt float64
+	var rebuilt, needles float64
 	for i := range c.Dataservers() {
 		rebuilt += dsMetric(t, c, i, "depot_repair_bytes_total")
+		needles += dsMetric(t, c, i, "depot_repair_needles_total")
 	}
 	if rebuilt == 0 {
 		t.Fatal("no bytes rebuilt")
 	}
-	t.Logf("rebuilt %.0f shard bytes", rebuilt)
+	// The shards come in needle runs; a needle fetched on its own (k or
+	// more GETs) is the exception.
+	if n := gets() - getsBefore; n > needles/4 {
+		t.Errorf("%.0f single-needle GETs to rebuild %.0f needles: the needle runs are not used", n, needles)
+	}
+	t.Logf("rebuilt %.0f shard bytes, %.0f needles", rebuilt, needles)
 
 	kill(t, c, 0)
 	kill(t, c, 5)
