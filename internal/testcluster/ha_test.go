@@ -313,7 +313,11 @@ func TestHA_RollingRestart(t *testing.T) {
 	}
 	load := startPutLoad(t, mc, "roll", 4)
 	load.waitAcked(t, haPuts(20))
-	for i := range c.Nameservers() {
+	order := []int{0, 1, 2}
+	if testing.Short() {
+		order = []int{c.Leader()} // the leader alone: the race detector makes each round slow
+	}
+	for _, i := range order {
 		if err := c.StopNameserver(i); err != nil {
 			t.Logf("stop nameserver %d: %v", i, err)
 		}
