@@ -535,10 +535,40 @@ func (s *Server) lead(ctx context.Context) {
 			return
 		}
 	}
+	s.waitGossip(ctx)
 	s.log.Info("nameserver leads the raft group", "id", s.raft.id, "term", s.raft.r.CurrentTerm())
 	s.leading.Store(true)
 	defer s.leading.Store(false)
 	s.runLeaderLoops(ctx)
+}
+
+// waitGossip waits, up to half of RepairAfter (at most 10s), until this
+// nameserver's gossip view holds every dataserver the records show alive.
+// A member that just restarted and took office would otherwise sync a
+// partial view and mark dataservers unknown, which repair counts as down.
+func (s *Server) waitGossip(ctx context.Context) {
+	deadline := time.Now().Add(min(s.cfg.RepairAfter/2, 10*time.Second))
+	for time.Now().Before(deadline) {
+		seen := make(map[string]bool)
+		for _, rec := range s.gossipView() {
+			seen[rec.ID] = true
+		}
+		missing := 0
+		for _, rec := range s.store.cache.dataserverList() {
+			if rec.State == stateAlive && !seen[rec.ID] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.log.Warn("leading with an incomplete gossip view")
 }
 
 // advertiseHTTP is the HTTP address the others reach this nameserver at.

@@ -14,6 +14,10 @@ import (
 )
 
 func TestAdminNameserver(t *testing.T) {
+	if raceEnabled {
+		// See internal/testcluster's skipUnderRace.
+		t.Skip("raft group of three under the race detector: too slow on the CI machine; run without -race")
+	}
 	c := testcluster.New(t, testcluster.Options{Nameservers: 3})
 	ctx := context.Background()
 	ns := c.NSClient()
