@@ -365,9 +365,14 @@ func TestS3Hostile(t *testing.T) {
 		if err := c.NSClient().PutUser(ctxT(t), nsUser("MALLORY", "mallory-secret")); err != nil {
 			t.Fatal(err)
 		}
-		// Today any user may use any bucket: buckets have no owner yet.
-		t.Skip("needs bucket ownership: branch iam")
+		// Mallory may do anything, but only in her own bucket.
+		own := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::mallory-box","arn:aws:s3:::mallory-box/*"]}]}`
+		if err := c.AdminClient().SetUserPolicy(ctxT(t), "MALLORY", own); err != nil {
+			t.Fatal(err)
+		}
 		m := &hostile{t: t, c: c, host: h.host, creds: aws.Credentials{AccessKeyID: "MALLORY", SecretAccessKey: "mallory-secret"}}
+		m.want("create her bucket", m.do(m.signed(http.MethodPut, "/mallory-box", nil)), 200, "")
+		m.want("write her bucket", m.do(m.signed(http.MethodPut, "/mallory-box/k", []byte("hers"))), 200, "")
 		m.want("read", m.do(m.signed(http.MethodGet, "/hostile/existing", nil)), 403, "AccessDenied")
 		m.want("list", m.do(m.signed(http.MethodGet, "/hostile?list-type=2", nil)), 403, "AccessDenied")
 		m.want("overwrite", m.do(m.signed(http.MethodPut, "/hostile/existing", []byte("mine"))), 403, "AccessDenied")
