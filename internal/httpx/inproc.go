@@ -61,16 +61,17 @@ func (t InProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	w := getRecorder()
 	h.ServeHTTP(w, sr)
 	sr.Body.Close()
-	if w.status == 0 {
-		w.status = http.StatusOK
+	status, header := w.status, w.header
+	if status == 0 {
+		status = http.StatusOK
 	}
 	body := bytes.Clone(w.buf.Bytes())
-	putRecorder(w)
+	putRecorder(w) // w is another request's from here on
 	resp := &http.Response{
-		Status:     strconv.Itoa(w.status) + " " + http.StatusText(w.status),
-		StatusCode: w.status,
+		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode: status,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        w.header,
+		Header:        header,
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
 		Request:       req,
