@@ -58,7 +58,11 @@
 //     shard files it holds with what the nameserver says it should hold.
 //     A shard file it holds that is neither a member slot nor a job target
 //     is stale (its slot was rebuilt elsewhere while this dataserver was
-//     away) and is dropped. For every slot it holds, it compares its
+//     away) and is dropped, but only when the nameserver knows its volume:
+//     the file of a volume it does not know is kept and counted
+//     (kind="unknown_volume"), since that means the nameserver lost state
+//     (a wiped database before a restore), not that the data is garbage.
+//     For every slot it holds, it compares its
 //     needle list with the next member's: a live needle there that is
 //     missing here (a write whose missed report was lost) is recorded as
 //     missed, so needle-level repair fetches it. Differences are logged

@@ -83,10 +83,29 @@ func (w *Worker) antiEntropy(ctx context.Context, ns *nsclient.Client, files []d
 	for _, r := range tasks.Retired {
 		keep[r] = true // the old copy of a move that has not settled
 	}
+	// The nameserver's volumes first: a file is dropped only when its
+	// volume is known there and its slot is held elsewhere. A volume the
+	// nameserver does not know means the nameserver lost state (a wiped
+	// or wrongly restored database), not that the data is garbage: those
+	// files are kept and reported. Without the list nothing is dropped.
+	all, err := ns.Volumes(ctx)
+	if err != nil {
+		return err
+	}
+	vols := make(map[depot.VolumeID]depot.Volume, len(all))
+	for _, v := range all {
+		vols[v.ID] = v
+	}
 	var errs []error
 	for _, f := range files {
 		ref := nsclient.ShardRef{Volume: f.Volume, Index: f.Index}
 		if keep[ref] {
+			continue
+		}
+		if _, known := vols[f.Volume]; !known {
+			w.differences.WithLabelValues("unknown_volume").Inc()
+			w.log.Warn("shard file of a volume the nameserver does not know: kept", "volume", f.Volume, "index", f.Index,
+				"needles", f.Needles)
 			continue
 		}
 		w.differences.WithLabelValues("stale").Inc()
@@ -98,14 +117,6 @@ func (w *Worker) antiEntropy(ctx context.Context, ns *nsclient.Client, files []d
 	}
 	// Needles the next member has and this one lacks.
 	var missing []nsclient.MissedWrite
-	all, err := ns.Volumes(ctx)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	vols := make(map[depot.VolumeID]depot.Volume, len(all))
-	for _, v := range all {
-		vols[v.ID] = v
-	}
 	for _, h := range tasks.Holds {
 		v, ok := vols[h.Volume]
 		if !ok || h.Index >= len(v.Members) || v.State == depot.VolumeRepairing {
