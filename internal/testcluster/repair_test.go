@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"depot"
 	"depot/internal/node"
@@ -18,8 +21,22 @@ import (
 	"depot/repair"
 )
 
-// gauge sums the values of a metric family in dataserver i's registry.
+// dsMetric sums the values of a metric family in dataserver i's registry.
 func dsMetric(t *testing.T, c *testcluster.Cluster, i int, name string) float64 {
+	t.Helper()
+	return dsSum(t, c, i, name, "", "")
+}
+
+// dsOpRequests sums dataserver i's depot_dataserver_requests_total of
+// operation op, every status.
+func dsOpRequests(t *testing.T, c *testcluster.Cluster, i int, op string) float64 {
+	t.Helper()
+	return dsSum(t, c, i, "depot_dataserver_requests_total", "op", op)
+}
+
+// dsSum sums the counters and gauges of metric family name in dataserver
+// i's registry, only the series whose label is value when label is set.
+func dsSum(t *testing.T, c *testcluster.Cluster, i int, name, label, value string) float64 {
 	t.Helper()
 	d := c.Dataserver(i)
 	if d == nil {
@@ -35,34 +52,10 @@ func dsMetric(t *testing.T, c *testcluster.Cluster, i int, name string) float64 
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
-
-// dsOpRequests sums dataserver i's depot_dataserver_requests_total of
-// operation op, every status.
-func dsOpRequests(t *testing.T, c *testcluster.Cluster, i int, op string) float64 {
-	t.Helper()
-	d := c.Dataserver(i)
-	if d == nil {
-		return 0
-	}
-	mfs, err := d.Server.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != "depot_dataserver_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "op" && l.GetValue() == op {
-					sum += m.GetCounter().GetValue()
-				}
+			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == label && l.GetValue() == value
+			}) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
