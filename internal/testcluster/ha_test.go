@@ -262,7 +262,7 @@ func TestHA_KillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitConverged(t, c)
-	c.MustFsck(t)
+	c.WaitHealed(t, 60*time.Second) // a put under load may have missed a member: repair catches it up
 }
 
 // TestHA_Partition cuts the leader off from the other two: it stops taking
@@ -314,7 +314,7 @@ func TestHA_Partition(t *testing.T) {
 	if _, err := c.NSClient().Bucket(ctx, "minority"); !errors.Is(err, depot.ErrNotFound) {
 		t.Errorf("bucket proposed to the minority: %v, want not found", err)
 	}
-	c.MustFsck(t)
+	c.WaitHealed(t, 60*time.Second)
 }
 
 // TestHA_RollingRestart restarts the three nameservers one after the other
@@ -358,7 +358,7 @@ func TestHA_RollingRestart(t *testing.T) {
 	if failed > 0 {
 		t.Logf("%d puts failed", failed)
 	}
-	c.MustFsck(t)
+	c.WaitHealed(t, 60*time.Second)
 }
 
 // TestHA_BackupRestore backs the nameserver's state up while it serves,
@@ -413,7 +413,7 @@ func TestHA_BackupRestore(t *testing.T) {
 			if n > 1 {
 				waitConverged(t, c)
 			}
-			c.MustFsck(t)
+			c.WaitHealed(t, 60*time.Second) // puts that missed a member (slow under -race) are repaired from the restored records
 		})
 	}
 }
