@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"depot"
 	"depot/client"
 	"depot/dataserver"
 	"depot/gateway"
@@ -23,6 +24,7 @@ import (
 	"depot/internal/membership"
 	"depot/internal/tlsconf"
 	"depot/nameserver"
+	"depot/nameserver/nsclient"
 	"depot/repair"
 )
 
@@ -148,9 +150,9 @@ type Local struct {
 	GW *Gateway
 
 	nsCfg nameserver.Config // to restart the nameserver
-	// nsAPI is the running nameserver's API handler, which the gateway
-	// calls in-process; nil while the nameserver is down.
-	nsAPI atomic.Pointer[http.Handler]
+	// nsRun is the running nameserver, which the gateway calls
+	// in-process; nil while it is down.
+	nsRun atomic.Pointer[runningNS]
 
 	mu  sync.Mutex
 	ds  []*Dataserver // nil where stopped
@@ -212,6 +214,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.Nameservers <= 1 {
 		// One nameserver: the gateway reaches it by a call, not a socket.
 		gc.NameserverTransport = httpx.InProcess{Handler: l.nameserverAPI}
+		gc.NameserverLocal = localNS{l}
 	}
 	if cfg.Timing == membership.TimingTest {
 		gc.Client.VolumeTTL = testVolumeTTL
@@ -406,7 +409,7 @@ func (l *Local) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	errs = append(errs, dsErrs...)
-	l.nsAPI.Store(nil)
+	l.nsRun.Store(nil)
 	l.mu.Lock()
 	nss := l.nss
 	l.nss = make([]*Nameserver, len(nss))
@@ -442,21 +445,59 @@ func (l *Local) CrashNameserver(ctx context.Context) error {
 	return l.WaitReady(ctx)
 }
 
+// runningNS is the nameserver that runs in l now: its API handler for
+// the gateway's in-process transport, and the server for its direct
+// lookups (nsclient.Local).
+type runningNS struct {
+	api http.Handler
+	srv *nameserver.Server
+}
+
 // setNameserverAPI makes ns the nameserver the gateway calls in-process
 // (nil: none is running).
 func (l *Local) setNameserverAPI(ns *Nameserver) {
 	if ns == nil {
-		l.nsAPI.Store(nil)
+		l.nsRun.Store(nil)
 		return
 	}
-	h := ns.Server.Handler()
-	l.nsAPI.Store(&h)
+	l.nsRun.Store(&runningNS{api: ns.Server.Handler(), srv: ns.Server})
 }
 
 // nameserverAPI returns the running nameserver's API handler.
 func (l *Local) nameserverAPI() (http.Handler, error) {
-	if h := l.nsAPI.Load(); h != nil {
-		return *h, nil
+	if r := l.nsRun.Load(); r != nil {
+		return r.api, nil
 	}
 	return nil, httpx.ErrNoHandler
+}
+
+// localNS is nsclient.Local over whichever nameserver runs in l now.
+type localNS struct{ l *Local }
+
+func (n localNS) server() (*nameserver.Server, error) {
+	if r := n.l.nsRun.Load(); r != nil {
+		return r.srv, nil
+	}
+	return nil, httpx.ErrNoHandler
+}
+
+func (n localNS) IsLeader() bool {
+	s, err := n.server()
+	return err == nil && s.IsLeader()
+}
+
+func (n localNS) GetObject(ctx context.Context, bucket, key string) (depot.Object, error) {
+	s, err := n.server()
+	if err != nil {
+		return depot.Object{}, err
+	}
+	return s.GetObject(ctx, bucket, key)
+}
+
+func (n localNS) Bucket(ctx context.Context, name string) (nsclient.Bucket, error) {
+	s, err := n.server()
+	if err != nil {
+		return nsclient.Bucket{}, err
+	}
+	return s.Bucket(ctx, name)
 }

@@ -295,7 +295,8 @@ type Resolver struct {
 	key  auth.Key
 	tls  *tlsconf.Cluster
 
-	hc *http.Client // nil: nsclient's own
+	hc    *http.Client   // nil: nsclient's own
+	local nsclient.Local // nil: none in this process
 
 	mu  sync.Mutex
 	url string
@@ -324,6 +325,9 @@ func (r *Resolver) Client() (*nsclient.Client, error) {
 			r.url, r.cl = url, nsclient.New(url, r.key, r.hc)
 		} else {
 			r.url, r.cl = url, nsclient.NewTLS(url, r.key, r.tls)
+		}
+		if r.local != nil {
+			r.cl.WithLocal(r.local)
 		}
 	}
 	return r.cl, nil
@@ -380,6 +384,9 @@ type GatewayConfig struct {
 	// NameserverTransport, when set, carries every request to the
 	// nameserver (httpx.InProcess in depot server); nil: TCP.
 	NameserverTransport http.RoundTripper
+	// NameserverLocal, when set, is a nameserver in this process that
+	// answers the hot lookups directly (nsclient.Local; depot server).
+	NameserverLocal nsclient.Local
 }
 
 // StartGateway joins gossip, builds a client that finds the nameserver
@@ -397,6 +404,7 @@ func StartGateway(ctx context.Context, g Gossip, cfg GatewayConfig) (*Gateway, e
 	if cfg.NameserverTransport != nil {
 		res.hc = &http.Client{Transport: cfg.NameserverTransport}
 	}
+	res.local = cfg.NameserverLocal
 	cc := cfg.Client
 	cc.Nameserver = res
 	cc.Key, cc.TLS = g.Key, g.TLS

@@ -42,6 +42,7 @@ type Client struct {
 	cur   atomic.Int64 // index into bases of the member in use
 	key   auth.Key
 	hc    *http.Client
+	local Local // nil: every call goes over HTTP
 
 	// RetryFor bounds the retries of one call. Default 15s; set it before
 	// the first call.
@@ -63,6 +64,26 @@ func New(baseURL string, key auth.Key, httpClient *http.Client) *Client {
 // tc is New(baseURL, key, nil).
 func NewTLS(baseURL string, key auth.Key, tc *tlsconf.Cluster) *Client {
 	return newClient(baseURL, key, nil, tc)
+}
+
+// Local is a nameserver in the client's own process, as in depot server.
+// While it leads, GetObject and Bucket, the lookups on the path of every
+// S3 GET and HEAD, call it directly: no HTTP, no JSON, no signature. The
+// caller holds the cluster key and may make these calls anyway; the
+// answers are the nameserver's own, so nothing is cached or stale. When
+// it does not lead (a raft group was formed around it), the calls go over
+// HTTP to the leader as always.
+type Local interface {
+	IsLeader() bool
+	GetObject(ctx context.Context, bucket, key string) (depot.Object, error)
+	Bucket(ctx context.Context, name string) (Bucket, error)
+}
+
+// WithLocal makes c call l directly where it can (see Local) and returns
+// c. Call it before c is first used.
+func (c *Client) WithLocal(l Local) *Client {
+	c.local = l
+	return c
 }
 
 func newClient(baseURL string, key auth.Key, httpClient *http.Client, tc *tlsconf.Cluster) *Client {
@@ -287,6 +308,9 @@ func (c *Client) CreateBucket(ctx context.Context, name string) (Bucket, error) 
 
 // Bucket returns a bucket, or an error wrapping depot.ErrNotFound.
 func (c *Client) Bucket(ctx context.Context, name string) (Bucket, error) {
+	if l := c.local; l != nil && l.IsLeader() {
+		return l.Bucket(ctx, name)
+	}
 	var b Bucket
 	err := c.do(ctx, http.MethodGet, "/buckets/"+url.PathEscape(name), nil, nil, &b)
 	return b, err
@@ -319,6 +343,9 @@ func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment
 // GetObject returns an object's metadata, or an error wrapping
 // depot.ErrNotFound.
 func (c *Client) GetObject(ctx context.Context, bucket, key string) (depot.Object, error) {
+	if l := c.local; l != nil && l.IsLeader() {
+		return l.GetObject(ctx, bucket, key)
+	}
 	var o depot.Object
 	err := c.do(ctx, http.MethodGet, "/objects/"+url.PathEscape(bucket), keyQuery(key), nil, &o)
 	return o, err
