@@ -494,6 +494,14 @@ func (n localNS) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 	return s.GetObject(ctx, bucket, key)
 }
 
+func (n localNS) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+	s, err := n.server()
+	if err != nil {
+		return nil, err
+	}
+	return s.PutObject(ctx, o)
+}
+
 func (n localNS) Bucket(ctx context.Context, name string) (nsclient.Bucket, error) {
 	s, err := n.server()
 	if err != nil {

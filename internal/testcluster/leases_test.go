@@ -83,9 +83,9 @@ func TestCluster_LeasesSpareTheNameserver(t *testing.T) {
 }
 
 // TestCluster_LocalLookups checks that a gateway in the nameserver's own
-// process (depot server) answers S3 GETs and HEADs without an HTTP request
-// to the nameserver for the key or the bucket, and that the lookups still
-// see every change at once.
+// process (depot server) answers S3 PUTs, GETs and HEADs without an HTTP
+// request to the nameserver for the key or the bucket, and that the
+// lookups still see every change at once.
 func TestCluster_LocalLookups(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{})
 	mc := haMinio(t, c)
@@ -93,7 +93,7 @@ func TestCluster_LocalLookups(t *testing.T) {
 	if err := mc.MakeBucket(ctx, "local", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	lookups := []string{`route="GET /objects/{bucket}"`, `route="GET /buckets/{bucket}"`}
+	lookups := []string{`route="GET /objects/{bucket}"`, `route="GET /buckets/{bucket}"`, `route="PUT /objects/{bucket}"`}
 	before := nameserverRequests(t, c.NS.Server.URL(), lookups)
 	for i := range 20 {
 		body := strings.Repeat(strconv.Itoa(i), 100+i)
@@ -120,6 +120,6 @@ func TestCluster_LocalLookups(t *testing.T) {
 		t.Fatalf("stat after delete: %v, want NoSuchKey", err)
 	}
 	if n := nameserverRequests(t, c.NS.Server.URL(), lookups) - before; n != 0 {
-		t.Errorf("%.0f lookups went over HTTP, want 0", n)
+		t.Errorf("%.0f puts and lookups went over HTTP, want 0", n)
 	}
 }

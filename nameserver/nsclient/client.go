@@ -67,8 +67,9 @@ func NewTLS(baseURL string, key auth.Key, tc *tlsconf.Cluster) *Client {
 }
 
 // Local is a nameserver in the client's own process, as in depot server.
-// While it leads, GetObject and Bucket, the lookups on the path of every
-// S3 GET and HEAD, call it directly: no HTTP, no JSON, no signature. The
+// While it leads, GetObject, Bucket and PutObject, the calls on the path
+// of every S3 GET, HEAD and PUT, go to it directly: no HTTP, no JSON
+// between the two, no signature. The
 // caller holds the cluster key and may make these calls anyway; the
 // answers are the nameserver's own, so nothing is cached or stale. When
 // it does not lead (a raft group was formed around it), the calls go over
@@ -77,6 +78,7 @@ type Local interface {
 	IsLeader() bool
 	GetObject(ctx context.Context, bucket, key string) (depot.Object, error)
 	Bucket(ctx context.Context, name string) (Bucket, error)
+	PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error)
 }
 
 // WithLocal makes c call l directly where it can (see Local) and returns
@@ -335,6 +337,9 @@ func keyQuery(key string) url.Values { return url.Values{"key": {key}} }
 // replaced object's segments, which the nameserver has already queued for
 // deletion.
 func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+	if l := c.local; l != nil && l.IsLeader() {
+		return l.PutObject(ctx, o)
+	}
 	var r PutResult
 	err := c.do(ctx, http.MethodPut, "/objects/"+url.PathEscape(o.Bucket), keyQuery(o.Key), o, &r)
 	return r.Replaced, err
