@@ -37,6 +37,27 @@ type benchResult struct {
 	// roles, above its idle rate), when its /metrics tells: the cost of
 	// an operation apart from the load generator sharing the machine.
 	ServerCPUPerOp time.Duration `json:"server_cpu_per_op"`
+
+	lat    []time.Duration // every successful operation's latency
+	cpu    float64         // the server's CPU seconds over the phase
+	cpuErr bool            // the CPU could not be read
+}
+
+// merge combines two phases of the same operation run at different times
+// into one result, as if they were one phase.
+func merge(a, b benchResult) benchResult {
+	res := summarize(a.Op, a.Size, append(slices.Clone(a.lat), b.lat...), a.Errors+b.Errors, a.Elapsed+b.Elapsed)
+	res.cpu, res.cpuErr = a.cpu+b.cpu, a.cpuErr || b.cpuErr
+	res.setCPU()
+	return res
+}
+
+// setCPU derives ServerCPUPerOp from cpu and Ops.
+func (r *benchResult) setCPU() {
+	r.ServerCPUPerOp = 0
+	if !r.cpuErr && r.Ops > 0 {
+		r.ServerCPUPerOp = time.Duration(r.cpu / float64(r.Ops) * float64(time.Second))
+	}
 }
 
 func summarize(op string, size int64, lat []time.Duration, errs int, elapsed time.Duration) benchResult {
@@ -53,6 +74,7 @@ func summarize(op string, size int64, lat []time.Duration, errs int, elapsed tim
 		OpsPerSec: float64(len(lat)) / secs,
 		MiBPerSec: float64(len(lat)) * float64(size) / secs / (1 << 20),
 		P50:       pct(0.50), P90: pct(0.90), P99: pct(0.99),
+		lat: lat, cpuErr: true,
 	}
 }
 
@@ -138,6 +160,29 @@ func (r *remote) serverCPU() (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// waitQuiet waits, for at most a minute, until the server's CPU over a
+// second is back near its idle rate: deletes and other background work a
+// phase caused are done before the next phase is measured. Without a CPU
+// meter it returns at once.
+func (r *remote) waitQuiet(ctx context.Context) {
+	prev, ok := r.serverCPU()
+	if !ok {
+		return
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		cur, ok := r.serverCPU()
+		if !ok || cur-prev < 2*r.idleCPU+0.02 {
+			return
+		}
+		prev = cur
+	}
 }
 
 // measureIdleCPU sets r.idleCPU from the server's CPU over dur with no
@@ -228,11 +273,12 @@ func runLoad(ctx context.Context, op string, size int64, conc int, dur time.Dura
 		fmt.Fprintf(os.Stderr, "%s: %d errors, first: %v\n", op, errs, firstE)
 	}
 	res := summarize(op, size, lat, errs, elapsed)
-	if cpuOK && res.Ops > 0 {
+	if cpuOK {
 		if cpu1, ok := cpu(); ok {
-			res.ServerCPUPerOp = time.Duration((cpu1 - cpu0) / float64(res.Ops) * float64(time.Second))
+			res.cpu, res.cpuErr = cpu1-cpu0, false
 		}
 	}
+	res.setCPU()
 	return res
 }
 
@@ -279,40 +325,61 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	// Per size: native puts, S3 puts, S3 gets, native gets (ABBA, so that
-	// neither API always runs on the fuller or the quieter store), then
-	// every delete, then the mixed mode. Deletes wait until both APIs were
-	// measured, so that the background work they cause lands in neither.
+	// Per size, each API's puts and then its gets run in two halves of a
+	// phase, in the order native, S3, S3, native (ABBA): neither API
+	// always runs on the fuller store or right after the other's writes,
+	// whose dirty pages and background work would be charged to it. Then
+	// every delete, a wait until the server is idle again, and the mixed
+	// mode. Deletes wait until both APIs were measured, so that the
+	// background work they cause lands in neither.
 	for _, sz := range strings.Split(*sizes, ",") {
 		size, err := parseSize(sz)
 		if err != nil {
 			return err
 		}
 		nb := &nativeBench{hc: hc, rm: &rm}
-		put, err := nb.put(ctx, size, *conc, *dur)
-		if err != nil {
-			return err
-		}
-		results = append(results, put)
 		if sb == nil {
-			results = append(results, nb.get(ctx, size, *conc, *dur))
+			put, err := nb.put(ctx, size, *conc, *dur)
+			if err != nil {
+				return err
+			}
+			results = append(results, put, nb.get(ctx, size, *conc, *dur))
 			nb.cleanup(ctx, *conc)
+			rm.waitQuiet(ctx)
 			continue
 		}
-		sput, keys, err := sb.putPhase(ctx, size, *conc, *dur)
+		half := *dur / 2
+		put1, err := nb.put(ctx, size, *conc, half)
 		if err != nil {
 			return err
 		}
-		sget := sb.getPhase(ctx, keys, size, *conc, *dur)
-		get := nb.get(ctx, size, *conc, *dur)
-		results = append(results, get, sput, sget)
+		sput1, keys1, err := sb.putPhase(ctx, size, *conc, half)
+		if err != nil {
+			return err
+		}
+		sput2, keys2, err := sb.putPhase(ctx, size, *conc, half)
+		if err != nil {
+			return err
+		}
+		put2, err := nb.put(ctx, size, *conc, half)
+		if err != nil {
+			return err
+		}
+		keys := append(keys1, keys2...)
+		get1 := nb.get(ctx, size, *conc, half)
+		sget1 := sb.getPhase(ctx, keys, size, *conc, half)
+		sget2 := sb.getPhase(ctx, keys, size, *conc, half)
+		get2 := nb.get(ctx, size, *conc, half)
+		results = append(results, merge(put1, put2), merge(get1, get2), merge(sput1, sput2), merge(sget1, sget2))
 		nb.cleanup(ctx, *conc)
 		sb.cleanup(ctx, keys)
+		rm.waitQuiet(ctx)
 		rs, err := sb.mixed(ctx, size, *conc, *dur)
 		if err != nil {
 			return err
 		}
 		results = append(results, rs...)
+		rm.waitQuiet(ctx)
 	}
 	if *jsonOut {
 		return json.NewEncoder(os.Stdout).Encode(struct {
@@ -373,9 +440,6 @@ func (n *nativeBench) put(ctx context.Context, size int64, conc int, dur time.Du
 	for i := range payload {
 		payload[i] = byte(rng.Uint32())
 	}
-	n.mu.Lock()
-	n.fids = n.fids[:0]
-	n.mu.Unlock()
 	res := runLoad(ctx, "put", size, conc, dur, 0, n.rm.quiet, n.rm.cpuMeter(), func(ctx context.Context, _ int) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.rm.url("/v1/blobs"), bytes.NewReader(payload))
 		if err != nil {
@@ -401,7 +465,7 @@ func (n *nativeBench) put(ctx context.Context, size int64, conc int, dur time.Du
 	return res, nil
 }
 
-// get reads the blobs put last, round robin, for dur.
+// get reads the blobs put so far, round robin, for dur.
 func (n *nativeBench) get(ctx context.Context, size int64, conc int, dur time.Duration) benchResult {
 	fids := n.fids
 	var next atomic.Uint64

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -25,6 +26,7 @@ type s3Bench struct {
 	cpu    cpuMeter
 	// unsigned sends bodies as UNSIGNED-PAYLOAD.
 	unsigned bool
+	seq      atomic.Int64 // numbers the keys of the put phases
 }
 
 func newS3Bench(ctx context.Context, rm *remote, conc int, unsigned bool) (*s3Bench, error) {
@@ -80,12 +82,10 @@ func (b *s3Bench) putPhase(ctx context.Context, size int64, conc int, dur time.D
 	payload := benchPayload(size)
 	var mu sync.Mutex
 	var keys []string
-	var seq int
 	put := runLoad(ctx, "s3-put", size, conc, dur, 0, b.quiet, b.cpu, func(ctx context.Context, w int) error {
-		mu.Lock()
-		seq++
-		key := fmt.Sprintf("obj/%d/%d", size, seq)
-		mu.Unlock()
+		// A new key every time, across phases too: an overwrite would
+		// also delete the object it replaces.
+		key := fmt.Sprintf("obj/%d/%d", size, b.seq.Add(1))
 		if err := b.put(ctx, key, payload); err != nil {
 			return err
 		}

@@ -249,24 +249,30 @@ func (a *Auth) check(r *http.Request, signed []string, query, payload, sig strin
 	if err != nil {
 		return err
 	}
-	headerForms := []string{headers}
-	if h, _ := canonicalHeaders(r, signed, trimAllSpace); h != headers {
-		headerForms = append(headerForms, h)
-	}
 	paths := []string{uriEncode(r.URL.Path, false)}
 	if raw := r.URL.EscapedPath(); raw != paths[0] {
 		paths = append(paths, raw)
 	}
+	signedList := strings.Join(signed, ";")
 	var creq string
-	for _, h := range headerForms {
+	try := func(h string) bool {
 		for _, p := range paths {
-			creq = strings.Join([]string{r.Method, p, query, h, strings.Join(signed, ";"), payload}, "\n")
+			creq = strings.Join([]string{r.Method, p, query, h, signedList, payload}, "\n")
 			want := hex.EncodeToString(hmacSHA256(a.signingKey, a.stringToSign(creq)))
 			if subtle.ConstantTimeCompare([]byte(want), []byte(sig)) == 1 {
 				a.signature = sig
-				return nil
+				return true
 			}
 		}
+		return false
+	}
+	if try(headers) {
+		return nil
+	}
+	// The other header form only when the AWS one did not match: most
+	// clients sign the AWS way.
+	if h, _ := canonicalHeaders(r, signed, trimAllSpace); h != headers && try(h) {
+		return nil
 	}
 	return fmt.Errorf("%w: canonical request was %q", ErrSignature, creq)
 }
