@@ -167,7 +167,7 @@
 //
 //	         0   8  needle id
 //	         8   4  cookie
-//	         12  4  kind: 0 needle, 1 corrupt, 2 end
+//	         12  4  kind: 0 needle, 1 corrupt, 2 end, 3 record
 //	         16  8  size n
 //	         24  n  the needle's bytes (kind 0 only)
 //
@@ -179,6 +179,22 @@
 //	       without one was cut short (the server closing, a read error)
 //	       and its last frames must not be trusted to be all there were.
 //	       dataserver.FrameReader reads a run.
+//
+//	       With format=raw over plain HTTP the server takes the connection
+//	       over: the response has no length and no chunking and ends with
+//	       the connection, and each needle goes as a record frame (kind 3,
+//	       cookie 0, size n the record's length), sent from the page cache
+//	       with sendfile(2), unread and unverified by the sender:
+//
+//	         24   8  the needle's data size
+//	         32   8  the generation its header checksum is seeded with
+//	         40   8  the shard file's block size
+//	         48   n  the record exactly as in the shard file (format below)
+//
+//	       The receiver verifies the header and every block (FrameReader:
+//	       a record that fails becomes a corrupt frame there, and the run
+//	       goes on). Over TLS format=raw is ignored. Repair asks for raw
+//	       runs: a member serving one spends almost no CPU on it.
 //	POST   /shard/{vol}/{idx}/compact
 //	       {"before":b,"after":a,"reclaimed":b-a,"needles":k,"dropped":d}
 //	GET    /status

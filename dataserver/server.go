@@ -143,9 +143,10 @@ type Server struct {
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 
-	mu      sync.Mutex // guards ln, srv
+	mu      sync.Mutex // guards ln, srv, raw
 	ln      net.Listener
 	srv     *http.Server
+	raw     map[net.Conn]struct{} // connections raw runs took over
 	serving sync.WaitGroup
 	ready   atomic.Bool
 	closed  atomic.Bool
@@ -268,6 +269,12 @@ func (s *Server) Close() error {
 			cancel()
 			s.serving.Wait()
 		}
+		// Raw runs own their connections: closing them ends the runs.
+		s.mu.Lock()
+		for c := range s.raw {
+			c.Close()
+		}
+		s.mu.Unlock()
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, err)
 		}

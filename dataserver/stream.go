@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"depot"
 )
@@ -68,7 +71,21 @@ const (
 	FrameCorrupt uint32 = 1
 	// FrameEnd ends a complete run; nothing follows.
 	FrameEnd uint32 = 2
+	// FrameRecord carries a needle's record as the shard file holds it
+	// (header, data and block checksums, padding), unverified: a
+	// RecordExtSize-byte extension and then Size bytes of record follow
+	// the header. The receiver verifies it (FrameReader). Raw runs send
+	// these.
+	FrameRecord uint32 = 3
 )
+
+// RecordExtSize is the length of a FrameRecord's extension: the needle's
+// data size (8 bytes), the generation its header checksum is seeded with
+// (8) and the shard file's block size (8), little-endian.
+const RecordExtSize = 24
+
+// maxBlock bounds the block size a raw frame may declare.
+const maxBlock = 16 << 20
 
 // FrameHeaderSize is the length of a frame header.
 const FrameHeaderSize = 24
@@ -89,13 +106,19 @@ func (fr Frame) put(b []byte) {
 	binary.LittleEndian.PutUint64(b[16:], uint64(fr.Size))
 }
 
-// FrameReader reads a needle run.
+// FrameReader reads a needle run. Record frames (FrameRecord) come out as
+// needle frames: Body verifies the record and returns its data, and
+// Current then holds the cookie from the record's header.
 type FrameReader struct {
 	r    *bufio.Reader
 	max  int64
 	cur  Frame
 	left int64 // body bytes of cur not yet read
 	end  bool
+
+	raw      bool // cur came as a record frame
+	rawGen   uint64
+	rawBlock int64
 }
 
 // NewFrameReader reads frames from r; a needle larger than maxSize is an
@@ -117,8 +140,8 @@ func (fr *FrameReader) Next() (Frame, error) {
 		}
 		fr.left = 0
 	}
-	var b [FrameHeaderSize]byte
-	if _, err := io.ReadFull(fr.r, b[:]); err != nil {
+	var b [FrameHeaderSize + RecordExtSize]byte
+	if _, err := io.ReadFull(fr.r, b[:FrameHeaderSize]); err != nil {
 		return Frame{}, unexpected(err)
 	}
 	f := Frame{
@@ -127,23 +150,55 @@ func (fr *FrameReader) Next() (Frame, error) {
 		Kind:   binary.LittleEndian.Uint32(b[12:]),
 		Size:   int64(binary.LittleEndian.Uint64(b[16:])),
 	}
+	fr.raw = false
+	left := f.Size
 	switch {
 	case f.Kind == FrameEnd:
 		fr.end = true
 		return Frame{}, io.EOF
 	case f.Kind == FrameCorrupt:
-		f.Size = 0
+		f.Size, left = 0, 0
+	case f.Kind == FrameRecord:
+		ext := b[FrameHeaderSize:]
+		if _, err := io.ReadFull(fr.r, ext); err != nil {
+			return Frame{}, unexpected(err)
+		}
+		size := int64(binary.LittleEndian.Uint64(ext[0:]))
+		fr.rawGen = binary.LittleEndian.Uint64(ext[8:])
+		fr.rawBlock = int64(binary.LittleEndian.Uint64(ext[16:]))
+		if size < 0 || size > fr.max || fr.rawBlock <= 0 || fr.rawBlock > maxBlock || f.Size != recordLen(size, fr.rawBlock) {
+			return Frame{}, fmt.Errorf("%w: needle run: record of needle %x: %d bytes for %d of data in blocks of %d",
+				depot.ErrCorrupt, uint64(f.ID), f.Size, size, fr.rawBlock)
+		}
+		fr.raw = true
+		f.Kind, f.Cookie, f.Size = FrameNeedle, 0, size
 	case f.Kind != FrameNeedle:
 		return Frame{}, fmt.Errorf("%w: needle run: frame kind %d", depot.ErrCorrupt, f.Kind)
 	case f.Size < 0 || f.Size > fr.max:
 		return Frame{}, fmt.Errorf("%w: needle run: needle %x of %d bytes", depot.ErrCorrupt, uint64(f.ID), f.Size)
 	}
-	fr.cur, fr.left = f, f.Size
+	fr.cur, fr.left = f, left
 	return f, nil
 }
 
+// Current returns the frame Next returned last, as Body left it: with the
+// cookie a record frame's header holds once Body verified it, or as a
+// corrupt frame when it failed.
+func (fr *FrameReader) Current() Frame { return fr.cur }
+
+// BufferSize is the capacity Body needs for the current frame's body.
+func (fr *FrameReader) BufferSize() int64 {
+	if fr.raw {
+		return recordLen(fr.cur.Size, fr.rawBlock)
+	}
+	return fr.cur.Size
+}
+
 // Body reads the body of the frame Next returned into buf, grown if it is
-// too small, and returns it.
+// too small, and returns the needle's bytes. A record frame is verified
+// here, header and blocks, as Store.Run verifies on the sender: one that
+// fails is read whole, so the run can go on, and Body returns an error
+// wrapping depot.ErrCorrupt with Current a corrupt frame.
 func (fr *FrameReader) Body(buf []byte) ([]byte, error) {
 	n := int(fr.left)
 	if cap(buf) < n {
@@ -154,7 +209,40 @@ func (fr *FrameReader) Body(buf []byte) ([]byte, error) {
 		return nil, unexpected(err)
 	}
 	fr.left = 0
-	return buf, nil
+	if !fr.raw {
+		return buf, nil
+	}
+	cookie, data, err := verifyRecord(buf, fr.cur.ID, fr.cur.Size, fr.rawGen, fr.rawBlock)
+	if err != nil {
+		fr.cur = Frame{ID: fr.cur.ID, Cookie: cookie, Kind: FrameCorrupt}
+		return buf[:0], fmt.Errorf("needle %x: %w", uint64(fr.cur.ID), err)
+	}
+	fr.cur.Cookie = cookie
+	return data, nil
+}
+
+// verifyRecord checks a whole record of needle id with size bytes of data
+// (header, then each block), moves the data to the front of rec and
+// returns the cookie and the data.
+func verifyRecord(rec []byte, id depot.NeedleID, size int64, gen uint64, block int64) (depot.Cookie, []byte, error) {
+	hd, err := decodeHeader(rec, gen)
+	if err == nil && (hd.Needle != id || hd.Size != size || hd.tombstone()) {
+		err = fmt.Errorf("%w: header is not this needle's", depot.ErrCorrupt)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", depot.ErrCorrupt, err)
+	}
+	at := int64(headerSize)
+	for i := int64(0); i*block < size; i++ {
+		bl := min(block, size-i*block)
+		data := rec[at : at+bl]
+		if blockCRC(id, i, data) != binary.LittleEndian.Uint32(rec[at+bl:]) {
+			return hd.Cookie, nil, fmt.Errorf("%w: block %d", depot.ErrCorrupt, i)
+		}
+		copy(rec[i*block:], data)
+		at += bl + crcSize
+	}
+	return hd.Cookie, rec[:size], nil
 }
 
 func unexpected(err error) error {
@@ -191,15 +279,7 @@ func (s *Store) Run(ctx context.Context, vol depot.VolumeID, idx int, from, unti
 	if err != nil {
 		return err
 	}
-	f.mu.RLock()
-	ids := make([]depot.NeedleID, 0, f.idx.Len())
-	f.idx.each(func(id depot.NeedleID, l loc) {
-		if !l.deleted() && id >= from && id <= until {
-			ids = append(ids, id)
-		}
-	})
-	f.mu.RUnlock()
-	slices.Sort(ids)
+	ids := f.liveIDs(from, until)
 	bp := runPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledRun {
@@ -226,6 +306,21 @@ func (s *Store) Run(ctx context.Context, vol depot.VolumeID, idx int, from, unti
 		}
 	}
 	return nil
+}
+
+// liveIDs returns the ids of the live needles with from <= id <= until,
+// sorted.
+func (f *shardFile) liveIDs(from, until depot.NeedleID) []depot.NeedleID {
+	f.mu.RLock()
+	ids := make([]depot.NeedleID, 0, f.idx.Len())
+	f.idx.each(func(id depot.NeedleID, l loc) {
+		if !l.deleted() && id >= from && id <= until {
+			ids = append(ids, id)
+		}
+	})
+	f.mu.RUnlock()
+	slices.Sort(ids)
+	return ids
 }
 
 // readRecord reads the current record of needle id whole into *bp (grown
@@ -255,27 +350,11 @@ func (f *shardFile) readRecord(id depot.NeedleID, bp *[]byte) (Frame, []byte, er
 	if _, err := h.f.ReadAt(rec, l.offset()); err != nil {
 		return Frame{}, nil, f.corrupt(id, fmt.Errorf("%w: short record: %w", depot.ErrCorrupt, err))
 	}
-	hd, err := decodeHeader(rec, gen)
-	if err == nil && (hd.Needle != id || hd.Size != size || hd.tombstone()) {
-		err = fmt.Errorf("%w: header at %d is not this needle's", depot.ErrCorrupt, l.offset())
-	}
+	cookie, data, err := verifyRecord(rec, id, size, gen, f.block)
 	if err != nil {
-		return Frame{}, nil, f.corrupt(id, err)
+		return Frame{ID: id, Cookie: cookie}, nil, f.corrupt(id, fmt.Errorf("record at %d: %w", l.offset(), err))
 	}
-	fr := Frame{ID: id, Cookie: hd.Cookie, Kind: FrameNeedle, Size: size}
-	// Verify each block, moving its data down over the header and the
-	// checksums before it.
-	at := int64(headerSize)
-	for i := int64(0); i*f.block < size; i++ {
-		bl := min(f.block, size-i*f.block)
-		data := rec[at : at+bl]
-		if blockCRC(id, i, data) != binary.LittleEndian.Uint32(rec[at+bl:]) {
-			return fr, nil, f.corrupt(id, fmt.Errorf("%w: block %d", depot.ErrCorrupt, i))
-		}
-		copy(rec[i*f.block:], data)
-		at += bl + crcSize
-	}
-	return fr, rec[:size], nil
+	return Frame{ID: id, Cookie: cookie, Kind: FrameNeedle, Size: size}, data, nil
 }
 
 // parseRunBound parses the optional hex needle id in query parameter
@@ -319,6 +398,14 @@ func (s *Server) handleNeedles(w http.ResponseWriter, r *http.Request) {
 	if empty {
 		from, until = 1, 0 // nothing after the last id
 	}
+	if r.URL.Query().Get("format") == "raw" && r.TLS == nil {
+		if conn, handled := s.hijackRun(w, r, vol, idx); handled {
+			if conn != nil {
+				s.sendRawRun(r.Context(), conn, vol, idx, depot.NeedleID(from), depot.NeedleID(until))
+			}
+			return
+		}
+	}
 	var (
 		hdr     [FrameHeaderSize]byte
 		started bool
@@ -360,4 +447,139 @@ func (s *Server) handleNeedles(w http.ResponseWriter, r *http.Request) {
 	start()
 	Frame{Kind: FrameEnd}.put(hdr[:])
 	w.Write(hdr[:])
+}
+
+// A raw run (GET .../needles?format=raw over plain HTTP) sends each
+// needle's record as the file holds it, in a FrameRecord, straight from
+// the page cache to the socket (sendfile), and the receiver verifies it:
+// the sender neither reads nor copies the bytes. The response takes over
+// the connection (it has no length and is not chunked; the connection
+// closes after the end frame), so a run over TLS, or where the connection
+// cannot be taken over, is an ordinary run.
+
+// rawRunHead is the response head of a raw run.
+const rawRunHead = "HTTP/1.1 200 OK\r\nContent-Type: application/x-depot-needle-run\r\nConnection: close\r\n\r\n"
+
+// hijackRun checks that the shard file exists and takes the connection
+// over for a raw run, writing the response head. It returns the
+// connection, or nil when the request was answered otherwise (an error
+// response, a connection closed); handled is false when the connection
+// cannot be taken over and an ordinary run must answer.
+func (s *Server) hijackRun(w http.ResponseWriter, r *http.Request, vol depot.VolumeID, idx int) (conn net.Conn, handled bool) {
+	k, err := checkKey(vol, idx)
+	if err == nil {
+		_, err = s.store.shard(k)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, true // answered
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, false
+	}
+	if brw.Reader.Buffered() > 0 {
+		// A pipelined request behind this one: not for a raw run.
+		conn.Close()
+		return nil, true
+	}
+	if !s.trackRaw(conn, true) {
+		conn.Close()
+		return nil, true
+	}
+	conn.SetWriteDeadline(time.Now().Add(rawRunIdle))
+	if _, err := io.WriteString(conn, rawRunHead); err != nil {
+		s.trackRaw(conn, false)
+		conn.Close()
+		return nil, true
+	}
+	return conn, true
+}
+
+// rawRunIdle bounds how long one write of a raw run may wait for the
+// receiver.
+const rawRunIdle = time.Minute
+
+// trackRaw adds a connection taken over by a raw run to those Close ends,
+// or removes it; adding fails once the server is closing.
+func (s *Server) trackRaw(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.raw, c)
+		return true
+	}
+	if s.closed.Load() {
+		return false
+	}
+	if s.raw == nil {
+		s.raw = make(map[net.Conn]struct{})
+	}
+	s.raw[c] = struct{}{}
+	return true
+}
+
+// sendRawRun writes the frames of a raw run to conn and closes it. A
+// failure cuts the run short, which the receiver sees as a missing end
+// frame.
+func (s *Server) sendRawRun(ctx context.Context, conn net.Conn, vol depot.VolumeID, idx int, from, until depot.NeedleID) {
+	defer func() {
+		s.trackRaw(conn, false)
+		conn.Close()
+	}()
+	k, _ := checkKey(vol, idx)
+	f, err := s.store.shard(k)
+	if err != nil {
+		return
+	}
+	var hdr [FrameHeaderSize + RecordExtSize]byte
+	for _, id := range f.liveIDs(from, until) {
+		if ctx.Err() != nil {
+			return
+		}
+		// The file as it is now: compaction may have swapped it.
+		if f, err = s.store.shard(k); err != nil {
+			return
+		}
+		f.mu.RLock()
+		l, ok := f.idx.get(id)
+		h, gen := f.h, f.gen
+		if ok && !l.deleted() {
+			h.ref()
+		}
+		f.mu.RUnlock()
+		if !ok || l.deleted() {
+			continue // deleted since
+		}
+		size := l.size()
+		n := recordLen(size, f.block)
+		Frame{ID: id, Kind: FrameRecord, Size: n}.put(hdr[:])
+		binary.LittleEndian.PutUint64(hdr[FrameHeaderSize:], uint64(size))
+		binary.LittleEndian.PutUint64(hdr[FrameHeaderSize+8:], gen)
+		binary.LittleEndian.PutUint64(hdr[FrameHeaderSize+16:], uint64(f.block))
+		conn.SetWriteDeadline(time.Now().Add(rawRunIdle))
+		_, err := conn.Write(hdr[:])
+		if err == nil {
+			err = sendRange(conn, h.f, l.offset(), n)
+		}
+		h.unref()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("raw needle run cut short", "volume", vol, "index", idx, "err", err)
+			}
+			return
+		}
+		s.bytesOut.Add(float64(size))
+	}
+	Frame{Kind: FrameEnd}.put(hdr[:])
+	conn.Write(hdr[:FrameHeaderSize])
+}
+
+// copyRange writes n bytes of f from offset off to w, through a buffer.
+func copyRange(w io.Writer, f *os.File, off, n int64) error {
+	m, err := io.Copy(w, io.NewSectionReader(f, off, n))
+	if err == nil && m < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }

@@ -34,9 +34,10 @@
 //     members (GET /shard/{vol}/{idx}), takes the union of their live
 //     needles in id order, skips needles deleted anywhere, and rebuilds
 //     them after the job's cursor, streaming (stream.go): one needle run
-//     (GET /shard/{vol}/{idx}/needles, dataserver/doc.go) from each of k
-//     members, read side by side in id order, every needle verified by
-//     its sender and checked alike (length, tag suffix) on k members
+//     (GET /shard/{vol}/{idx}/needles?format=raw, dataserver/doc.go)
+//     from each of k members, read side by side in id order; the members
+//     send the records as their files hold them (sendfile) and every
+//     needle is verified here, checksums first, then checked alike (length, tag suffix) on k members
 //     before it is rebuilt; a needle the runs do not give k consistent
 //     shards of is rebuilt as above from all other members. A worker runs
 //     Config.Streams such streams at once: as many jobs side by side

@@ -108,7 +108,7 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 	defer idle.Stop()
 	m := v.Members[idx]
 	url := w.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(v.ID), 10) + "/" + strconv.Itoa(idx) +
-		"/needles?after=" + strconv.FormatUint(uint64(after), 16) + "&until=" + strconv.FormatUint(uint64(until), 16)
+		"/needles?format=raw&after=" + strconv.FormatUint(uint64(after), 16) + "&until=" + strconv.FormatUint(uint64(until), 16)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		send(runItem{err: err})
@@ -141,11 +141,20 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 			case b = <-s.free:
 			default:
 			}
-			if int64(cap(b)) < f.Size {
+			if need := fr.BufferSize(); int64(cap(b)) < need {
 				// Room for the needles after it too: buffers go round.
-				b = make([]byte, 0, max(f.Size, minBuf))
+				b = make([]byte, 0, max(need, minBuf))
 			}
 			b, err = fr.Body(b)
+			if err != nil && fr.Current().Kind == dataserver.FrameCorrupt {
+				// A record the member sent as it is on its disk failed its
+				// checksums here; the run goes on and the needle comes
+				// from the other members.
+				w.log.Warn("corrupt needle in a run", "volume", v.ID, "index", idx, "node", m.Node, "err", err)
+				s.release(b)
+				b, err = nil, nil
+			}
+			f = fr.Current()
 		}
 		idle.Stop()
 		if err != nil {
