@@ -124,7 +124,7 @@ type FrameReader struct {
 // NewFrameReader reads frames from r; a needle larger than maxSize is an
 // error.
 func NewFrameReader(r io.Reader, maxSize int64) *FrameReader {
-	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: maxSize}
+	return &FrameReader{r: bufio.NewReaderSize(r, 4<<10), max: maxSize}
 }
 
 // Next returns the next needle or corrupt frame, skipping the body of the
