@@ -186,8 +186,12 @@ func (r *remote) waitQuiet(ctx context.Context) {
 }
 
 // measureIdleCPU sets r.idleCPU from the server's CPU over dur with no
-// load (the meter's resolution is 10 ms, hence a few seconds).
+// load (the meter's resolution is 10 ms, hence a few seconds); dur 0
+// leaves it 0.
 func (r *remote) measureIdleCPU(ctx context.Context, dur time.Duration) {
+	if dur <= 0 {
+		return
+	}
 	c0, ok := r.serverCPU()
 	if !ok {
 		return
