@@ -22,6 +22,10 @@ import (
 )
 
 // benchResult is what one phase of a benchmark measured.
+// abbaRounds is how many rounds of native, S3, S3, native slices the
+// puts and the gets of a size run in.
+const abbaRounds = 2
+
 type benchResult struct {
 	Op        string        `json:"op"`
 	Size      int64         `json:"size"`
@@ -43,11 +47,25 @@ type benchResult struct {
 	cpuErr bool            // the CPU could not be read
 }
 
-// merge combines two phases of the same operation run at different times
+// merge combines phases of the same operation run at different times
 // into one result, as if they were one phase.
-func merge(a, b benchResult) benchResult {
-	res := summarize(a.Op, a.Size, append(slices.Clone(a.lat), b.lat...), a.Errors+b.Errors, a.Elapsed+b.Elapsed)
-	res.cpu, res.cpuErr = a.cpu+b.cpu, a.cpuErr || b.cpuErr
+func merge(rs ...benchResult) benchResult {
+	var (
+		lat     []time.Duration
+		errs    int
+		elapsed time.Duration
+		cpu     float64
+		cpuErr  bool
+	)
+	for _, r := range rs {
+		lat = append(lat, r.lat...)
+		errs += r.Errors
+		elapsed += r.Elapsed
+		cpu += r.cpu
+		cpuErr = cpuErr || r.cpuErr
+	}
+	res := summarize(rs[0].Op, rs[0].Size, lat, errs, elapsed)
+	res.cpu, res.cpuErr = cpu, cpuErr
 	res.setCPU()
 	return res
 }
@@ -329,8 +347,8 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	// Per size, each API's puts and then its gets run in two halves of a
-	// phase, in the order native, S3, S3, native (ABBA): neither API
+	// Per size, each API's puts and then its gets run in four slices of a
+	// phase, in the order native, S3, S3, native, twice (ABBA): neither API
 	// always runs on the fuller store or right after the other's writes,
 	// whose dirty pages and background work would be charged to it. Then
 	// every delete, a wait until the server is idle again, and the mixed
@@ -352,29 +370,40 @@ func runBench(ctx context.Context, args []string) error {
 			rm.waitQuiet(ctx)
 			continue
 		}
-		half := *dur / 2
-		put1, err := nb.put(ctx, size, *conc, half)
-		if err != nil {
-			return err
+		// abbaRounds rounds of A B B A: a drift over the run (a fuller
+		// store, a growing heap) weighs on both APIs alike.
+		slice := *dur / (2 * abbaRounds)
+		var (
+			puts, sputs, gets, sgets []benchResult
+			keys                     []string
+		)
+		for range abbaRounds {
+			for i := range 4 {
+				if i == 0 || i == 3 {
+					r, err := nb.put(ctx, size, *conc, slice)
+					if err != nil {
+						return err
+					}
+					puts = append(puts, r)
+					continue
+				}
+				r, k, err := sb.putPhase(ctx, size, *conc, slice)
+				if err != nil {
+					return err
+				}
+				sputs, keys = append(sputs, r), append(keys, k...)
+			}
 		}
-		sput1, keys1, err := sb.putPhase(ctx, size, *conc, half)
-		if err != nil {
-			return err
+		for range abbaRounds {
+			for i := range 4 {
+				if i == 0 || i == 3 {
+					gets = append(gets, nb.get(ctx, size, *conc, slice))
+				} else {
+					sgets = append(sgets, sb.getPhase(ctx, keys, size, *conc, slice))
+				}
+			}
 		}
-		sput2, keys2, err := sb.putPhase(ctx, size, *conc, half)
-		if err != nil {
-			return err
-		}
-		put2, err := nb.put(ctx, size, *conc, half)
-		if err != nil {
-			return err
-		}
-		keys := append(keys1, keys2...)
-		get1 := nb.get(ctx, size, *conc, half)
-		sget1 := sb.getPhase(ctx, keys, size, *conc, half)
-		sget2 := sb.getPhase(ctx, keys, size, *conc, half)
-		get2 := nb.get(ctx, size, *conc, half)
-		results = append(results, merge(put1, put2), merge(get1, get2), merge(sput1, sput2), merge(sget1, sget2))
+		results = append(results, merge(puts...), merge(gets...), merge(sputs...), merge(sgets...))
 		nb.cleanup(ctx, *conc)
 		sb.cleanup(ctx, keys)
 		rm.waitQuiet(ctx)
