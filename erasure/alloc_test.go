@@ -64,7 +64,10 @@ func TestCodec_Allocs(t *testing.T) {
 		small := encode(smallData) - rsAllocs(17)
 		big := encode(bigData) - rsAllocs(257)
 		t.Logf("allocations besides reedsolomon's: %.0f for 17 stripes, %.0f for 257", small, big)
-		if big > small+8 {
+		// reedsolomon's own count wobbles by a few from run to run (its
+		// goroutines, the race detector): the bound is far below one
+		// allocation per stripe (240 more stripes), far above the wobble.
+		if big > small+32 {
 			t.Errorf("allocations grow with the object: %.0f for 17 stripes, %.0f for 257", small, big)
 		}
 	})
@@ -72,7 +75,7 @@ func TestCodec_Allocs(t *testing.T) {
 		small := read(&memOpener{tb: t, shards: smallShards}, smallSize)
 		big := read(&memOpener{tb: t, shards: bigShards}, bigSize)
 		t.Logf("allocations: %.0f for 17 stripes, %.0f for 257", small, big)
-		if big > small+8 {
+		if big > small+32 {
 			t.Errorf("allocations grow with the object: %.0f for 17 stripes, %.0f for 257", small, big)
 		}
 	})
