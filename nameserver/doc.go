@@ -28,8 +28,10 @@
 //
 // # Database file
 //
-// The database is the bbolt file <Dir>/nameserver.db. Integers in keys and
-// values are big-endian. JSON values are the encoding/json form of the Go
+// The database is the bbolt file <Dir>/nameserver.db. Its free-page list
+// is not written on each commit (bbolt's NoFreelistSync, as etcd runs it):
+// a commit writes only the pages it changed, and opening the file rebuilds
+// the list by scanning. Integers in keys and values are big-endian. JSON values are the encoding/json form of the Go
 // types named. Top-level buckets:
 //
 //	meta         "version" → "2" (layout version; "1" is upgraded on open by

@@ -54,7 +54,7 @@ type request struct {
 }
 
 func openStore(path string, window time.Duration, maxBatch int, m *metrics, log *slog.Logger) (*store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: open %s: %w", path, err)
 	}
