@@ -223,6 +223,43 @@ func waitConverged(t *testing.T, c *testcluster.Cluster) {
 	}
 }
 
+// waitCaughtUp waits until nameserver i has applied every entry the
+// leader had applied when the wait began: while writes go on, the members'
+// states are rarely sampled at one index, so this is what "caught up"
+// means under load (waitConverged compares them once writes stop).
+func waitCaughtUp(t *testing.T, c *testcluster.Cluster, i int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var target uint64
+	for target == 0 {
+		if li := c.Leader(); li >= 0 {
+			if l := c.Nameserver(li); l != nil {
+				target = l.Server.AppliedIndex()
+			}
+		}
+		if target == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no leader to catch up with")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for {
+		n := c.Nameserver(i)
+		if n != nil && n.Server.AppliedIndex() >= target {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := uint64(0)
+			if n != nil {
+				got = n.Server.AppliedIndex()
+			}
+			t.Fatalf("nameserver %d applied %d of the leader's %d after 30s", i, got, target)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // haPuts is how many acknowledged puts a test step waits for: fewer under
 // -short, where the race detector slows everything down.
 func haPuts(n int) int {
@@ -342,10 +379,11 @@ func TestHA_RollingRestart(t *testing.T) {
 		if err := c.StartNameserver(ctx, i); err != nil {
 			t.Fatal(err)
 		}
-		waitConverged(t, c)
+		waitCaughtUp(t, c, i)
 		load.waitAcked(t, haPuts(10))
 	}
 	load.halt()
+	waitConverged(t, c)
 	load.verify(t)
 	load.mu.Lock()
 	gap, failed := load.longestGap, len(load.failed)
