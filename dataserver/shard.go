@@ -692,17 +692,27 @@ func (f *shardFile) delete(ctx context.Context, id depot.NeedleID, cookie depot.
 	return nil
 }
 
+// pin looks needle id up and, when it is live, takes a reference on the
+// file handle that holds its record (the caller unrefs it), so that a
+// compaction swapping the file meanwhile cannot close it under the
+// caller. It returns the record's location and the generation its header
+// checksum is seeded with; ok is false for a needle that is not live.
+func (f *shardFile) pin(id depot.NeedleID) (l loc, h *handle, gen uint64, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	l, ok = f.idx.get(id)
+	if !ok || l.deleted() {
+		return 0, nil, 0, false
+	}
+	f.h.ref()
+	return l, f.h, f.gen, true
+}
+
 // open pins the needle's record; with readFirst it reads the header and
 // the first block in one read, else the header alone.
 func (f *shardFile) open(id depot.NeedleID, cookie depot.Cookie, readFirst bool) (*Needle, error) {
-	f.mu.RLock()
-	l, ok := f.idx.get(id)
-	h, gen := f.h, f.gen
-	if ok && !l.deleted() {
-		h.ref()
-	}
-	f.mu.RUnlock()
-	if !ok || l.deleted() {
+	l, h, gen, ok := f.pin(id)
+	if !ok {
 		return nil, f.needleErr(id, depot.ErrNotFound)
 	}
 	n := &Needle{f: f, h: h, id: id, off: l.offset(), size: l.size()}

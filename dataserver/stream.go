@@ -330,14 +330,8 @@ func (f *shardFile) liveIDs(from, until depot.NeedleID) []depot.NeedleID {
 // counted and wraps ErrCorrupt, with the cookie in the frame when the
 // header was sound.
 func (f *shardFile) readRecord(id depot.NeedleID, bp *[]byte) (Frame, []byte, error) {
-	f.mu.RLock()
-	l, ok := f.idx.get(id)
-	h, gen := f.h, f.gen
-	if ok && !l.deleted() {
-		h.ref()
-	}
-	f.mu.RUnlock()
-	if !ok || l.deleted() {
+	l, h, gen, ok := f.pin(id)
+	if !ok {
 		return Frame{}, nil, f.needleErr(id, depot.ErrNotFound)
 	}
 	defer h.unref()
@@ -541,14 +535,8 @@ func (s *Server) sendRawRun(ctx context.Context, conn net.Conn, vol depot.Volume
 		if f, err = s.store.shard(k); err != nil {
 			return
 		}
-		f.mu.RLock()
-		l, ok := f.idx.get(id)
-		h, gen := f.h, f.gen
-		if ok && !l.deleted() {
-			h.ref()
-		}
-		f.mu.RUnlock()
-		if !ok || l.deleted() {
+		l, h, gen, ok := f.pin(id)
+		if !ok {
 			continue // deleted since
 		}
 		size := l.size()
