@@ -253,4 +253,11 @@ var (
 	// leader it can reach (an election is under way, or it is cut off from
 	// the majority); the caller retries, on another nameserver if it can.
 	ErrNoLeader = errors.New("no nameserver leader")
+	// ErrUnknownOutcome is returned when a change was handed over for
+	// commit but its outcome is not known: the caller's context ended,
+	// the answer was lost, or the leader lost office before the entry
+	// was known to commit. The change may have been applied or not; the
+	// caller resolves it (a retry with the same request id, or a read
+	// back) and never treats it as a refusal.
+	ErrUnknownOutcome = errors.New("outcome unknown")
 )

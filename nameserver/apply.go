@@ -100,7 +100,19 @@ func nodeVolKey(node string, id depot.VolumeID) []byte {
 // (bbolt failing) can leave partial writes; the committer then discards the
 // whole transaction. Changes to the in-memory cache are queued with
 // s.afterCommit and run only once the transaction is durable.
+//
+// A command that carries a request id is applied at most once: a repeat
+// gets the result recorded the first time and changes nothing
+// (requests.go).
 func (s *store) apply(tx *bbolt.Tx, cmd Command) (any, error) {
+	if cmd.ID != "" {
+		return s.applyOnce(tx, cmd)
+	}
+	return s.applyCommand(tx, cmd)
+}
+
+// applyCommand executes one command in tx, with apply's contract.
+func (s *store) applyCommand(tx *bbolt.Tx, cmd Command) (any, error) {
 	switch cmd.Type {
 	case CmdSyncDataservers:
 		var c syncDataserversCmd
@@ -552,15 +564,7 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 	// Segments of the old object that the new one no longer uses.
 	var replaced []depot.Segment
 	if old != nil {
-		keep := make(map[string]bool, len(o.Segments))
-		for _, sg := range o.Segments {
-			keep[sg.Fid] = true
-		}
-		for _, sg := range old.Segments {
-			if !keep[sg.Fid] {
-				replaced = append(replaced, sg)
-			}
-		}
+		replaced = unusedSegments(old.Segments, o.Segments)
 	}
 	if err := putJSON(b, []byte(o.Key), o); err != nil {
 		return nil, err
@@ -613,7 +617,26 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	return nsclient.DeleteResult{Deleted: deleted}, nil
 }
 
+// unusedSegments returns the segments of old that next does not use: what
+// a replacement releases. A replacement that reuses segments (a replayed
+// put, a part uploaded again with the same segments) releases none of them.
+func unusedSegments(old, next []depot.Segment) []depot.Segment {
+	keep := make(map[string]bool, len(next))
+	for _, sg := range next {
+		keep[string(refKey(sg.Fid))] = true
+	}
+	var out []depot.Segment
+	for _, sg := range old {
+		if !keep[string(refKey(sg.Fid))] {
+			out = append(out, sg)
+		}
+	}
+	return out
+}
+
 // enqueueDeletes queues segs for deletion; they are no longer referenced.
+// The delete loop checks the refs index again before it deletes anything
+// (processDeletes), so a segment that is referenced is never deleted.
 func enqueueDeletes(tx *bbolt.Tx, cmd Command, segs []depot.Segment) error {
 	if err := dropRefs(tx, segs); err != nil {
 		return err

@@ -33,13 +33,21 @@ const (
 // are alive, where to place a volume, which volume to lease from — are taken
 // by the proposer and written into the payload.
 //
-// Results of apply, by type: assign → nsclient.Assignment; put_object →
-// nsclient.PutResult; delete_object → nsclient.DeleteResult; create_bucket →
-// nsclient.Bucket; the others → nil.
+// Results of apply, by type: assign → nsclient.Assignment; put_object,
+// put_part and complete_upload → nsclient.PutResult; delete_object →
+// nsclient.DeleteResult; create_bucket and set_bucket → nsclient.Bucket;
+// create_upload → nsclient.Upload; sweep_orphans → nsclient.SweepResult;
+// the others → nil. The table resultTypes (requests.go) must list every
+// type with a result.
+//
+// ID, when set, is the request id of the call that proposed the command
+// (nsclient.HeaderRequestID): apply applies a command of one id and type
+// at most once and answers a repeat with the recorded result.
 type Command struct {
 	Type CommandType     `json:"type"`
 	Time time.Time       `json:"time"` // when it was proposed
 	Data json.RawMessage `json:"data"`
+	ID   string          `json:"id,omitempty"`
 }
 
 // dataserverRecord is a dataserver as the nameserver stores it: what gossip

@@ -84,10 +84,49 @@
 //	missed       fid text → JSON nsclient.MissedWrite {fid, shards, time}:
 //	             shards that did not acknowledge a write, or that a scrub
 //	             found corrupt, for needle-level repair
+//	requests     request id, 0x00, command type → JSON requestRecord
+//	             {time, result}: the result (JSON of the Go type apply
+//	             returns for that type, null for none) of each command
+//	             that carried a request id and succeeded, kept
+//	             RequestRetention (1h) by the commands' Time (created by
+//	             the first such command; see "Request ids")
+//	request_times int64 Unix nanoseconds of the command's Time, then the
+//	             requests key → empty: the same records in time order,
+//	             for pruning
 //	repairs      uint32 volume id, uint16 shard index → JSON
 //	             nsclient.RepairJob {volume, index, from, to, started,
 //	             updated, cursor, needles, bytes, total_bytes}: shard
 //	             rebuilds under way (created by the first job; repair.go)
+//
+// # Request ids
+//
+// A client that loses the answer to a change cannot tell whether it was
+// applied. So every mutating request of nsclient carries a request id in
+// the header Depot-Request-Id (nsclient.HeaderRequestID: printable ASCII,
+// at most 128 bytes): a fresh random one per logical call, or the caller's
+// (nsclient.WithRequestID), the same on every retry of the call. The
+// handler passes it in the request's context to propose, which writes it
+// into Command.ID; a follower forwards it to the leader with the request;
+// nsclient.Local gets it in the context. Apply then applies a command of
+// one id and type at most once: the first time it records the result in
+// requests, in the same transaction; a repeat within RequestRetention gets
+// that result (the same Go type) and changes nothing. A refused command
+// records nothing, so its repeat is judged afresh. The type is part of the
+// key because one call may propose several commands (an assign first syncs
+// the gossip view). Every recorded command also removes up to 16 records
+// older than RequestRetention, oldest first through request_times, so the
+// pruning is cheap and, depending only on the state and the command, alike
+// on every replica. An id names one call: a different payload under an id
+// already recorded gets the first call's result.
+//
+// With the ids, every change is safe to repeat, whatever it does: nsclient
+// retries a broken connection, a lost answer, NoLeader and an unknown
+// outcome, against one nameserver too, until RetryFor. An error that wraps
+// depot.ErrUnknownOutcome (HTTP 503, code UnknownOutcome) is not a
+// refusal: the change was handed over for commit and may be applied (the
+// proposer's context ended, a raft leader lost office after appending it,
+// a follower's forward broke after it reached the leader). Every other
+// error answered is a definite refusal.
 //
 // # Raft group
 //
@@ -125,8 +164,8 @@
 //   - nsclient takes every member's URL (comma-separated), moves to the
 //     leader a member names, and on a member that cannot be reached or
 //     answers NoLeader tries the next one with backoff, up to its
-//     RetryFor (15s) or the caller's context. The commands a client may
-//     repeat that way are idempotent (an object put twice is put once).
+//     RetryFor (15s) or the caller's context. A repeat carries the same
+//     request id, so it is applied at most once (see "Request ids").
 //
 // The raft log and stable store are the bbolt file <Dir>/raft.db (not
 // raft-boltdb, whose v2 no longer builds against the go-metrics that raft
@@ -179,7 +218,10 @@
 //   - works through the delete queue: segments queued DeleteGrace ago or
 //     more have their needles deleted on every member (DELETE requests, no
 //     bytes); an entry is acknowledged once every member answered 204 or
-//     404, and stays queued while a member is down.
+//     404, and stays queued while a member is down. An entry whose fid the
+//     refs index lists (something references it again, or a command
+//     queued it by mistake) is acknowledged without deleting anything: a
+//     referenced segment is never deleted.
 //
 // Workers poll GET /repair/tasks?node=ID (their jobs, the missed shards
 // they hold, and the slots they are members of, for anti-entropy), report

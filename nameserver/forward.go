@@ -2,7 +2,9 @@ package nameserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -43,9 +45,19 @@ func newForwarder(s *Server) *forwarder {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host
 			r.Out.Header.Set(headerForwarded, "1")
+			// The request id (nsclient.HeaderRequestID) goes on as
+			// it came, so that the leader applies a repeat once.
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			httpx.WriteError(w, fmt.Errorf("nameserver: forward to the leader: %w: %v", depot.ErrNoLeader, err))
+			// A change that reached the leader may have been applied
+			// there even though its answer is lost: its outcome is
+			// unknown. Only a connection never made is a plain NoLeader.
+			var op *net.OpError
+			if r.Method == http.MethodGet || r.Method == http.MethodHead || errors.As(err, &op) && op.Op == "dial" {
+				httpx.WriteError(w, fmt.Errorf("nameserver: forward to the leader: %w: %v", depot.ErrNoLeader, err))
+				return
+			}
+			httpx.WriteError(w, fmt.Errorf("nameserver: forward to the leader: %w: %w: %v", depot.ErrUnknownOutcome, depot.ErrNoLeader, err))
 		},
 	}
 	return f

@@ -84,12 +84,35 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		body := &countingReader{ReadCloser: r.Body}
 		r.Body = body
-		h(sw, r)
+		if id := r.Header.Get(nsclient.HeaderRequestID); id != "" {
+			// The commands this request proposes carry its id (propose).
+			if err := checkRequestID(id); err != nil {
+				httpx.WriteError(sw, err)
+			} else {
+				h(sw, r.WithContext(nsclient.WithRequestID(r.Context(), id)))
+			}
+		} else {
+			h(sw, r)
+		}
 		s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
 		s.metrics.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		s.metrics.bytesIn.Add(float64(body.n))
 		s.metrics.bytesOut.Add(float64(sw.bytes))
 	})
+}
+
+// checkRequestID refuses request ids that are too long or not printable
+// ASCII (they are bbolt keys, and end in 0x00 and the command type).
+func checkRequestID(id string) error {
+	if len(id) > nsclient.MaxRequestIDLen {
+		return fmt.Errorf("%w: request id of %d bytes, at most %d", depot.ErrBadRequest, len(id), nsclient.MaxRequestIDLen)
+	}
+	for i := range len(id) {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return fmt.Errorf("%w: request id %q: printable ASCII only", depot.ErrBadRequest, id)
+		}
+	}
+	return nil
 }
 
 type statusWriter struct {

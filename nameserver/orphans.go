@@ -114,6 +114,25 @@ func checkNotSwept(tx *bbolt.Tx, segs []depot.Segment) error {
 	return nil
 }
 
+// referencedDeletes returns the sequence numbers of the entries of list
+// whose segment the refs index lists: segments that must not be deleted.
+func (s *Server) referencedDeletes(ctx context.Context, list []nsclient.PendingDelete) (map[uint64]bool, error) {
+	live := map[uint64]bool{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		refs, err := refsOf(tx)
+		if err != nil {
+			return err
+		}
+		for _, pd := range list {
+			if refs.Get(refKey(pd.Fid)) != nil {
+				live[pd.Seq] = true
+			}
+		}
+		return nil
+	})
+	return live, err
+}
+
 // buildRefs (re)builds the refs index from the objects and the parts of
 // multipart uploads: openStore runs it on databases of layout version 1,
 // which had no index.

@@ -250,10 +250,10 @@ var _ replicator = (*raftNode)(nil)
 
 // replicate implements replicator: the command is appended to the log
 // through the leader's raft (raft batches concurrent applies into one
-// append and one fsync). Not being the leader, or losing leadership before
-// the command committed, fails with depot.ErrNoLeader so that the caller
-// retries on the new leader; apply is idempotent for the commands a client
-// repeats (an object put twice is put once).
+// append and one fsync). Not being the leader fails with depot.ErrNoLeader
+// so that the caller retries on the new leader; losing leadership before
+// the command is known to commit adds depot.ErrUnknownOutcome (see
+// raftError). A repeat under the same request id is applied at most once.
 func (n *raftNode) replicate(ctx context.Context, cmd Command) (any, error) {
 	data, err := json.Marshal(cmd)
 	if err != nil {
@@ -275,11 +275,15 @@ func (n *raftNode) replicate(ctx context.Context, cmd Command) (any, error) {
 }
 
 // raftError maps raft's failures onto depot.ErrNoLeader where a retry on
-// the (new) leader is the answer.
+// the (new) leader is the answer. Leadership lost or a shutdown after the
+// entry was appended leave its outcome unknown (a new leader may still
+// commit it): those wrap depot.ErrUnknownOutcome too, and the retry,
+// under the same request id, resolves them.
 func raftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("nameserver: raft: %w: %w: %v", depot.ErrUnknownOutcome, depot.ErrNoLeader, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrAbortedByRestore):
 		return fmt.Errorf("nameserver: raft: %w: %v", depot.ErrNoLeader, err)
 	}

@@ -369,11 +369,17 @@ func replacement(v depot.Volume, jobs map[nsclient.ShardRef]nsclient.RepairJob, 
 
 // processDeletes deletes the needles of queued segments older than
 // DeleteGrace from every member of their volume, and acknowledges the
-// entries whose members all answered. An entry with a member down stays
+// entries whose members all answered. It checks the refs index first: an
+// entry whose segment is referenced is acknowledged without deleting
+// anything. An entry with a member down stays
 // queued until the member is back or replaced. No object bytes move: these
 // are DELETE requests.
 func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 	list, err := s.PendingDeletes(ctx, 512)
+	if err != nil {
+		return err
+	}
+	live, err := s.referencedDeletes(ctx, list)
 	if err != nil {
 		return err
 	}
@@ -388,6 +394,14 @@ func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 	for _, pd := range list {
 		if now.Sub(pd.Queued) < s.cfg.DeleteGrace {
 			break // the queue is in order
+		}
+		if live[pd.Seq] {
+			// Something references the segment again (or still): its
+			// needles are live data. The entry goes, the needles stay;
+			// whoever releases the segment later queues it anew.
+			s.log.Warn("queued segment is referenced: not deleted", "fid", pd.Fid, "seq", pd.Seq)
+			done = append(done, pd.Seq)
+			continue
 		}
 		fid, err := depot.ParseFid(pd.Fid)
 		if err != nil {

@@ -312,13 +312,13 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 	}
 	pk := binary.BigEndian.AppendUint32(k, uint32(p.Number))
 	pb := tx.Bucket(bktParts)
-	replaced := []depot.Segment{}
+	var replaced []depot.Segment
 	if raw := pb.Get(pk); raw != nil {
 		var old nsclient.Part
 		if err := json.Unmarshal(raw, &old); err != nil {
 			return nil, fmt.Errorf("part: %w", depot.ErrCorrupt)
 		}
-		replaced = old.Segments
+		replaced = unusedSegments(old.Segments, p.Segments)
 	}
 	if err := putJSON(pb, pk, p); err != nil {
 		return nil, err
@@ -328,6 +328,9 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 	}
 	if err := addRefs(tx, p.Segments, partOwner(pk)); err != nil {
 		return nil, err
+	}
+	if replaced == nil {
+		replaced = []depot.Segment{}
 	}
 	return nsclient.PutResult{Replaced: replaced}, nil
 }

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"depot"
+	"depot/nameserver/nsclient"
 )
 
 // ErrClosed is returned by calls that need the committer when the server is
@@ -116,14 +119,22 @@ func (s *store) close() error {
 // durable. Only apply calls it.
 func (s *store) afterCommit(f func(*cache)) { s.pending = append(s.pending, f) }
 
-// propose submits a command and waits for its result. If ctx ends after the
-// command was handed to the committer, the command may still be applied.
+// propose submits a command and waits for its result. The command carries
+// the request id of ctx (nsclient.RequestID), if any, and is then applied
+// at most once per id (requests.go).
+//
+// An error from apply is a definite refusal: the command changed nothing.
+// An error wrapping depot.ErrUnknownOutcome is not: ctx ended after the
+// command was handed over (to the committer, or to raft), which may still
+// apply it. The caller resolves such an outcome (a repeat under the same
+// request id answers with the recorded result) and never takes it for a
+// refusal.
 func (s *store) propose(ctx context.Context, typ CommandType, payload any) (any, error) {
 	data, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: encode %s: %w", typ, err)
 	}
-	cmd := Command{Type: typ, Time: time.Now().UTC(), Data: data}
+	cmd := Command{Type: typ, Time: time.Now().UTC(), Data: data, ID: nsclient.RequestID(ctx)}
 	if s.rep != nil {
 		return s.rep.replicate(ctx, cmd)
 	}
@@ -145,7 +156,7 @@ func (s *store) propose(ctx context.Context, typ CommandType, payload any) (any,
 	case <-r.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("nameserver: %s handed over: %w: %w", typ, depot.ErrUnknownOutcome, ctx.Err())
 	}
 }
 

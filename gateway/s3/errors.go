@@ -75,6 +75,7 @@ var table = []struct {
 	{depot.ErrNoQuorum, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrNotEnoughNodes, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrNoLeader, "ServiceUnavailable", http.StatusServiceUnavailable},
+	{depot.ErrUnknownOutcome, "ServiceUnavailable", http.StatusServiceUnavailable},
 	{depot.ErrUnauthorized, "AccessDenied", http.StatusForbidden},
 	{depot.ErrBadRequest, "InvalidRequest", http.StatusBadRequest},
 	{depot.ErrExists, "BucketAlreadyOwnedByYou", http.StatusConflict},

@@ -40,6 +40,7 @@ var table = []mapping{
 	{depot.ErrExists, "Exists", http.StatusConflict},
 	{depot.ErrNotEmpty, "NotEmpty", http.StatusConflict},
 	{depot.ErrTooLarge, "TooLarge", http.StatusRequestEntityTooLarge},
+	{depot.ErrUnknownOutcome, "UnknownOutcome", http.StatusServiceUnavailable},
 	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},
 }
 

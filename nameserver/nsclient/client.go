@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,8 +36,17 @@ import (
 // member's answers name the leader in the Depot-Nameserver-Leader header);
 // when that one cannot be reached or answers NoLeader (an election is under
 // way), the client tries the next member, backing off, until RetryFor
-// passed or the context ended. With one nameserver only NoLeader answers
-// are retried.
+// passed or the context ended.
+//
+// Every mutating call (any method but GET and HEAD) carries a request id
+// (HeaderRequestID): the caller's (WithRequestID) or a fresh one, the same
+// on every try of the call. The nameserver applies a command of one id at
+// most once and answers a repeat with the recorded result, so a try whose
+// connection broke or whose answer was lost is simply tried again, against
+// the same nameserver too. A call that gives up after a try that may have
+// been applied fails with an error wrapping depot.ErrUnknownOutcome: the
+// caller must not take it for a refusal. Any other error answered by the
+// nameserver is a definite refusal.
 type Client struct {
 	bases []string
 	cur   atomic.Int64 // index into bases of the member in use
@@ -74,6 +84,9 @@ func NewTLS(baseURL string, key auth.Key, tc *tlsconf.Cluster) *Client {
 // answers are the nameserver's own, so nothing is cached or stale. When
 // it does not lead (a raft group was formed around it), the calls go over
 // HTTP to the leader as always.
+//
+// The context of Local.PutObject carries the call's request id
+// (RequestID), which the nameserver applies as it does the header's.
 type Local interface {
 	IsLeader() bool
 	GetObject(ctx context.Context, bucket, key string) (depot.Object, error)
@@ -141,23 +154,44 @@ func (c *Client) follow(leader string) {
 	}
 }
 
-// retryable reports whether err (from a call to one member) calls for
-// another try: a member that cannot be reached (when there are others),
-// or an answer of NoLeader.
-func (c *Client) retryable(err error) bool {
+// retryable reports whether err (from one try) calls for another try: a
+// member that could not be reached or whose answer was lost, an answer of
+// NoLeader, or an unknown outcome (retried under the same request id).
+func retryable(err error) bool {
 	var re *httpx.RemoteError
 	if errors.As(err, &re) {
-		return errors.Is(err, depot.ErrNoLeader)
+		return errors.Is(err, depot.ErrNoLeader) || errors.Is(err, depot.ErrUnknownOutcome)
 	}
-	return len(c.bases) > 1
+	return true
+}
+
+// mayHaveReached reports whether a try that failed with err may have been
+// applied by a nameserver: anything but an answer that says otherwise or a
+// connection that was never made.
+func mayHaveReached(err error) bool {
+	var re *httpx.RemoteError
+	if errors.As(err, &re) {
+		return errors.Is(err, depot.ErrUnknownOutcome)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return !errors.Is(err, httpx.ErrNoHandler)
 }
 
 // send runs one request, moving between members and retrying as the type
 // comment says. newBody returns a fresh body for each try (nil: none).
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string,
 	newBody func() io.Reader) (*http.Response, error) {
+	mutating := method != http.MethodGet && method != http.MethodHead
+	var id string
+	if mutating {
+		ctx, id = ensureRequestID(ctx)
+	}
 	deadline := time.Now().Add(c.RetryFor)
 	backoff := 10 * time.Millisecond
+	unknown := false // a try of this mutating call may have been applied
 	for {
 		i, base := c.base()
 		u := base + path
@@ -175,6 +209,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
+		if id != "" {
+			req.Header.Set(HeaderRequestID, id)
+		}
 		c.key.Sign(req)
 		resp, err := c.hc.Do(req)
 		if err == nil {
@@ -185,16 +222,23 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			err = httpx.ReadError(resp)
 			resp.Body.Close()
 		}
+		unknown = unknown || (mutating && mayHaveReached(err))
 		err = fmt.Errorf("nsclient: %s %s: %w", method, path, err)
-		// A request whose connection broke may have been applied: the
-		// nameserver's commands are idempotent for what clients repeat
-		// (an object put twice is put once), so those are retried too.
-		if !c.retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			// A refusal answered by the state machine is definite even
+			// after a lost try: the repeat carried the same request id,
+			// so it got the recorded result had the lost try been applied.
+			if unknown && retryable(err) && !errors.Is(err, depot.ErrUnknownOutcome) {
+				err = fmt.Errorf("%w: %w", depot.ErrUnknownOutcome, err)
+			}
 			return nil, err
 		}
 		c.cur.CompareAndSwap(i, i+1)
 		select {
 		case <-ctx.Done():
+			if unknown && !errors.Is(err, depot.ErrUnknownOutcome) {
+				err = fmt.Errorf("%w: %w", depot.ErrUnknownOutcome, err)
+			}
 			return nil, err
 		case <-time.After(backoff):
 		}
@@ -335,10 +379,16 @@ func keyQuery(key string) url.Values { return url.Values{"key": {key}} }
 
 // PutObject switches o.Bucket/o.Key to o atomically. It returns the
 // replaced object's segments, which the nameserver has already queued for
-// deletion.
+// deletion. Retried under one request id (see Client), it is applied at
+// most once.
 func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+	ctx, _ = ensureRequestID(ctx)
 	if l := c.local; l != nil && l.IsLeader() {
-		return l.PutObject(ctx, o)
+		replaced, err := l.PutObject(ctx, o)
+		if !errors.Is(err, depot.ErrNoLeader) {
+			return replaced, err
+		}
+		// It lost office meanwhile: ask the leader, under the same id.
 	}
 	var r PutResult
 	err := c.do(ctx, http.MethodPut, "/objects/"+url.PathEscape(o.Bucket), keyQuery(o.Key), o, &r)
