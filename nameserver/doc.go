@@ -76,6 +76,14 @@
 //	             The S3 settings of a bucket (public, cors, policy,
 //	             encryption, owner) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
+//	completed    the upload's key in uploads → JSON nsclient.CompletedUpload
+//	             {bucket, key, id, etag, parts, completed}: uploads that
+//	             complete_upload completed, kept RequestRetention by the
+//	             command's Time, so that the S3 gateway answers a repeated
+//	             CompleteMultipartUpload as S3 does (GET /completed/{bucket}
+//	             ?key=K&id=I); created by the first completion
+//	completed_times int64 Unix nanoseconds, then the upload's key → empty:
+//	             the same in time order, for pruning (16 per completion)
 //	refs         fid text → owner: 'o', uint16 bucket length, bucket, key
 //	             (an object's segment) or 'p' and the key of a part in
 //	             parts: every fid the namespace references (orphans.go)

@@ -178,6 +178,9 @@ func (s *store) applyS3(tx *bbolt.Tx, cmd Command) (res any, ok bool, err error)
 			return nil, true, err
 		}
 		res, err := s.applyComplete(tx, cmd, c)
+		if err == nil {
+			err = recordCompleted(tx, cmd, c)
+		}
 		return res, true, err
 	case CmdAbortUpload:
 		c, err := decodeAny[uploadKeyCmd](cmd)
@@ -533,6 +536,10 @@ func (s *Server) routeS3(api *http.ServeMux) {
 		}
 		res, err := s.store.propose(r.Context(), CmdPutPart, c)
 		s.answer(w, res, err)
+	})
+	s.route(api, "GET /completed/{bucket}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.CompletedUpload(r.Context(), uploadCmdOf(r))
+		s.answer(w, c, err)
 	})
 	s.route(api, "POST /complete/{bucket}", func(w http.ResponseWriter, r *http.Request) {
 		c := completeUploadCmd{uploadKeyCmd: uploadCmdOf(r)}

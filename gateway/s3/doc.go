@@ -146,7 +146,15 @@
 // EntityTooSmall), then one nameserver command builds the object from the
 // parts' segments in order (no data is copied; PartSizes keeps the part
 // sizes for GET ?partNumber), switches the key, drops the upload and
-// queues the segments of parts left out for deletion. Abort drops the upload
-// and queues all its segments. A janitor in each gateway aborts uploads
+// queues the segments of parts left out for deletion. A Complete repeated
+// after it succeeded (the client lost the answer and sent it again)
+// answers 200 with the same ETag, as S3 does, when it names the same parts
+// and the key still holds the object that completion made: the nameserver
+// remembers completions for an hour (nsclient.CompletedUpload); otherwise
+// it is NoSuchUpload. Abort drops the upload and queues all its segments;
+// an abort of an upload that completed is NoSuchUpload and deletes
+// nothing, as in S3. A repeated Create makes another upload, as in S3.
+// Each nameserver call carries a request id (nsclient), so the retries
+// of one call are applied at most once. A janitor in each gateway aborts uploads
 // older than Config.UploadMaxAge every Config.JanitorInterval.
 package s3

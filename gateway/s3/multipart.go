@@ -198,6 +198,10 @@ func (s *Server) completeUpload(q *request) error {
 	}
 	info, err := s.upload(q)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == "NoSuchUpload" {
+			return s.completedAgain(q, req, err)
+		}
 		return err
 	}
 	have := make(map[int]nsclient.Part, len(info.Parts))
@@ -245,6 +249,44 @@ func (s *Server) completeUpload(q *request) error {
 	return nil
 }
 
+// completedAgain answers a CompleteMultipartUpload of an upload that is
+// gone. As S3 does, a repeat of a completion that succeeded (its answer
+// was lost, and the client sent it again) answers 200 with the same ETag,
+// provided it names the same parts and the key still holds the object that
+// completion made; the nameserver remembers completions for
+// nameserver.RequestRetention. Anything else is notFound (NoSuchUpload).
+func (s *Server) completedAgain(q *request, req completeRequest, notFound error) error {
+	id := q.r.URL.Query().Get("uploadId")
+	done, err := q.ns.CompletedUpload(q.ctx, q.bucket, q.key, id)
+	if errors.Is(err, depot.ErrNotFound) {
+		return notFound
+	}
+	if err != nil {
+		return err
+	}
+	if len(done.Parts) != len(req.Parts) {
+		return notFound
+	}
+	for i, rp := range req.Parts {
+		if done.Parts[i].Number != rp.PartNumber || done.Parts[i].ETag != strings.Trim(strings.TrimSpace(rp.ETag), `"`) {
+			return notFound
+		}
+	}
+	o, err := q.ns.GetObject(q.ctx, q.bucket, q.key)
+	if errors.Is(err, depot.ErrNotFound) || err == nil && (o.ETag != done.ETag || !o.Modified.Equal(done.Completed)) {
+		return notFound // overwritten or deleted since
+	}
+	if err != nil {
+		return err
+	}
+	writeSSEHeaders(q.w.Header(), encMode(o.Encryption), "")
+	s.writeXML(q, completeResult{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: quote(done.ETag)})
+	return nil
+}
+
+// abortUpload aborts an upload. An upload that is gone, completed ones
+// included, answers NoSuchUpload, as S3 does (an abort after a completion
+// deletes nothing).
 func (s *Server) abortUpload(q *request) error {
 	id := q.r.URL.Query().Get("uploadId")
 	if err := q.ns.AbortUpload(q.ctx, q.bucket, q.key, id); err != nil {

@@ -204,3 +204,24 @@ func (c *Client) CompleteUpload(ctx context.Context, bucket, key, id string, req
 func (c *Client) AbortUpload(ctx context.Context, bucket, key, id string) error {
 	return c.do(ctx, http.MethodDelete, "/uploads/"+url.PathEscape(bucket), uploadQuery(key, id), nil, nil)
 }
+
+// CompletedUpload is what the nameserver remembers of a multipart upload
+// that completed (for RequestRetention): the answer to a repeated
+// CompleteMultipartUpload whose first answer was lost. Completed is the
+// completed object's Modified time.
+type CompletedUpload struct {
+	Bucket    string         `json:"bucket"`
+	Key       string         `json:"key"`
+	ID        string         `json:"id"`
+	ETag      string         `json:"etag"`
+	Parts     []CompletePart `json:"parts"`
+	Completed time.Time      `json:"completed"`
+}
+
+// CompletedUpload returns the record of an upload that completed lately,
+// or depot.ErrNotFound.
+func (c *Client) CompletedUpload(ctx context.Context, bucket, key, id string) (CompletedUpload, error) {
+	var out CompletedUpload
+	err := c.do(ctx, http.MethodGet, "/completed/"+url.PathEscape(bucket), uploadQuery(key, id), nil, &out)
+	return out, err
+}
