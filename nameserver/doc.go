@@ -21,7 +21,11 @@
 // proposers are on their way (up to Config.MaxBatch), applies them all in
 // one transaction and commits it with one fsync; each proposer then gets
 // its own result. A command refused by apply (not found, exists, ...)
-// writes nothing, so it does not disturb the others of its batch. Reads
+// leaves nothing behind, whatever it wrote before it failed: the committer
+// rolls the transaction back and applies the batch again without the
+// refused commands, until a pass refuses none, and commits that pass
+// (store.applyBatch). The refusals depend only on the batch and the
+// database, so raft members agree on them. Reads
 // use bbolt read transactions directly, and volume lookups use an
 // in-memory copy of the cluster map that apply updates once a transaction
 // committed.
@@ -72,7 +76,11 @@
 //	             0x00, upload id → JSON nsclient.Upload: multipart uploads
 //	parts        the upload's key followed by the uint32 part number → JSON
 //	             nsclient.Part {number, etag, size, segments, modified,
-//	             stream (encrypted parts)}
+//	             stream (encrypted parts)}. complete_upload builds the
+//	             object's encryption from the upload's mode and key check
+//	             and the named parts' streams; delete_bucket refuses a
+//	             bucket with uploads in progress (ErrNotEmpty, S3's
+//	             BucketNotEmpty)
 //	             The S3 settings of a bucket (public, cors, policy,
 //	             encryption, owner) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
