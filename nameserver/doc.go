@@ -116,7 +116,14 @@
 //     (tx.WriteTo), taken every Raft.SnapshotThreshold entries; the log is
 //     then compacted to Raft.TrailingLogs entries. Since the database is
 //     itself durable, a restart does not restore the snapshot
-//     (NoSnapshotRestoreOnStart). A member too far behind installs the
+//     (NoSnapshotRestoreOnStart) — unless the database is behind it: raft
+//     persists an installed snapshot before the FSM restores it, so a
+//     crash in between leaves meta/raft_index below the snapshot's index.
+//     Before raft starts, a database whose raft_index is below the newest
+//     snapshot's index is restored from that snapshot (and raft_index set
+//     to the snapshot's index), unless the log still holds every entry of
+//     the gap and none is a command (no-ops and barriers advance the
+//     snapshot's index only); a warning names both indexes. A member too far behind installs the
 //     leader's snapshot: Restore replaces the database's content in one
 //     transaction (it stages the file in Dir; memory grows with the
 //     database) and reloads the in-memory cache.
