@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func dbState(t *testing.T, st *store) string {
 	var buf bytes.Buffer
 	err := st.db.View(func(tx *bbolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
-			buf.WriteString("bucket " + string(name) + "\n")
+			fmt.Fprintf(&buf, "bucket %s seq %d\n", name, b.Sequence())
 			return digestBucket(&buf, name, b)
 		})
 	})

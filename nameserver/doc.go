@@ -166,8 +166,21 @@
 // the leader hands it to raft.Restore, which installs it as a snapshot on
 // every member (the backup's raft_index is dropped first). Restore is for
 // disaster recovery onto a fresh or wiped group: writes made after the
-// backup are lost. `depot admin backup FILE` and `depot admin restore FILE`
-// drive them.
+// backup are lost from the namespace. `depot admin backup FILE` and `depot
+// admin restore FILE` drive them.
+//
+// A backup's id counters are old, and the ids leased since live on the
+// dataservers (native blobs are reachable by fid alone). So that no volume
+// id or needle id is ever handed out twice, Restore lifts them in the
+// staged file before installing it: the volumes bucket's sequence to the
+// highest volume id that the backup, this nameserver's database or any
+// dataserver gossip shows up knows (GET /status on each: its shard files
+// and the highest needle id in each, max_needle), plus 2^16; and every
+// volume's needle counter to the highest of the same sources, plus 2^32.
+// The margins stand for what none of them can know: leases in clients'
+// hands and dataservers that were down. A dataserver that does not answer
+// is logged. Restoring (fsm.Restore and Restore) copies every bucket's
+// sequence with its keys.
 //
 // # Volume states
 //

@@ -132,7 +132,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // database's content in one transaction, and the cache is reloaded.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return f.s.restoreFrom(rc, f.dir, true)
+	return f.s.restoreFrom(rc, f.dir)
 }
 
 type fsmSnapshot struct{ tx *bbolt.Tx }
@@ -148,10 +148,9 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() { s.tx.Rollback() }
 
 // restoreFrom replaces the database's content with the bbolt file read
-// from r (a snapshot or a backup), staging it in dir. keepIndex keeps the
-// file's raft index (a raft snapshot); otherwise it is dropped (a backup
-// restored into a new group starts its log afresh).
-func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
+// from r (a snapshot, or a backup readied by prepareBackup), staging it in
+// dir. The file's raft index comes with it (a backup has none).
+func (s *store) restoreFrom(r io.Reader, dir string) error {
 	tmp, err := os.CreateTemp(dir, "restore-*.db")
 	if err != nil {
 		return fmt.Errorf("nameserver: restore: %w", err)
@@ -176,9 +175,7 @@ func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
 		if meta == nil || string(meta.Get(keyVersion)) != formatVersion {
 			return fmt.Errorf("%w: not a nameserver database of format %s", depot.ErrBadRequest, formatVersion)
 		}
-		if keepIndex {
-			index = getU64(meta, keyRaftIndex)
-		}
+		index = getU64(meta, keyRaftIndex)
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			var names [][]byte
 			tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
@@ -202,12 +199,6 @@ func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
 			}
 			for _, name := range allBuckets {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-					return err
-				}
-			}
-			meta := tx.Bucket(bktMeta)
-			if !keepIndex {
-				if err := meta.Delete(keyRaftIndex); err != nil {
 					return err
 				}
 			}
@@ -258,7 +249,7 @@ func (s *store) catchUpSnapshot(snaps raft.SnapshotStore, logs raft.LogStore, di
 		return fmt.Errorf("open snapshot %s: %w", snap.ID, err)
 	}
 	defer rc.Close()
-	if err := s.restoreFrom(rc, dir, true); err != nil {
+	if err := s.restoreFrom(rc, dir); err != nil {
 		return err
 	}
 	// The snapshot holds every command up to its index, whatever index
@@ -291,7 +282,13 @@ func noCommandsIn(logs raft.LogStore, first, last uint64) bool {
 	return true
 }
 
+// copyBucket copies src's keys, nested buckets and sequence into dst.
+// The sequences are state: the volumes bucket's allocates volume ids, the
+// deletes bucket's numbers the delete queue.
 func copyBucket(dst, src *bbolt.Bucket) error {
+	if err := dst.SetSequence(src.Sequence()); err != nil {
+		return err
+	}
 	return src.ForEach(func(k, v []byte) error {
 		if v != nil {
 			return dst.Put(k, v)
