@@ -200,7 +200,9 @@
 //	GET    /status
 //	       {"id":"ds1","dirs":[{"path","used","free","read_only"}],
 //	       "files":[{"volume","index","dir","needles","live_bytes",
-//	       "garbage_bytes","file_bytes"}],"ignored":[paths]}
+//	       "garbage_bytes","file_bytes","max_needle"}],"ignored":[paths]}
+//	       max_needle is the highest needle id in the file's index (live
+//	       or deleted); a nameserver restoring a backup leases above it
 //	GET    /healthz  200 while the server is open
 //	GET    /readyz   200 once serving, 503 before Start and after Close
 //	GET    /metrics  the server's own prometheus registry:

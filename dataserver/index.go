@@ -35,6 +35,9 @@ type index struct {
 	n       int // entries in keys/vals
 	zero    loc // location of needle 0, if any
 	hasZero bool
+	// top is the highest id ever put: the nameserver keeps its needle
+	// lease counter above it after a restore (FileStatus.MaxNeedle).
+	top depot.NeedleID
 }
 
 func newIndex(hint int) *index {
@@ -79,6 +82,7 @@ func (x *index) get(id depot.NeedleID) (loc, bool) {
 
 // put sets id's location and returns the previous one, if any.
 func (x *index) put(id depot.NeedleID, l loc) (old loc, existed bool) {
+	x.top = max(x.top, id)
 	if id == 0 {
 		old, existed = x.zero, x.hasZero
 		x.zero, x.hasZero = l, true

@@ -906,6 +906,7 @@ func (f *shardFile) status() FileStatus {
 		Volume: f.key.vol, Index: f.key.idx, Dir: f.dir.path,
 		Needles: f.liveN, LiveBytes: f.liveBytes, FileBytes: f.fileBytes,
 		GarbageBytes: f.fileBytes - superSize - f.keptBytes,
+		MaxNeedle:    f.idx.top,
 	}
 }
 

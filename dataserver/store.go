@@ -668,6 +668,9 @@ type FileStatus struct {
 	LiveBytes    int64          `json:"live_bytes"`
 	GarbageBytes int64          `json:"garbage_bytes"`
 	FileBytes    int64          `json:"file_bytes"`
+	// MaxNeedle is the highest needle id the file's index holds, live or
+	// deleted: a restored nameserver leases above it.
+	MaxNeedle depot.NeedleID `json:"max_needle"`
 }
 
 // StoreStatus is a snapshot of the store's directories and shard files.

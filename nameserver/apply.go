@@ -94,12 +94,12 @@ func nodeVolKey(node string, id depot.VolumeID) []byte {
 // apply executes one command in tx and returns its result. It is the only
 // code that changes the nameserver's state.
 //
-// Contract: apply checks everything that can make a command fail before its
-// first write, so a command that returns an ordinary error has changed
-// nothing and the other commands of its batch commit. Only a *storageError
-// (bbolt failing) can leave partial writes; the committer then discards the
-// whole transaction. Changes to the in-memory cache are queued with
-// s.afterCommit and run only once the transaction is durable.
+// A command that returns an ordinary error is refused as a whole: the
+// committer (store.applyBatch) discards whatever it wrote, so apply need
+// not check everything before its first write, though it should (a
+// refusal costs the batch another pass). A *storageError (bbolt failing)
+// spoils the whole transaction. Changes to the in-memory cache are queued
+// with s.afterCommit and run only once the transaction is durable.
 //
 // A command that carries a request id is applied at most once: a repeat
 // gets the result recorded the first time and changes nothing
@@ -515,6 +515,12 @@ func (s *store) applyDeleteBucket(tx *bbolt.Tx, c bucketCmd) error {
 	b := tx.Bucket(bktBuckets)
 	if b.Get([]byte(c.Name)) == nil {
 		return fmt.Errorf("bucket %q: %w", c.Name, depot.ErrNotFound)
+	}
+	// As S3 answers BucketNotEmpty for a bucket with multipart uploads in
+	// progress: their parts hold data that only an explicit abort may
+	// discard, and a completion must find its bucket.
+	if hasUploads(tx, c.Name) {
+		return fmt.Errorf("bucket %q: multipart uploads in progress: %w", c.Name, depot.ErrNotEmpty)
 	}
 	ob := tx.Bucket(bktObjects)
 	if nb := ob.Bucket([]byte(c.Name)); nb != nil {

@@ -21,7 +21,11 @@
 // proposers are on their way (up to Config.MaxBatch), applies them all in
 // one transaction and commits it with one fsync; each proposer then gets
 // its own result. A command refused by apply (not found, exists, ...)
-// writes nothing, so it does not disturb the others of its batch. Reads
+// leaves nothing behind, whatever it wrote before it failed: the committer
+// rolls the transaction back and applies the batch again without the
+// refused commands, until a pass refuses none, and commits that pass
+// (store.applyBatch). The refusals depend only on the batch and the
+// database, so raft members agree on them. Reads
 // use bbolt read transactions directly, and volume lookups use an
 // in-memory copy of the cluster map that apply updates once a transaction
 // committed.
@@ -72,7 +76,11 @@
 //	             0x00, upload id → JSON nsclient.Upload: multipart uploads
 //	parts        the upload's key followed by the uint32 part number → JSON
 //	             nsclient.Part {number, etag, size, segments, modified,
-//	             stream (encrypted parts)}
+//	             stream (encrypted parts)}. complete_upload builds the
+//	             object's encryption from the upload's mode and key check
+//	             and the named parts' streams; delete_bucket refuses a
+//	             bucket with uploads in progress (ErrNotEmpty, S3's
+//	             BucketNotEmpty)
 //	             The S3 settings of a bucket (public, cors, policy,
 //	             encryption, owner) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
@@ -155,7 +163,14 @@
 //     (tx.WriteTo), taken every Raft.SnapshotThreshold entries; the log is
 //     then compacted to Raft.TrailingLogs entries. Since the database is
 //     itself durable, a restart does not restore the snapshot
-//     (NoSnapshotRestoreOnStart). A member too far behind installs the
+//     (NoSnapshotRestoreOnStart) — unless the database is behind it: raft
+//     persists an installed snapshot before the FSM restores it, so a
+//     crash in between leaves meta/raft_index below the snapshot's index.
+//     Before raft starts, a database whose raft_index is below the newest
+//     snapshot's index is restored from that snapshot (and raft_index set
+//     to the snapshot's index), unless the log still holds every entry of
+//     the gap and none is a command (no-ops and barriers advance the
+//     snapshot's index only); a warning names both indexes. A member too far behind installs the
 //     leader's snapshot: Restore replaces the database's content in one
 //     transaction (it stages the file in Dir; memory grows with the
 //     database) and reloads the in-memory cache.
@@ -198,8 +213,21 @@
 // the leader hands it to raft.Restore, which installs it as a snapshot on
 // every member (the backup's raft_index is dropped first). Restore is for
 // disaster recovery onto a fresh or wiped group: writes made after the
-// backup are lost. `depot admin backup FILE` and `depot admin restore FILE`
-// drive them.
+// backup are lost from the namespace. `depot admin backup FILE` and `depot
+// admin restore FILE` drive them.
+//
+// A backup's id counters are old, and the ids leased since live on the
+// dataservers (native blobs are reachable by fid alone). So that no volume
+// id or needle id is ever handed out twice, Restore lifts them in the
+// staged file before installing it: the volumes bucket's sequence to the
+// highest volume id that the backup, this nameserver's database or any
+// dataserver gossip shows up knows (GET /status on each: its shard files
+// and the highest needle id in each, max_needle), plus 2^16; and every
+// volume's needle counter to the highest of the same sources, plus 2^32.
+// The margins stand for what none of them can know: leases in clients'
+// hands and dataservers that were down. A dataserver that does not answer
+// is logged. Restoring (fsm.Restore and Restore) copies every bucket's
+// sequence with its keys.
 //
 // # Volume states
 //

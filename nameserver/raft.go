@@ -132,7 +132,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // database's content in one transaction, and the cache is reloaded.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return f.s.restoreFrom(rc, f.dir, true)
+	return f.s.restoreFrom(rc, f.dir)
 }
 
 type fsmSnapshot struct{ tx *bbolt.Tx }
@@ -148,10 +148,9 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() { s.tx.Rollback() }
 
 // restoreFrom replaces the database's content with the bbolt file read
-// from r (a snapshot or a backup), staging it in dir. keepIndex keeps the
-// file's raft index (a raft snapshot); otherwise it is dropped (a backup
-// restored into a new group starts its log afresh).
-func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
+// from r (a snapshot, or a backup readied by prepareBackup), staging it in
+// dir. The file's raft index comes with it (a backup has none).
+func (s *store) restoreFrom(r io.Reader, dir string) error {
 	tmp, err := os.CreateTemp(dir, "restore-*.db")
 	if err != nil {
 		return fmt.Errorf("nameserver: restore: %w", err)
@@ -176,9 +175,7 @@ func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
 		if meta == nil || string(meta.Get(keyVersion)) != formatVersion {
 			return fmt.Errorf("%w: not a nameserver database of format %s", depot.ErrBadRequest, formatVersion)
 		}
-		if keepIndex {
-			index = getU64(meta, keyRaftIndex)
-		}
+		index = getU64(meta, keyRaftIndex)
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			var names [][]byte
 			tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
@@ -205,12 +202,6 @@ func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
 					return err
 				}
 			}
-			meta := tx.Bucket(bktMeta)
-			if !keepIndex {
-				if err := meta.Delete(keyRaftIndex); err != nil {
-					return err
-				}
-			}
 			fresh = newCache()
 			return fresh.load(tx)
 		})
@@ -223,7 +214,81 @@ func (s *store) restoreFrom(r io.Reader, dir string, keepIndex bool) error {
 	return nil
 }
 
+// maxGapScan bounds how many log entries catchUpSnapshot reads to prove
+// that the database is not behind a snapshot; a longer gap is restored.
+const maxGapScan = 4096
+
+// catchUpSnapshot brings the database up to the newest raft snapshot
+// before raft starts. Raft runs with NoSnapshotRestoreOnStart (the
+// database is durable), and takes the snapshot's index as applied; but
+// installing a snapshot persists it before fsm.Restore runs, so a crash
+// in between leaves the database behind it, and the entries in the gap
+// would never be applied here. A database whose raft_index is below the
+// snapshot's is therefore restored from it, unless the log still holds
+// every entry of the gap and none is a command (raft's own entries —
+// no-ops, barriers, configurations — advance the snapshot's index but not
+// raft_index). Restoring when it was not needed costs time, never state:
+// the snapshot holds every command up to its index.
+func (s *store) catchUpSnapshot(snaps raft.SnapshotStore, logs raft.LogStore, dir string, log *slog.Logger) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	snap := list[0]
+	applied := s.applied.Load()
+	if applied >= snap.Index || noCommandsIn(logs, applied+1, snap.Index) {
+		return nil
+	}
+	log.Warn("database behind the newest raft snapshot (an install was cut short): restoring from the snapshot",
+		"db_index", applied, "snapshot", snap.ID, "snapshot_index", snap.Index)
+	_, rc, err := snaps.Open(snap.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", snap.ID, err)
+	}
+	defer rc.Close()
+	if err := s.restoreFrom(rc, dir); err != nil {
+		return err
+	}
+	// The snapshot holds every command up to its index, whatever index
+	// its file records (a restored backup records none).
+	if s.applied.Load() < snap.Index {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bktMeta).Put(keyRaftIndex, u64(snap.Index))
+		})
+		if err != nil {
+			return fmt.Errorf("nameserver: restore: %w", err)
+		}
+		s.applied.Store(snap.Index)
+	}
+	log.Info("database restored from the raft snapshot", "snapshot_index", snap.Index)
+	return nil
+}
+
+// noCommandsIn reports whether the log holds every entry from first to
+// last and none of them is a command.
+func noCommandsIn(logs raft.LogStore, first, last uint64) bool {
+	if last-first >= maxGapScan {
+		return false
+	}
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
+}
+
+// copyBucket copies src's keys, nested buckets and sequence into dst.
+// The sequences are state: the volumes bucket's allocates volume ids, the
+// deletes bucket's numbers the delete queue.
 func copyBucket(dst, src *bbolt.Bucket) error {
+	if err := dst.SetSequence(src.Sequence()); err != nil {
+		return err
+	}
 	return src.ForEach(func(k, v []byte) error {
 		if v != nil {
 			return dst.Put(k, v)
@@ -357,6 +422,10 @@ func openRaft(cfg Config, st *store, log *slog.Logger) (*raftNode, error) {
 			logs.close()
 			return fail(fmt.Errorf("bootstrap: %w", err))
 		}
+	}
+	if err := st.catchUpSnapshot(snaps, logs, cfg.Dir, log); err != nil {
+		logs.close()
+		return fail(err)
 	}
 	r, err := raft.NewRaft(c, &fsm{s: st, dir: cfg.Dir, log: log}, logs, logs, snaps, trans)
 	if err != nil {

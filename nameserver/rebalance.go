@@ -338,6 +338,7 @@ type shardFile struct {
 	Volume    depot.VolumeID `json:"volume"`
 	Index     int            `json:"index"`
 	LiveBytes int64          `json:"live_bytes"`
+	MaxNeedle depot.NeedleID `json:"max_needle"` // highest needle id in the file (Restore)
 }
 
 func (s *Server) shardFiles(ctx context.Context, hc *http.Client, addr string) ([]shardFile, error) {

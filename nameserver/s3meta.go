@@ -338,6 +338,11 @@ func applyPutPart(tx *bbolt.Tx, cmd Command, c putPartCmd) (any, error) {
 	return nsclient.PutResult{Replaced: replaced}, nil
 }
 
+// applyComplete makes the named parts one object. The object's encryption
+// comes from the upload and its part records, never from the request: a
+// part uploaded again after the gateway read the upload has a new data key,
+// and only its record knows it. The object is committed first, since it
+// is what can still be refused; the upload and its unused parts go after.
 func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (any, error) {
 	info, err := getUpload(tx, c.uploadKeyCmd, nil)
 	if err != nil {
@@ -347,8 +352,12 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 	for _, p := range info.Parts {
 		byNum[p.Number] = p
 	}
+	enc := info.Upload.Encryption
 	o := depot.Object{Bucket: c.Bucket, Key: c.Key, ETag: c.ETag, ContentType: info.Upload.ContentType,
-		Meta: info.Upload.Meta, Segments: []depot.Segment{}, Encryption: c.Encryption}
+		Meta: info.Upload.Meta, Segments: []depot.Segment{}}
+	if enc != nil {
+		o.Encryption = &depot.Encryption{Mode: enc.Mode, KeyCheck: enc.KeyCheck, Streams: []depot.Stream{}}
+	}
 	used := make(map[int]bool, len(c.Parts))
 	last := 0
 	for _, cp := range c.Parts {
@@ -359,11 +368,21 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 		if cp.Number <= last {
 			return nil, fmt.Errorf("%w: part %d out of order", depot.ErrBadRequest, cp.Number)
 		}
+		if (enc != nil) != (p.Stream != nil) {
+			return nil, fmt.Errorf("%w: part %d is not encrypted as its upload is", depot.ErrBadRequest, cp.Number)
+		}
 		last = cp.Number
 		used[cp.Number] = true
 		o.Segments = append(o.Segments, p.Segments...)
 		o.PartSizes = append(o.PartSizes, p.Size)
 		o.Size += p.Size
+		if enc != nil {
+			o.Encryption.Streams = append(o.Encryption.Streams, *p.Stream)
+		}
+	}
+	res, err := s.applyPutObject(tx, cmd, o)
+	if err != nil {
+		return nil, err
 	}
 	var unused []depot.Segment
 	for _, p := range info.Parts {
@@ -377,7 +396,15 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 	if err := enqueueDeletes(tx, cmd, unused); err != nil {
 		return nil, err
 	}
-	return s.applyPutObject(tx, cmd, o)
+	return res, nil
+}
+
+// hasUploads reports whether the namespace bucket name has a multipart
+// upload in progress.
+func hasUploads(tx *bbolt.Tx, name string) bool {
+	pfx := uploadPrefix(name, "")
+	k, _ := tx.Bucket(bktUploads).Cursor().Seek(pfx)
+	return k != nil && bytes.HasPrefix(k, pfx)
 }
 
 // User returns an access key, or an error wrapping depot.ErrNotFound.

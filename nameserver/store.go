@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -230,36 +231,83 @@ func (s *store) commit(batch []*request) {
 
 // applyBatch applies batch in one transaction and commits it. It returns an
 // error only when the transaction as a whole failed.
+//
+// A command that apply refuses (an ordinary error) leaves nothing behind,
+// whatever it wrote before it failed: the transaction is rolled back and
+// the batch applied again without the commands refused so far, until a
+// pass refuses none; only that pass commits. The refused commands keep the
+// error of the pass that refused them. Which commands are refused depends
+// only on the batch and the database, so raft members, which apply the
+// same batches (fsm.ApplyBatch), agree. A batch that refuses nothing — the
+// usual case — takes one pass.
 func (s *store) applyBatch(batch []*request) error {
-	s.pending = s.pending[:0]
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		return fmt.Errorf("nameserver: begin: %w", err)
-	}
-	for _, r := range batch {
-		mark := len(s.pending)
-		r.res, r.err = s.apply(tx, r.cmd)
-		if r.err != nil {
-			s.pending = s.pending[:mark]
-			var se *storageError
-			if errors.As(r.err, &se) {
-				tx.Rollback()
-				return r.err
-			}
-		}
-	}
-	if last := batch[len(batch)-1].index; last != 0 {
-		if err := put(tx.Bucket(bktMeta), keyRaftIndex, u64(last)); err != nil {
-			tx.Rollback()
+	refused := make([]bool, len(batch))
+	for {
+		tx, again, err := s.applyPass(batch, refused)
+		if err != nil {
 			return err
 		}
+		if again {
+			tx.Rollback()
+			continue
+		}
+		return s.commitPass(tx, batch, refused)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("nameserver: commit: %w", err)
+}
+
+// applyPass applies the commands of batch not yet refused in a new
+// transaction. again is set, and the new refusals marked in refused, when
+// a command was refused: the transaction then holds its partial writes and
+// must be rolled back.
+func (s *store) applyPass(batch []*request, refused []bool) (tx *bbolt.Tx, again bool, err error) {
+	s.pending = s.pending[:0]
+	tx, err = s.db.Begin(true)
+	if err != nil {
+		return nil, false, fmt.Errorf("nameserver: begin: %w", err)
 	}
-	s.fsyncs.Add(1)
+	for i, r := range batch {
+		if refused[i] {
+			continue
+		}
+		mark := len(s.pending)
+		r.res, r.err = s.apply(tx, r.cmd)
+		if r.err == nil {
+			continue
+		}
+		r.res = nil
+		s.pending = s.pending[:mark]
+		var se *storageError
+		if errors.As(r.err, &se) {
+			tx.Rollback()
+			return nil, false, r.err
+		}
+		refused[i], again = true, true
+	}
+	return tx, again, nil
+}
+
+// commitPass commits a pass that refused nothing new and runs the cache
+// updates of its commands.
+func (s *store) commitPass(tx *bbolt.Tx, batch []*request, refused []bool) error {
+	last := batch[len(batch)-1].index
+	if last == 0 && !slices.Contains(refused, false) {
+		// Nothing to write: every command was refused, and no raft
+		// index to record.
+		tx.Rollback()
+	} else {
+		if last != 0 {
+			if err := put(tx.Bucket(bktMeta), keyRaftIndex, u64(last)); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("nameserver: commit: %w", err)
+		}
+		s.fsyncs.Add(1)
+		s.metrics.fsyncs.Inc()
+	}
 	s.commands.Add(uint64(len(batch)))
-	s.metrics.fsyncs.Inc()
 	for _, r := range batch {
 		s.metrics.commands.WithLabelValues(string(r.cmd.Type)).Inc()
 	}

@@ -225,16 +225,9 @@ func (s *Server) completeUpload(q *request) error {
 	}
 	sum := md5.Sum(all)
 	creq.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(req.Parts))
-	if e := info.Upload.Encryption; e != nil {
-		creq.Encryption = &depot.Encryption{Mode: e.Mode, KeyCheck: e.KeyCheck}
-		for _, cp := range creq.Parts {
-			st := have[cp.Number].Stream
-			if st == nil {
-				return fmt.Errorf("upload %s: part %d of an encrypted upload is not encrypted", info.Upload.ID, cp.Number)
-			}
-			creq.Encryption.Streams = append(creq.Encryption.Streams, *st)
-		}
-	}
+	// The data keys of the parts are not sent: the nameserver takes them
+	// from its part records, which a part uploaded again since the read
+	// above has changed.
 	if _, err := q.ns.CompleteUpload(q.ctx, q.bucket, q.key, info.Upload.ID, creq); err != nil {
 		switch {
 		case errors.Is(err, depot.ErrNotFound):

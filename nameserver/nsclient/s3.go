@@ -95,11 +95,14 @@ type CompletePart struct {
 
 // CompleteRequest is the body of POST /complete/{bucket}?key=K&id=I. The
 // completed object is the concatenation of the named parts' segments, with
-// the given ETag and Encryption (nil for a plain object); the parts not
-// named are queued for deletion.
+// the given ETag; an encrypted upload's object takes its mode and key check
+// from the upload and one stream per part from the part records. The parts
+// not named are queued for deletion.
 type CompleteRequest struct {
-	Parts      []CompletePart    `json:"parts"`
-	ETag       string            `json:"etag"`
+	Parts []CompletePart `json:"parts"`
+	ETag  string         `json:"etag"`
+	// Encryption is ignored: the part records are the truth. Older
+	// gateways send it.
 	Encryption *depot.Encryption `json:"encryption,omitempty"`
 }
 

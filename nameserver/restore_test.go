@@ -1,0 +1,121 @@
+package nameserver
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.etcd.io/bbolt"
+
+	"depot"
+	"depot/nameserver/nsclient"
+)
+
+// A restored backup's counters are old: the needle ids and volume ids
+// leased since it was taken must not be leased again, even by a
+// nameserver whose own database was lost (here no dataserver answers, so
+// the margins alone must cover it).
+func TestRestore_LiftsCounters(t *testing.T) {
+	c := MustCluster(t, []string{"", "", "", "", "", ""}, nil)
+	ctx := ctxT(t)
+	leased := make(map[depot.VolumeID]depot.NeedleID) // volume → end of the leases taken
+	var top depot.VolumeID
+	assign := func(n int, check bool) {
+		t.Helper()
+		for range n {
+			a, err := c.client.Assign(ctx, 4, 2, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := a.Volume.ID
+			if end, ok := leased[id]; check && ok && a.First < end {
+				t.Fatalf("volume %d: needle ids from %d leased again (leased up to %d before the restore)", id, a.First, end-1)
+			}
+			if _, ok := leased[id]; check && !ok && id <= top {
+				t.Fatalf("volume id %d handed out again (volumes up to %d existed before the restore)", id, top)
+			}
+			leased[id] = max(leased[id], a.First+depot.NeedleID(a.Count))
+			top = max(top, id)
+		}
+	}
+	fillAll := func() {
+		t.Helper()
+		vols, err := c.client.Volumes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vols {
+			if err := c.client.SetVolumeState(ctx, v.ID, depot.VolumeFull); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	assign(4, false)
+	var backup bytes.Buffer
+	if _, err := c.srv.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	assign(4, false)
+	fillAll()
+	assign(2, false) // volumes the backup does not know
+	before := len(leased)
+
+	// The nameserver loses its database and is restored from the backup.
+	if err := c.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(c.dir, DBFile)); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(nil)
+	if err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	assign(6, true) // from the backup's writable volumes
+	fillAll()
+	assign(2, true) // new volumes
+	if len(leased) == before {
+		t.Fatal("no volume created after the restore")
+	}
+}
+
+// A snapshot installed on a member (fsm.Restore) carries the buckets'
+// sequences: the volumes bucket's allocates volume ids, so a member that
+// installed a snapshot and then leads must not create volume 1 again.
+func TestStore_RestoreKeepsSequences(t *testing.T) {
+	newVolume := func() assignCmd {
+		v := depot.Volume{K: 1, M: 1, Unit: 64 << 10, Members: []depot.Member{{Index: 0, Node: "a"}, {Index: 1, Node: "b"}}}
+		return assignCmd{Create: &v, Count: 1}
+	}
+	src := unstartedStore(t)
+	first := mustCommit(t, src, CmdAssign, newVolume()).(nsclient.Assignment)
+	mustCommit(t, src, CmdCreateBucket, bucketCmd{Name: "seq"})
+	mustCommit(t, src, CmdPutObject, object("seq", "k", 1, 5))
+	mustCommit(t, src, CmdDeleteObject, objectKeyCmd{Bucket: "seq", Key: "k"})
+	var snap bytes.Buffer
+	if err := src.db.View(func(tx *bbolt.Tx) error { _, err := tx.WriteTo(&snap); return err }); err != nil {
+		t.Fatal(err)
+	}
+	dst := unstartedStore(t)
+	if err := dst.restoreFrom(&snap, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := dbState(t, src), dbState(t, dst); a != b {
+		t.Fatalf("restored state differs:\n%s\n%s", a, b)
+	}
+	next := mustCommit(t, dst, CmdAssign, newVolume()).(nsclient.Assignment)
+	if next.Volume.ID == first.Volume.ID {
+		t.Fatalf("volume id %d handed out again after a snapshot install", next.Volume.ID)
+	}
+	err := dst.db.View(func(tx *bbolt.Tx) error {
+		if got := tx.Bucket(bktDeletes).Sequence(); got != 1 {
+			return fmt.Errorf("delete queue sequence %d after restore, want 1", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
