@@ -261,8 +261,9 @@ func (s *Server) routeRaft(mux *http.ServeMux) {
 }
 
 // Digest returns a SHA-256 of the replicated state: every key and value of
-// every bucket but the raft index, in order, and every bucket's sequence. Members of a raft group that
-// applied the same entries have the same digest; tests compare them.
+// every bucket but the raft index, in order, and every bucket's sequence.
+// Members of a raft group that applied the same entries have the same
+// digest; tests compare them.
 func (s *Server) Digest(ctx context.Context) (string, error) {
 	h := sha256.New()
 	err := s.view(ctx, func(tx *bbolt.Tx) error {

@@ -170,8 +170,9 @@
 //     snapshot's index is restored from that snapshot (and raft_index set
 //     to the snapshot's index), unless the log still holds every entry of
 //     the gap and none is a command (no-ops and barriers advance the
-//     snapshot's index only); a warning names both indexes. A member too far behind installs the
-//     leader's snapshot: Restore replaces the database's content in one
+//     snapshot's index only); a warning names both indexes. A member too
+//     far behind installs the leader's snapshot: Restore replaces the
+//     database's content (every bucket's keys and sequence) in one
 //     transaction (it stages the file in Dir; memory grows with the
 //     database) and reloads the in-memory cache.
 //   - The leader waits for a barrier (every earlier entry applied here),
