@@ -343,3 +343,30 @@ func TestPropose_HandedOverIsUnknown(t *testing.T) {
 		return found
 	})
 }
+
+// TestRequests_LocalCarriesTheID calls PutObject through nsclient.Local (a
+// nameserver in the caller's process, as in depot server) twice under one
+// request id: the repeat answers the first call's replaced segments and
+// queues nothing more. Before, the local path carried no id: the repeat
+// was applied again and answered that it replaced nothing.
+func TestRequests_LocalCarriesTheID(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	cl := nsclient.New(c.srv.URL(), c.key, nil).WithLocal(c.srv)
+	if _, err := cl.CreateBucket(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PutObject(ctx, object("shop", "k", 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	rctx := nsclient.WithRequestID(ctx, "overwrite-1")
+	for try := range 2 {
+		replaced, err := cl.PutObject(rctx, object("shop", "k", 2, 10))
+		if err != nil || len(replaced) != 1 || replaced[0].Fid != fid(1, 1) {
+			t.Fatalf("try %d: replaced %+v, %v; want %s", try, replaced, err, fid(1, 1))
+		}
+	}
+	if q, err := cl.PendingDeletes(ctx, 0); err != nil || len(q) != 1 {
+		t.Fatalf("delete queue %+v, %v", q, err)
+	}
+}
