@@ -305,6 +305,43 @@ func TestRequests_Pruned(t *testing.T) {
 	if err := run(later, "b", CmdCreateBucket, bucketCmd{Name: "shop"}); !errors.Is(err, depot.ErrExists) {
 		t.Fatalf("repeat after the retention: %v, want it applied afresh (Exists)", err)
 	}
+
+	// Completed uploads are kept as long, and pruned alike.
+	complete := func(at time.Time, id string, needle uint64) {
+		t.Helper()
+		u := uploadKeyCmd{"shop", "m", id}
+		for _, step := range []struct {
+			typ     CommandType
+			payload any
+		}{
+			{CmdCreateUpload, nsclient.Upload{Bucket: "shop", Key: "m", ID: id}},
+			{CmdPutPart, putPartCmd{u, nsclient.Part{Number: 1, ETag: "e", Size: 7, Segments: segs(fid(1, needle))}}},
+			{CmdCompleteUpload, completeUploadCmd{u, nsclient.CompleteRequest{Parts: []nsclient.CompletePart{{Number: 1, ETag: "e"}}, ETag: id}}},
+		} {
+			if err := run(at, "", step.typ, step.payload); err != nil {
+				t.Fatalf("%s: %v", step.typ, err)
+			}
+		}
+	}
+	completed := func() (n int) {
+		st.db.View(func(tx *bbolt.Tx) error {
+			n = tx.Bucket(bktCompleted).Stats().KeyN
+			if m := tx.Bucket(bktCompletedTimes).Stats().KeyN; m != n {
+				t.Errorf("%d completed records, %d time entries", n, m)
+			}
+			return nil
+		})
+		return n
+	}
+	complete(later, "up1", 40)
+	complete(later.Add(time.Minute), "up2", 41)
+	if n := completed(); n != 2 {
+		t.Fatalf("%d completed records, want 2", n)
+	}
+	complete(later.Add(RequestRetention+time.Hour), "up3", 42)
+	if n := completed(); n != 1 {
+		t.Fatalf("%d completed records after the retention, want 1", n)
+	}
 }
 
 // TestPropose_HandedOverIsUnknown cancels a proposer whose command the
