@@ -32,10 +32,15 @@ type lossyProxy struct {
 	mu       sync.Mutex
 	seen     map[string]int // "METHOD path id" → tries
 	ids      []string       // request id of every mutating try, in order
+	loseAll  bool           // lose every answer, not only the first
 }
 
 func newLossyProxy(t *testing.T, upstream string) *httptest.Server {
 	p := &lossyProxy{t: t, upstream: upstream, seen: map[string]int{}}
+	return serveProxy(t, p)
+}
+
+func serveProxy(t *testing.T, p *lossyProxy) *httptest.Server {
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	return srv
@@ -62,7 +67,7 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		k := r.Method + " " + r.URL.Path + " " + id
 		p.seen[k]++
-		lose = p.seen[k] == 1
+		lose = p.seen[k] == 1 || p.loseAll
 		p.ids = append(p.ids, id)
 		p.mu.Unlock()
 	}
@@ -405,5 +410,33 @@ func TestRequests_LocalCarriesTheID(t *testing.T) {
 	}
 	if q, err := cl.PendingDeletes(ctx, 0); err != nil || len(q) != 1 {
 		t.Fatalf("delete queue %+v, %v", q, err)
+	}
+}
+
+// TestRequests_GiveUpIsUnknownOutcome: a call whose every answer is lost
+// gives up after RetryFor with an error wrapping depot.ErrUnknownOutcome
+// (the change was applied here), while a call that never reached a
+// nameserver (nothing listens) fails without it: only the first may have
+// been applied.
+func TestRequests_GiveUpIsUnknownOutcome(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	proxy := serveProxy(t, &lossyProxy{t: t, upstream: c.srv.URL(), seen: map[string]int{}, loseAll: true})
+	cl := nsclient.New(proxy.URL, c.key, nil)
+	cl.RetryFor = 300 * time.Millisecond
+	_, err := cl.CreateBucket(ctx, "lost")
+	if !errors.Is(err, depot.ErrUnknownOutcome) {
+		t.Fatalf("every answer lost: %v, want ErrUnknownOutcome", err)
+	}
+	if _, err := c.client.Bucket(ctx, "lost"); err != nil {
+		t.Fatalf("the change with the unknown outcome: %v (it was applied)", err)
+	}
+	ln := httptest.NewServer(http.NotFoundHandler())
+	addr := ln.URL
+	ln.Close() // nothing listens there now
+	down := nsclient.New(addr, c.key, nil)
+	down.RetryFor = 300 * time.Millisecond
+	if _, err := down.CreateBucket(ctx, "never"); err == nil || errors.Is(err, depot.ErrUnknownOutcome) {
+		t.Fatalf("no nameserver: %v, want a definite error", err)
 	}
 }
