@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.etcd.io/bbolt"
 
 	"depot"
@@ -150,6 +151,10 @@ func TestDeletes_ReferencedSegmentNotDeleted(t *testing.T) {
 	}
 	if n := rec.count(live.Needle); n != 0 {
 		t.Fatalf("referenced needle %s: %d DELETEs, want none", live, n)
+	}
+	var m dto.Metric
+	if err := c.srv.metrics.keptDeletes.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Fatalf("depot_nameserver_delete_queue_referenced_total = %v (%v), want 1", m.GetCounter().GetValue(), err)
 	}
 }
 

@@ -130,7 +130,8 @@
 // older than RequestRetention, oldest first through request_times, so the
 // pruning is cheap and, depending only on the state and the command, alike
 // on every replica. An id names one call: a different payload under an id
-// already recorded gets the first call's result.
+// already recorded gets the first call's result. Repeats answered from a
+// record are counted in depot_nameserver_command_repeats_total.
 //
 // With the ids, every change is safe to repeat, whatever it does: nsclient
 // retries a broken connection, a lost answer, NoLeader and an unknown
@@ -248,8 +249,9 @@
 // GET /repair/status sums it up for `depot admin status`; /metrics has
 // depot_volumes{state}, depot_volumes_degraded,
 // depot_gossip_members{role,state}, depot_repair_jobs, depot_repair_bytes,
-// depot_repair_bytes_total_estimate, depot_repair_queue_shards and
-// depot_delete_queue.
+// depot_repair_bytes_total_estimate, depot_repair_queue_shards,
+// depot_delete_queue and depot_nameserver_delete_queue_referenced_total
+// (entries dropped because their segment is referenced: a bug if not 0).
 //
 // # Orphans
 //
