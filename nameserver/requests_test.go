@@ -33,6 +33,7 @@ type lossyProxy struct {
 	seen     map[string]int // "METHOD path id" → tries
 	ids      []string       // request id of every mutating try, in order
 	loseAll  bool           // lose every answer, not only the first
+	stall    bool           // hold a lost answer until the client gives up the try
 }
 
 func newLossyProxy(t *testing.T, upstream string) *httptest.Server {
@@ -70,6 +71,11 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lose = p.seen[k] == 1 || p.loseAll
 		p.ids = append(p.ids, id)
 		p.mu.Unlock()
+	}
+	if lose && p.stall {
+		// The nameserver applied it; the answer never comes.
+		<-r.Context().Done()
+		return
 	}
 	if lose {
 		// The nameserver applied it; the client never hears so.
@@ -438,5 +444,27 @@ func TestRequests_GiveUpIsUnknownOutcome(t *testing.T) {
 	down.RetryFor = 300 * time.Millisecond
 	if _, err := down.CreateBucket(ctx, "never"); err == nil || errors.Is(err, depot.ErrUnknownOutcome) {
 		t.Fatalf("no nameserver: %v, want a definite error", err)
+	}
+}
+
+// TestRequests_HungTryIsRetried: the first try's answer never comes (a
+// paused nameserver, a path that drops packets): the try ends after
+// TryTimeout, not the call, and the next try gets the recorded result.
+// Before, the call hung until the caller's context ended.
+func TestRequests_HungTryIsRetried(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	p := &lossyProxy{t: t, upstream: c.srv.URL(), seen: map[string]int{}, stall: true}
+	cl := nsclient.New(serveProxy(t, p).URL, c.key, nil)
+	cl.TryTimeout = 300 * time.Millisecond
+	cl.RetryFor = 10 * time.Second
+	b, err := cl.CreateBucket(ctx, "slow")
+	if err != nil || b.Name != "slow" {
+		t.Fatalf("CreateBucket = %+v, %v", b, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ids) != 2 || p.ids[0] != p.ids[1] {
+		t.Fatalf("tries with request ids %q, want two with the same id", p.ids)
 	}
 }
