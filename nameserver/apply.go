@@ -155,13 +155,7 @@ func (s *store) applyCommand(tx *bbolt.Tx, cmd Command) (any, error) {
 		if err := decode(cmd, &c); err != nil {
 			return nil, err
 		}
-		b := tx.Bucket(bktDeletes)
-		for _, seq := range c.Seqs {
-			if err := del(b, u64(seq)); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
+		return nil, ackDeletes(tx, c.Seqs)
 	case CmdCreateBucket:
 		var c bucketCmd
 		if err := decode(cmd, &c); err != nil {
@@ -641,19 +635,31 @@ func unusedSegments(old, next []depot.Segment) []depot.Segment {
 }
 
 // enqueueDeletes queues segs for deletion; they are no longer referenced.
-// The delete loop checks the refs index again before it deletes anything
-// (processDeletes), so a segment that is referenced is never deleted.
+// Each is indexed in queued, so that no commit references it again while
+// it waits (checkNotSwept), and the delete loop checks the refs index
+// again before it deletes anything (processDeletes): a segment that is
+// referenced is never deleted.
 func enqueueDeletes(tx *bbolt.Tx, cmd Command, segs []depot.Segment) error {
 	if err := dropRefs(tx, segs); err != nil {
 		return err
 	}
+	if len(segs) == 0 {
+		return nil
+	}
 	b := tx.Bucket(bktDeletes)
+	queued, err := tx.CreateBucketIfNotExists(bktQueued)
+	if err != nil {
+		return &storageError{err}
+	}
 	for _, sg := range segs {
 		seq, err := b.NextSequence()
 		if err != nil {
 			return &storageError{err}
 		}
 		if err := putJSON(b, u64(seq), nsclient.PendingDelete{Seq: seq, Fid: sg.Fid, Size: sg.Size, Queued: cmd.Time}); err != nil {
+			return err
+		}
+		if err := put(queued, refKey(sg.Fid), u64(seq)); err != nil {
 			return err
 		}
 	}

@@ -41,6 +41,16 @@ func recordCompleted(tx *bbolt.Tx, cmd Command, c completeUploadCmd) error {
 		return err
 	}
 	k := uploadKey(c.Bucket, c.Key, c.ID)
+	// An upload id completed again (created anew after its completion)
+	// replaces the record: its older time entry must go with it.
+	if raw := b.Get(k); raw != nil {
+		var old nsclient.CompletedUpload
+		if json.Unmarshal(raw, &old) == nil {
+			if err := del(ix, append(timeKey(old.Completed), k...)); err != nil {
+				return err
+			}
+		}
+	}
 	rec := nsclient.CompletedUpload{Bucket: c.Bucket, Key: c.Key, ID: c.ID, ETag: c.ETag,
 		Parts: c.Parts, Completed: cmd.Time}
 	if err := putJSON(b, k, rec); err != nil {

@@ -69,6 +69,11 @@
 //	             size, queued}: segments of deleted or replaced objects whose
 //	             needles are still to be deleted; the bucket's sequence
 //	             numbers them, so the queue is in order
+//	queued       fid text → uint64 sequence of its latest entry in deletes,
+//	             while it has one (created by the first queued segment;
+//	             entries queued by older nameservers are not listed):
+//	             put_object and put_part refuse a fid listed here, so a
+//	             segment is never referenced and queued at once
 //	users        access key → JSON nsclient.User {access_key, secret, created,
 //	             policy}: S3 key pairs besides the gateway's root pair, each
 //	             with its IAM-shaped identity policy (internal/policy)
@@ -133,7 +138,8 @@
 // older than RequestRetention, oldest first through request_times, so the
 // pruning is cheap and, depending only on the state and the command, alike
 // on every replica. An id names one call: a different payload under an id
-// already recorded gets the first call's result.
+// already recorded gets the first call's result. Repeats answered from a
+// record are counted in depot_nameserver_command_repeats_total.
 //
 // With the ids, every change is safe to repeat, whatever it does: nsclient
 // retries a broken connection, a lost answer, NoLeader and an unknown
@@ -272,8 +278,9 @@
 // GET /repair/status sums it up for `depot admin status`; /metrics has
 // depot_volumes{state}, depot_volumes_degraded,
 // depot_gossip_members{role,state}, depot_repair_jobs, depot_repair_bytes,
-// depot_repair_bytes_total_estimate, depot_repair_queue_shards and
-// depot_delete_queue.
+// depot_repair_bytes_total_estimate, depot_repair_queue_shards,
+// depot_delete_queue and depot_nameserver_delete_queue_referenced_total
+// (entries dropped because their segment is referenced: a bug if not 0).
 //
 // # Orphans
 //
@@ -289,7 +296,12 @@
 // and put_part add their segments (complete_upload re-owns the parts'
 // segments through put_object), and enqueueDeletes — the one path by which
 // segments leave the namespace (replaced, deleted, aborted, unused parts)
-// — drops them. Databases of layout 1 get it built on open.
+// — drops them. A replacement releases only the segments the new version
+// does not reuse (a replayed put_part or put_object releases none), a
+// commit naming a segment that waits in the delete queue is refused
+// (bucket queued: only a replay of a superseded change names one), and the
+// delete loop checks refs again before it deletes: a referenced segment is
+// never deleted. Databases of layout 1 get it built on open.
 //
 // A worker posts the candidates — "n" segments older than its
 // OrphanGrace (1h by default) — to POST /orphans (command sweep_orphans).

@@ -20,6 +20,8 @@ type metrics struct {
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
 	forwarded     prometheus.Counter
+	repeats       prometheus.Counter
+	keptDeletes   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -61,9 +63,17 @@ func newMetrics() *metrics {
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "depot_nameserver_forwarded_total", Help: "API requests a raft follower forwarded to the leader.",
 		}),
+		repeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_command_repeats_total",
+			Help: "Commands answered with the result recorded for their request id instead of being applied again.",
+		}),
+		keptDeletes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_delete_queue_referenced_total",
+			Help: "Delete queue entries dropped without deleting because their segment is referenced (should stay 0).",
+		}),
 	}
 	m.reg.MustRegister(m.commands, m.fsyncs, m.batchSize, m.commitSeconds, m.assigns, m.leased, m.requests,
-		m.latency, m.bytesIn, m.bytesOut, m.forwarded,
+		m.latency, m.bytesIn, m.bytesOut, m.forwarded, m.repeats, m.keptDeletes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,7 +34,18 @@ var (
 	// bktSwept: fid text → uint64 Unix nanoseconds of the sweep. Created
 	// by the first sweep.
 	bktSwept = []byte("swept")
+	// bktQueued: fid text → uint64 sequence of its latest entry in the
+	// delete queue, while it has one: fids no commit may reference.
+	// Created by the first enqueueDeletes; entries queued by older
+	// nameservers are not in it.
+	bktQueued = []byte("queued")
 )
+
+// errQueued refuses a commit of a segment that waits in the delete queue:
+// it was released (replaced, deleted, aborted) and its needles are about
+// to go. Only a replay of a superseded change names it. It wraps no depot
+// error: the S3 gateway answers 500.
+var errQueued = errors.New("segment is queued for deletion")
 
 // sweptRetention is how long a swept fid is remembered: a commit naming it
 // within that time is refused. No upload's commit comes that late after
@@ -100,15 +111,40 @@ func dropRefs(tx *bbolt.Tx, segs []depot.Segment) error {
 }
 
 // checkNotSwept refuses segments that the sweep already queued for
-// deletion. It writes nothing; commits call it before their first write.
+// deletion, and any segment waiting in the delete queue: so a segment is
+// never referenced and queued at once, and the delete loop's check of the
+// refs index (processDeletes) cannot race with a commit. It writes
+// nothing; commits call it before their first write.
 func checkNotSwept(tx *bbolt.Tx, segs []depot.Segment) error {
-	b := tx.Bucket(bktSwept)
-	if b == nil {
-		return nil
-	}
+	swept, queued := tx.Bucket(bktSwept), tx.Bucket(bktQueued)
 	for _, sg := range segs {
-		if b.Get(refKey(sg.Fid)) != nil {
+		if swept != nil && swept.Get(refKey(sg.Fid)) != nil {
 			return fmt.Errorf("%s: %w", sg.Fid, errSwept)
+		}
+		if queued != nil && queued.Get(refKey(sg.Fid)) != nil {
+			return fmt.Errorf("%s: %w", sg.Fid, errQueued)
+		}
+	}
+	return nil
+}
+
+// ackDeletes removes done entries from the delete queue, and their fids
+// from queued unless a later entry queued them again.
+func ackDeletes(tx *bbolt.Tx, seqs []uint64) error {
+	b, queued := tx.Bucket(bktDeletes), tx.Bucket(bktQueued)
+	for _, seq := range seqs {
+		if queued != nil {
+			var pd nsclient.PendingDelete
+			if raw := b.Get(u64(seq)); raw != nil && json.Unmarshal(raw, &pd) == nil {
+				if k := refKey(pd.Fid); getU64(queued, k) == seq {
+					if err := del(queued, k); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := del(b, u64(seq)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -400,6 +400,7 @@ func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 			// needles are live data. The entry goes, the needles stay;
 			// whoever releases the segment later queues it anew.
 			s.log.Warn("queued segment is referenced: not deleted", "fid", pd.Fid, "seq", pd.Seq)
+			s.metrics.keptDeletes.Inc()
 			done = append(done, pd.Seq)
 			continue
 		}

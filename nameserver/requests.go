@@ -86,6 +86,7 @@ func (s *store) applyOnce(tx *bbolt.Tx, cmd Command) (any, error) {
 	key := requestKey(cmd)
 	if b := tx.Bucket(bktRequests); b != nil {
 		if raw := b.Get(key); raw != nil {
+			s.metrics.repeats.Inc()
 			return recalled(cmd, raw)
 		}
 	}

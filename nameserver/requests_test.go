@@ -32,10 +32,16 @@ type lossyProxy struct {
 	mu       sync.Mutex
 	seen     map[string]int // "METHOD path id" → tries
 	ids      []string       // request id of every mutating try, in order
+	loseAll  bool           // lose every answer, not only the first
+	stall    bool           // hold a lost answer until the client gives up the try
 }
 
 func newLossyProxy(t *testing.T, upstream string) *httptest.Server {
 	p := &lossyProxy{t: t, upstream: upstream, seen: map[string]int{}}
+	return serveProxy(t, p)
+}
+
+func serveProxy(t *testing.T, p *lossyProxy) *httptest.Server {
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	return srv
@@ -62,9 +68,14 @@ func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		k := r.Method + " " + r.URL.Path + " " + id
 		p.seen[k]++
-		lose = p.seen[k] == 1
+		lose = p.seen[k] == 1 || p.loseAll
 		p.ids = append(p.ids, id)
 		p.mu.Unlock()
+	}
+	if lose && p.stall {
+		// The nameserver applied it; the answer never comes.
+		<-r.Context().Done()
+		return
 	}
 	if lose {
 		// The nameserver applied it; the client never hears so.
@@ -305,6 +316,43 @@ func TestRequests_Pruned(t *testing.T) {
 	if err := run(later, "b", CmdCreateBucket, bucketCmd{Name: "shop"}); !errors.Is(err, depot.ErrExists) {
 		t.Fatalf("repeat after the retention: %v, want it applied afresh (Exists)", err)
 	}
+
+	// Completed uploads are kept as long, and pruned alike.
+	complete := func(at time.Time, id string, needle uint64) {
+		t.Helper()
+		u := uploadKeyCmd{"shop", "m", id}
+		for _, step := range []struct {
+			typ     CommandType
+			payload any
+		}{
+			{CmdCreateUpload, nsclient.Upload{Bucket: "shop", Key: "m", ID: id}},
+			{CmdPutPart, putPartCmd{u, nsclient.Part{Number: 1, ETag: "e", Size: 7, Segments: segs(fid(1, needle))}}},
+			{CmdCompleteUpload, completeUploadCmd{u, nsclient.CompleteRequest{Parts: []nsclient.CompletePart{{Number: 1, ETag: "e"}}, ETag: id}}},
+		} {
+			if err := run(at, "", step.typ, step.payload); err != nil {
+				t.Fatalf("%s: %v", step.typ, err)
+			}
+		}
+	}
+	completed := func() (n int) {
+		st.db.View(func(tx *bbolt.Tx) error {
+			n = tx.Bucket(bktCompleted).Stats().KeyN
+			if m := tx.Bucket(bktCompletedTimes).Stats().KeyN; m != n {
+				t.Errorf("%d completed records, %d time entries", n, m)
+			}
+			return nil
+		})
+		return n
+	}
+	complete(later, "up1", 40)
+	complete(later.Add(time.Minute), "up2", 41)
+	if n := completed(); n != 2 {
+		t.Fatalf("%d completed records, want 2", n)
+	}
+	complete(later.Add(RequestRetention+time.Hour), "up3", 42)
+	if n := completed(); n != 1 {
+		t.Fatalf("%d completed records after the retention, want 1", n)
+	}
 }
 
 // TestPropose_HandedOverIsUnknown cancels a proposer whose command the
@@ -342,4 +390,81 @@ func TestPropose_HandedOverIsUnknown(t *testing.T) {
 		})
 		return found
 	})
+}
+
+// TestRequests_LocalCarriesTheID calls PutObject through nsclient.Local (a
+// nameserver in the caller's process, as in depot server) twice under one
+// request id: the repeat answers the first call's replaced segments and
+// queues nothing more. Before, the local path carried no id: the repeat
+// was applied again and answered that it replaced nothing.
+func TestRequests_LocalCarriesTheID(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	cl := nsclient.New(c.srv.URL(), c.key, nil).WithLocal(c.srv)
+	if _, err := cl.CreateBucket(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PutObject(ctx, object("shop", "k", 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	rctx := nsclient.WithRequestID(ctx, "overwrite-1")
+	for try := range 2 {
+		replaced, err := cl.PutObject(rctx, object("shop", "k", 2, 10))
+		if err != nil || len(replaced) != 1 || replaced[0].Fid != fid(1, 1) {
+			t.Fatalf("try %d: replaced %+v, %v; want %s", try, replaced, err, fid(1, 1))
+		}
+	}
+	if q, err := cl.PendingDeletes(ctx, 0); err != nil || len(q) != 1 {
+		t.Fatalf("delete queue %+v, %v", q, err)
+	}
+}
+
+// TestRequests_GiveUpIsUnknownOutcome: a call whose every answer is lost
+// gives up after RetryFor with an error wrapping depot.ErrUnknownOutcome
+// (the change was applied here), while a call that never reached a
+// nameserver (nothing listens) fails without it: only the first may have
+// been applied.
+func TestRequests_GiveUpIsUnknownOutcome(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	proxy := serveProxy(t, &lossyProxy{t: t, upstream: c.srv.URL(), seen: map[string]int{}, loseAll: true})
+	cl := nsclient.New(proxy.URL, c.key, nil)
+	cl.RetryFor = 300 * time.Millisecond
+	_, err := cl.CreateBucket(ctx, "lost")
+	if !errors.Is(err, depot.ErrUnknownOutcome) {
+		t.Fatalf("every answer lost: %v, want ErrUnknownOutcome", err)
+	}
+	if _, err := c.client.Bucket(ctx, "lost"); err != nil {
+		t.Fatalf("the change with the unknown outcome: %v (it was applied)", err)
+	}
+	ln := httptest.NewServer(http.NotFoundHandler())
+	addr := ln.URL
+	ln.Close() // nothing listens there now
+	down := nsclient.New(addr, c.key, nil)
+	down.RetryFor = 300 * time.Millisecond
+	if _, err := down.CreateBucket(ctx, "never"); err == nil || errors.Is(err, depot.ErrUnknownOutcome) {
+		t.Fatalf("no nameserver: %v, want a definite error", err)
+	}
+}
+
+// TestRequests_HungTryIsRetried: the first try's answer never comes (a
+// paused nameserver, a path that drops packets): the try ends after
+// TryTimeout, not the call, and the next try gets the recorded result.
+// Before, the call hung until the caller's context ended.
+func TestRequests_HungTryIsRetried(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	p := &lossyProxy{t: t, upstream: c.srv.URL(), seen: map[string]int{}, stall: true}
+	cl := nsclient.New(serveProxy(t, p).URL, c.key, nil)
+	cl.TryTimeout = 300 * time.Millisecond
+	cl.RetryFor = 10 * time.Second
+	b, err := cl.CreateBucket(ctx, "slow")
+	if err != nil || b.Name != "slow" {
+		t.Fatalf("CreateBucket = %+v, %v", b, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ids) != 2 || p.ids[0] != p.ids[1] {
+		t.Fatalf("tries with request ids %q, want two with the same id", p.ids)
+	}
 }

@@ -57,6 +57,12 @@ type Client struct {
 	// RetryFor bounds the retries of one call. Default 15s; set it before
 	// the first call.
 	RetryFor time.Duration
+	// TryTimeout bounds one try of a call (all but Backup and Restore,
+	// which stream), so that a nameserver that hangs (paused, or cut off
+	// without a reset) costs a try, not the call: the next try goes to
+	// the next member, or to the same one again. Default 10s; 0: no
+	// bound but the caller's context. Set it before the first call.
+	TryTimeout time.Duration
 }
 
 // New returns a client for the nameserver at baseURL ("http://host:port";
@@ -119,7 +125,7 @@ func newClient(baseURL string, key auth.Key, httpClient *http.Client, tc *tlscon
 		tr.MaxIdleConnsPerHost = 128
 		httpClient = &http.Client{Transport: tr}
 	}
-	return &Client{bases: bases, key: key, hc: httpClient, RetryFor: 15 * time.Second}
+	return &Client{bases: bases, key: key, hc: httpClient, RetryFor: 15 * time.Second, TryTimeout: 10 * time.Second}
 }
 
 // CloseIdleConnections closes the idle connections of the client's
@@ -202,8 +208,13 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if newBody != nil {
 			body = newBody()
 		}
-		req, err := http.NewRequestWithContext(ctx, method, u, body)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.TryTimeout > 0 && path != "/backup" && path != "/restore" {
+			tctx, cancel = context.WithTimeout(ctx, c.TryTimeout)
+		}
+		req, err := http.NewRequestWithContext(tctx, method, u, body)
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("nsclient: %w", err)
 		}
 		if contentType != "" {
@@ -217,11 +228,13 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if err == nil {
 			c.follow(resp.Header.Get(nameserverLeaderHeader))
 			if resp.StatusCode/100 == 2 {
+				resp.Body = cancelOnClose{resp.Body, cancel}
 				return resp, nil
 			}
 			err = httpx.ReadError(resp)
 			resp.Body.Close()
 		}
+		cancel()
 		unknown = unknown || (mutating && mayHaveReached(err))
 		err = fmt.Errorf("nsclient: %s %s: %w", method, path, err)
 		if !retryable(err) || ctx.Err() != nil || time.Now().After(deadline) {
@@ -244,6 +257,18 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// cancelOnClose ends a try's context when its answer's body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // nameserverLeaderHeader is nameserver.HeaderLeader (this package imports
