@@ -523,3 +523,28 @@ func TestServer_PutCutShort(t *testing.T) {
 		})
 	}
 }
+
+// On the wire, a PUT of a needle id live with another cookie is 409
+// Exists and changes nothing; a retried PUT with the same cookie is 201.
+func TestServer_PutCookieConflict(t *testing.T) {
+	_, c, base := MustStartServer(t, nil)
+	url := func(cookie uint32) string { return fmt.Sprintf("%s/shard/1/0/2a?cookie=%08x", base, cookie) }
+	first := payload(42, 1000)
+	resp, b := do(t, c, http.MethodPut, url(1), bytes.NewReader(first))
+	wantStatus(t, resp, b, http.StatusCreated)
+	resp, b = do(t, c, http.MethodPut, url(2), bytes.NewReader(payload(43, 800)))
+	wantStatus(t, resp, b, http.StatusConflict)
+	var eb httpx.ErrorBody
+	if err := json.Unmarshal(b, &eb); err != nil || eb.Code != "Exists" {
+		t.Fatalf("409 body %s: code %q, %v", b, eb.Code, err)
+	}
+	resp, b = do(t, c, http.MethodPut, url(1), bytes.NewReader(first))
+	wantStatus(t, resp, b, http.StatusCreated)
+	resp, b = do(t, c, http.MethodGet, url(1), nil)
+	wantStatus(t, resp, b, http.StatusOK)
+	if !bytes.Equal(b, first) {
+		t.Fatal("the live needle changed")
+	}
+	resp, b = do(t, c, http.MethodGet, url(2), nil)
+	wantStatus(t, resp, b, http.StatusNotFound)
+}
