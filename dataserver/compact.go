@@ -99,8 +99,13 @@ func (c *compactor) copyRecord(off, limit int64) (int64, error) {
 
 // compact rewrites f without the records no index entry refers to. Reads
 // go on from the old file throughout; writes go on until the final
-// catch-up, which copies what they appended meanwhile under the append
-// lock and swaps the files.
+// catch-up, which copies what they published meanwhile under the append
+// lock and swaps the files. What was published meanwhile is taken from
+// the log publishLocked keeps while a compaction runs, not by walking the
+// file's tail: the tail may hold regions of writes still receiving their
+// bodies, or abandoned. A write whose region was not published at the swap
+// finds its region gone at publish and copies its record into the new
+// file (appendStreamed).
 func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 	f.ckptMu.Lock()
 	defer f.ckptMu.Unlock()
@@ -110,6 +115,16 @@ func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 		f.appendMu.Unlock()
 		return CompactResult{}, ErrClosed
 	}
+	if f.compacting {
+		f.appendMu.Unlock()
+		return CompactResult{}, fmt.Errorf("%v: compact: internal error: already compacting", f.key)
+	}
+	f.compacting, f.clog = true, nil
+	defer func() {
+		f.appendMu.Lock()
+		f.compacting, f.clog = false, nil
+		f.appendMu.Unlock()
+	}()
 	e0 := f.end
 	f.mu.RLock()
 	h, oldGen := f.h, f.gen
@@ -170,30 +185,31 @@ func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 			f.corrupt(e.id, fmt.Errorf("dropped by compaction: %w", err))
 		}
 	}
-	// Catch up with what writers appended meanwhile: first without the
+	// Catch up with what writers published meanwhile: first without the
 	// append lock, then, for the last stretch, with it.
-	copyTail := func(from, to int64) error {
-		for off := from; off < to; {
-			rl, err := c.copyRecord(off, to-off)
-			if err != nil {
-				return err // appended by this process: never torn
+	copyLogged := func(recs []loggedRecord) (int64, error) {
+		var n int64
+		for _, r := range recs {
+			rl := recordLen(r.l.size(), f.block)
+			if _, err := c.copyRecord(r.l.offset(), rl); err != nil {
+				return 0, err // published by this process: whole
 			}
-			off += rl
+			n += rl
 		}
-		return nil
+		return n, nil
 	}
-	from := e0
 	for round := 0; round < 3; round++ {
 		f.appendMu.Lock()
-		to := f.end
+		recs := f.clog
+		f.clog = nil
 		f.appendMu.Unlock()
-		if to-from < 1<<20 {
-			break
-		}
-		if err := copyTail(from, to); err != nil {
+		n, err := copyLogged(recs)
+		if err != nil {
 			return fail(err)
 		}
-		from = to
+		if n < 1<<20 {
+			break
+		}
 	}
 	f.appendMu.Lock()
 	defer f.appendMu.Unlock()
@@ -207,7 +223,7 @@ func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 		return fail(errors.New("shard file changed under compaction"))
 	}
 	before := f.end
-	if err := copyTail(from, before); err != nil {
+	if _, err := copyLogged(f.clog); err != nil {
 		return fail(err)
 	}
 	if err := c.w.flush(); err != nil {
@@ -230,7 +246,7 @@ func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 		// The rename happened; the new file is in place either way.
 		f.s.log.Error("compaction: directory sync failed", "dir", f.dir.path, "err", err)
 	}
-	nh := newHandle(out, after)
+	nh := newHandle(out)
 	f.mu.Lock()
 	f.idx, f.h, f.gen = c.idx, nh, c.newGen
 	f.fileBytes = after
@@ -238,6 +254,10 @@ func (f *shardFile) compact(ctx context.Context) (CompactResult, error) {
 	f.idx.each(func(_ depot.NeedleID, l loc) { f.account(l, 1) })
 	f.mu.Unlock()
 	f.end = after
+	// Regions still awaiting their bodies stayed in the old file; their
+	// writes move to the new one when they complete.
+	clear(f.pending)
+	f.compacting, f.clog = false, nil
 	f.dir.used.Add(after - before)
 	// Everything appended to the old file is now durable in the new one.
 	h.markSynced()

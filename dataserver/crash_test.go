@@ -81,6 +81,27 @@ func crashChild(dir string, seed uint64) {
 			}
 		}()
 	}
+	// A slow client: large bodies trickling in, so the kill often finds
+	// regions reserved but unfinished between complete records.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(seed, 99))
+		for i := 0; ; i++ {
+			id := depot.NeedleID(seed<<32 | 99<<24 | uint64(i))
+			size := 1<<20 + r.IntN(2<<20)
+			sz := int64(size)
+			if i%2 == 1 {
+				sz = -1
+			}
+			body := &trickle{b: payload(id, size), step: 64 << 10}
+			if _, err := s.Write(ctx, 1, 0, id, depot.Cookie(id), body, sz); err != nil {
+				fmt.Fprintln(os.Stderr, "slow write:", err)
+				continue
+			}
+			ack("w %d %d %d", 1, id, size)
+		}
+	}()
 	go func() {
 		for {
 			time.Sleep(10 * time.Millisecond)
@@ -88,6 +109,23 @@ func crashChild(dir string, seed uint64) {
 		}
 	}()
 	wg.Wait()
+}
+
+// trickle yields b step bytes at a time, pausing between reads like a
+// slow client (load for the crash child, not synchronisation).
+type trickle struct {
+	b    []byte
+	step int
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	if len(t.b) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(500 * time.Microsecond)
+	n := copy(p[:min(len(p), t.step)], t.b)
+	t.b = t.b[n:]
+	return n, nil
 }
 
 func TestStore_Crash(t *testing.T) {

@@ -13,21 +13,49 @@
 // policy: "always" (fdatasync before each acknowledgement), "group" (the
 // default: one fdatasync covers every write appended while it gathered,
 // waiting at most GroupCommitDelay and only while other appends are under
-// way) or "none" (tests). Appends to one shard file are serialised by a
-// lock held while the record is streamed; a failed or truncated body
-// truncates the file back, so a failed write leaves no visible needle.
-// Small bodies (up to 64 blocks) are read before the lock is taken.
+// way) or "none" (tests). An fsync covers the records completed before it
+// began, wherever they lie in the file (records complete out of file
+// order, see below), so durability is counted in completed records.
 // Store.WriteNoSync appends without waiting for durability and Store.Sync
 // makes a shard file's appends durable with one fdatasync: repair writes
-// rebuilt needles so and syncs before it reports its cursor.
+// rebuilt needles so (Store.RewriteNoSync) and syncs before it reports its
+// cursor.
+//
+// No lock is held while a client's bytes are awaited. A shard file's
+// append lock only allocates space, publishes records and swaps files. A
+// body of up to 64 blocks is read before the lock is taken and its record
+// written in one piece under it. A longer body gets a region reserved at
+// the end of the file, for its declared length (Content-Length), and is
+// streamed into it with the lock released; a longer body of unknown length
+// (chunked) is first spooled to an unlinked temporary file in the same
+// directory, and copied into a region reserved once its length is known.
+// Its header is written last, under the lock, when the record is
+// published to the index. A body that fails, ends early (a chunked body
+// without its last chunk, a connection closed before Content-Length
+// bytes) or is refused leaves no visible needle: its region keeps a zero
+// header, is cut off if nothing follows it, and is otherwise garbage that
+// compaction drops and recovery skips. A write whose region was in a file
+// that a compaction replaced meanwhile copies its record into the new
+// file when it completes.
+//
+// A write of a needle id that is live with another cookie is refused
+// (ErrCookieConflict, 409): ids are never meant to be reused, so such a
+// write is a second needle given the same id (after a nameserver restore,
+// say) and must not destroy the first. A retry with the same cookie
+// replaces the needle; repair, which rebuilds what the nameserver records,
+// replaces whatever the cookie (Store.Rewrite, Store.RewriteNoSync).
 //
 // On open every shard file is recovered: its index checkpoint (.idx) is
 // loaded, and only the records after the offset it covers are read and
 // verified, header by header and block by block. A damaged record followed
-// by a valid one is skipped and counted as a checksum failure; a damaged
-// record with nothing valid after it is a torn tail and is cut off.
-// Checkpoints are written every CheckpointInterval, after compaction and on
-// Close, and only ever cover bytes already fsynced.
+// by a valid one is skipped and counted as a checksum failure; a record
+// with an all-zero header is one never finished and is skipped as garbage
+// without being counted; either with nothing valid after it is a torn tail
+// and is cut off. Checkpoints are written every CheckpointInterval, after
+// compaction and on Close, and only ever cover records already fsynced; a
+// checkpoint covers the file only up to the first region still awaiting
+// its body, and leaves out the records after it, which the scan on open
+// finds.
 //
 // A write that finds its disk full (ENOSPC, EDQUOT, or the MaxDirBytes
 // limit) fails with depot.ErrDiskFull, is truncated away, and turns its
@@ -36,8 +64,10 @@
 //
 // Compaction copies the records the index still refers to (live needles
 // and tombstones) to a new file, verifying each, while reads and writes go
-// on; then, under the append lock, it copies what was appended meanwhile,
-// fsyncs, renames the new file over the old one and swaps the index.
+// on; then it copies the records published meanwhile (a log kept while it
+// runs, not the file's tail, which may hold unfinished regions), the last
+// of them under the append lock, fsyncs, renames the new file over the old
+// one and swaps the index.
 // Readers holding the old file keep reading it until they close it.
 //
 // Store.Scrub re-reads every live needle and verifies its checksums at a
@@ -51,8 +81,9 @@
 //	LOCK                  flock(2)ed while a Store has the directory open
 //	<vol>_<idx>.shard     shard file (vol, idx decimal)
 //	<vol>_<idx>.idx       index checkpoint of that shard file
-//	*.new *.compact *.tmp temporaries of creation, compaction, checkpoint;
-//	                      removed on open (a crash interrupted them)
+//	*.new *.compact *.tmp temporaries of creation, compaction, checkpoint
+//	                      and body spooling (spool-*.tmp, unlinked once
+//	                      opened); removed on open (a crash interrupted them)
 //	*.bad                 a shard file whose superblock could not be read,
 //	                      moved aside on open so repair can rebuild the slot
 //
@@ -102,10 +133,13 @@
 // checksum with the file's generation keeps bytes inside a needle that
 // look like a header from ever passing for one; seeding block checksums
 // with the needle id and block number catches misplaced blocks. A range
-// read verifies exactly the blocks it touches. A streamed needle of unknown
-// length is written with a zero header that is filled in last, so until it
-// is complete its record is not valid. A later record for the same needle
-// id replaces an earlier one.
+// read verifies exactly the blocks it touches. A record written in more
+// than one piece has a zero header until its header is written, last, so
+// until it is complete it is not valid; such an unfinished record may be
+// followed by complete ones (its body was still arriving when they were
+// written) and is skipped as garbage. A later record for the same needle
+// id replaces an earlier one. (This is how version 1 was always read: an
+// all-zero header never passed for a record; the format is unchanged.)
 //
 // # Index checkpoint format, version 1
 //
@@ -133,15 +167,21 @@
 // a client certificate from the cluster CA (401 without one); with
 // Config.MetricsToken, /metrics needs it as a bearer token. {needle} is the needle id in lower-case hex, {cookie} exactly 8 hex
 // digits, {vol} and {idx} decimal. Errors are JSON bodies from
-// internal/httpx: {"code": "NotFound", "error": "..."}; 400 for bad input,
-// 404 for an unknown needle or shard file or a wrong cookie, 413 for a
-// needle over MaxNeedleSize, 500 with code Corrupt for a checksum failure,
-// 507 for a full disk.
+// internal/httpx: {"code": "NotFound", "error": "..."}; 400 for bad input
+// (a body cut short among it), 404 for an unknown needle or shard file or
+// a wrong cookie, 409 with code Exists for a PUT of a needle live with
+// another cookie, 413 for a needle over MaxNeedleSize, 500 with code
+// Corrupt for a checksum failure, 507 for a full disk.
 //
 //	PUT    /shard/{vol}/{idx}/{needle}?cookie={cookie}
 //	       Body: the shard's bytes (Content-Length or chunked). Stores the
-//	       needle, replacing one with the same id; creates the shard file
-//	       on first write. 201 {"size": n} once durable.
+//	       needle, replacing one with the same id and cookie (a retry);
+//	       409 Exists when the id is live with another cookie; creates the
+//	       shard file on first write. 201 {"size": n} once durable. A body
+//	       that ends early (fewer bytes than Content-Length, a chunked
+//	       body without its terminating chunk) stores nothing. With
+//	       Content-Length a body over 64 blocks is written straight into
+//	       its place in the file; a chunked one is spooled first.
 //	GET    /shard/{vol}/{idx}/{needle}?cookie={cookie}
 //	       The bytes, Content-Length set, X-Depot-Size: total size. One
 //	       "Range: bytes=a-b" (or a-, or -n) is honoured: 206 with

@@ -2,7 +2,6 @@ package dataserver
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -80,7 +79,7 @@ func (e *encoder) fill(r io.Reader) error {
 		var m int
 		var err error
 		if chunk > 0 {
-			m, err = io.ReadFull(r, e.buf[e.n:e.n+int(chunk)])
+			m, err = readBlock(r, e.buf[e.n:e.n+int(chunk)])
 		}
 		if m > 0 {
 			binary.LittleEndian.PutUint32(e.buf[e.n+m:], blockCRC(e.id, e.nblk, e.buf[e.n:e.n+m]))
@@ -102,8 +101,12 @@ func (e *encoder) fill(r io.Reader) error {
 				return fmt.Errorf("%w: reading body: %w", depot.ErrBadRequest, err)
 			}
 			e.eof = true
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			if e.want >= 0 {
+		case err == io.EOF:
+			// Only the reader's own io.EOF ends a body. io.ErrUnexpectedEOF
+			// is a body cut short (a chunked body without its last chunk,
+			// a connection closed before Content-Length bytes), and like
+			// any other error it stores nothing.
+			if e.want >= 0 && e.size < e.want {
 				return fmt.Errorf("%w: truncated body: %d of %d bytes", depot.ErrBadRequest, e.size, e.want)
 			}
 			e.eof = true
@@ -112,6 +115,28 @@ func (e *encoder) fill(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// readBlock reads into b until it is full or r fails. Unlike io.ReadFull
+// it returns r's own error unchanged: io.EOF is the body's end, and
+// io.ErrUnexpectedEOF from r (a cut stream) is never mistaken for it. A
+// reader that keeps returning nothing without an error ends with
+// io.ErrNoProgress, as bufio does.
+func readBlock(r io.Reader, b []byte) (int, error) {
+	n, empty := 0, 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 {
+			return n, io.ErrNoProgress
+		}
+	}
+	return n, nil
 }
 
 // bytes returns the buffered record bytes to flush.

@@ -440,3 +440,111 @@ func TestServer_Lifecycle(t *testing.T) {
 	}
 	_ = c
 }
+
+// cutReader yields b and then fails with err, as a client's body does when
+// the client gives up half-way (the client package aborts the uploads of a
+// stripe that lost its write quorum this way).
+type cutReader struct {
+	b   []byte
+	err error
+}
+
+func (r *cutReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A shard PUT whose body ends early stores nothing: the client's body
+// fails half-way, so the transport drops the connection, without the
+// terminating chunk of a chunked body or before the declared length. The
+// needle must then be unknown (not a complete needle of half the bytes),
+// and a later write of it must work.
+func TestServer_PutCutShort(t *testing.T) {
+	s, c, base := MustStartServer(t, nil)
+	for i, tc := range []struct {
+		name   string
+		size   int
+		sent   int
+		length bool
+	}{
+		{"Chunked", 3*defaultBlock + 100, defaultBlock + 50, false},
+		{"ChunkedInBlock", 5000, 2000, false},
+		{"ChunkedBeyondBuffer", 3 << 20, 3 << 19, false},
+		{"Length", 3*defaultBlock + 100, defaultBlock + 50, true},
+		{"LengthBeyondBuffer", 3 << 20, 3 << 19, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := depot.NeedleID(i + 1)
+			full := payload(id, tc.size)
+			url := fmt.Sprintf("%s/shard/1/0/%x?cookie=%08x", base, uint64(id), 7)
+			puts := func() float64 { return metricValue(t, s, "depot_dataserver_requests_total", "op", "put") }
+			before := puts()
+			req, err := http.NewRequest(http.MethodPut, url, &cutReader{b: full[:tc.sent], err: errors.New("client gave up")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = -1
+			if tc.length {
+				req.ContentLength = int64(tc.size)
+			}
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+				t.Fatalf("PUT of a body cut short answered %d", resp.StatusCode)
+			}
+			waitFor(t, "the server to finish the cut PUT", 10*time.Second, func() bool { return puts() > before })
+			resp, b := do(t, c, http.MethodGet, url, nil)
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("GET after a PUT cut short after %d of %d bytes: status %d with %d bytes, want 404",
+					tc.sent, tc.size, resp.StatusCode, len(b))
+			}
+			resp, b = do(t, c, http.MethodPut, url, bytes.NewReader(full))
+			wantStatus(t, resp, b, http.StatusCreated)
+			resp, b = do(t, c, http.MethodGet, url, nil)
+			wantStatus(t, resp, b, http.StatusOK)
+			if !bytes.Equal(b, full) {
+				t.Fatalf("GET after the rewrite: %d bytes, want %d", len(b), len(full))
+			}
+		})
+	}
+}
+
+// On the wire, a PUT of a needle id live with another cookie is 409
+// Exists and changes nothing; a retried PUT with the same cookie is 201.
+func TestServer_PutCookieConflict(t *testing.T) {
+	_, c, base := MustStartServer(t, nil)
+	url := func(cookie uint32) string { return fmt.Sprintf("%s/shard/1/0/2a?cookie=%08x", base, cookie) }
+	first := payload(42, 1000)
+	resp, b := do(t, c, http.MethodPut, url(1), bytes.NewReader(first))
+	wantStatus(t, resp, b, http.StatusCreated)
+	resp, b = do(t, c, http.MethodPut, url(2), bytes.NewReader(payload(43, 800)))
+	wantStatus(t, resp, b, http.StatusConflict)
+	var eb httpx.ErrorBody
+	if err := json.Unmarshal(b, &eb); err != nil || eb.Code != "Exists" {
+		t.Fatalf("409 body %s: code %q, %v", b, eb.Code, err)
+	}
+	resp, b = do(t, c, http.MethodPut, url(1), bytes.NewReader(first))
+	wantStatus(t, resp, b, http.StatusCreated)
+	resp, b = do(t, c, http.MethodGet, url(1), nil)
+	wantStatus(t, resp, b, http.StatusOK)
+	if !bytes.Equal(b, first) {
+		t.Fatal("the live needle changed")
+	}
+	resp, b = do(t, c, http.MethodGet, url(2), nil)
+	wantStatus(t, resp, b, http.StatusNotFound)
+}

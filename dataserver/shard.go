@@ -22,22 +22,27 @@ import (
 // handle is one open generation of a shard file. Readers and waiting
 // writers hold a reference, so a compaction can swap in a new file while
 // they finish with the old one. It also carries the group-commit state.
+//
+// Durability is counted in records, not bytes: records are completed out
+// of file order (a slow body fills its reserved region while later ones
+// complete), so an fsync covers the records completed before it started,
+// wherever they lie. Each completed record takes the next sequence number;
+// an fsync that read seq = n before it started makes records 1..n durable.
 type handle struct {
-	f        *os.File
-	refs     atomic.Int64
-	appended atomic.Int64 // end of the last record appended through it
+	f    *os.File
+	refs atomic.Int64
+	seq  atomic.Int64 // records completed through it
 
 	mu      sync.Mutex
-	synced  int64         // bytes known durable
+	synced  int64         // records known durable (a seq value)
 	running bool          // an fsync (or its gathering delay) is under way
 	done    chan struct{} // closed when the running fsync ends
 	err     error         // a failed fsync: nothing more is acknowledged
 }
 
-func newHandle(f *os.File, end int64) *handle {
-	h := &handle{f: f, synced: end, done: make(chan struct{})}
+func newHandle(f *os.File) *handle {
+	h := &handle{f: f, done: make(chan struct{})}
 	h.refs.Store(1)
-	h.appended.Store(end)
 	return h
 }
 
@@ -61,13 +66,14 @@ func (h *handle) markSynced() {
 	}
 }
 
-// syncTo returns once bytes up to end are durable. If no fsync is running
-// it becomes the leader: it calls gather (which may wait for companions),
-// then fsyncs everything appended so far for all waiters.
-func (h *handle) syncTo(ctx context.Context, end int64, gather func()) error {
+// syncTo returns once records up to sequence number seq are durable. If no
+// fsync is running it becomes the leader: it calls gather (which may wait
+// for companions), then fsyncs everything completed so far for all
+// waiters.
+func (h *handle) syncTo(ctx context.Context, seq int64, gather func()) error {
 	for {
 		h.mu.Lock()
-		if h.synced >= end {
+		if h.synced >= seq {
 			h.mu.Unlock()
 			return nil
 		}
@@ -82,7 +88,7 @@ func (h *handle) syncTo(ctx context.Context, end int64, gather func()) error {
 			if gather != nil {
 				gather()
 			}
-			target := h.appended.Load()
+			target := h.seq.Load()
 			err := fdatasync(h.f)
 			h.mu.Lock()
 			h.running = false
@@ -114,10 +120,17 @@ type shardFile struct {
 	path  string
 	block int64
 
-	appendMu sync.Mutex // serialises appends and the compaction swap
-	end      int64      // appendMu: offset of the next record
-	closed   bool       // appendMu
-	broken   error      // appendMu: a failed truncate left the tail unknown
+	// appendMu serialises the allocation of file space, the publication
+	// of records and the compaction swap. It is never held while a
+	// client's bytes are awaited (append.go).
+	appendMu   sync.Mutex
+	end        int64                // appendMu: offset of the next record
+	closed     bool                 // appendMu
+	broken     error                // appendMu: a failed truncate left the tail unknown
+	pending    map[*region]struct{} // appendMu: regions reserved for bodies still arriving
+	pubs       int64                // appendMu: records published, for checkpoints
+	compacting bool                 // appendMu: a compaction is copying the file
+	clog       []loggedRecord       // appendMu: records published while compacting
 
 	mu        sync.RWMutex // guards the fields below
 	idx       *index
@@ -135,6 +148,7 @@ type shardFile struct {
 	ckptEnd   int64      // ckptMu: end covered by the last checkpoint
 	ckptGen   uint64     // ckptMu: its generation
 	ckptBytes int64      // ckptMu: its size on disk
+	ckptPubs  int64      // ckptMu: records published when it was taken
 }
 
 func (f *shardFile) idxPath() string {
@@ -148,7 +162,8 @@ func randGen() uint64 {
 }
 
 func newShardFile(s *Store, d *dataDir, k shardKey, path string, block int64) *shardFile {
-	return &shardFile{s: s, key: k, dir: d, path: path, block: block, kick: make(chan struct{}, 1), idx: newIndex(0)}
+	return &shardFile{s: s, key: k, dir: d, path: path, block: block, kick: make(chan struct{}, 1), idx: newIndex(0),
+		pending: make(map[*region]struct{})}
 }
 
 // createShardFile makes a new, empty shard file: the superblock is
@@ -194,7 +209,7 @@ func createShardFile(s *Store, d *dataDir, k shardKey, block int) (*shardFile, e
 	f := newShardFile(s, d, k, path, int64(block))
 	f.gen = sb.Gen
 	f.end, f.fileBytes = superSize, superSize
-	f.h = newHandle(fh, superSize)
+	f.h = newHandle(fh)
 	d.used.Add(superSize)
 	s.log.Info("created shard file", "path", path)
 	return f, nil
@@ -248,7 +263,7 @@ func recoverShardFile(s *Store, d *dataDir, k shardKey, path string, fh *os.File
 	}
 	s.log.Info("opened shard file", "path", path, "needles", f.liveN, "checkpoint", covered, "scanned", end-covered, "took", time.Since(start))
 	f.end, f.fileBytes = end, end
-	f.h = newHandle(fh, end)
+	f.h = newHandle(fh)
 	d.used.Add(end)
 	return f, nil
 }
@@ -390,7 +405,10 @@ func (rr *recordReader) next(limit int64, body func(hdr, b []byte) error) (heade
 // scan applies the records in [from, size) to the index, verifying every
 // block. A damaged record followed by a valid one is skipped and
 // reported; a damaged record with nothing valid after it is a torn tail
-// and is cut off. It returns the end of the last valid record.
+// and is cut off. A record whose header is all zeros was never finished
+// (its header is written last: a body that failed, or was still arriving
+// at a crash, while later records completed): it is skipped as garbage,
+// not counted as damage. It returns the end of the last valid record.
 func (f *shardFile) scan(fh *os.File, from, size int64) (int64, error) {
 	rr := newRecordReader(f.gen, f.block)
 	off := from
@@ -413,12 +431,26 @@ func (f *shardFile) scan(fh *os.File, from, size int64) (int64, error) {
 			}
 			return off, nil
 		}
-		f.s.countFailure()
-		f.s.log.Error("skipping damaged region of shard file", "path", f.path, "from", off, "to", next, "reason", err)
+		if unfinished(fh, off) {
+			f.s.log.Info("skipping unfinished record in shard file", "path", f.path, "from", off, "to", next)
+		} else {
+			f.s.countFailure()
+			f.s.log.Error("skipping damaged region of shard file", "path", f.path, "from", off, "to", next, "reason", err)
+		}
 		off = next
 		rr.br.Reset(io.NewSectionReader(fh, off, size-off))
 	}
 	return off, nil
+}
+
+// unfinished reports whether the record at off has an all-zero header:
+// the place of a record whose header was never written.
+func unfinished(fh *os.File, off int64) bool {
+	var hb [headerSize]byte
+	if _, err := fh.ReadAt(hb[:], off); err != nil {
+		return false
+	}
+	return hb == [headerSize]byte{}
 }
 
 // resync returns the offset of the first valid record at or after from,
@@ -449,179 +481,6 @@ func (f *shardFile) resync(fh *os.File, from, size int64) (int64, error) {
 	return -1, nil
 }
 
-// writeAt writes b at off for a record that started at start, applying
-// the directory byte limit and the test fault hook. Disk-full errors
-// turn the directory read-only.
-func (f *shardFile) writeAt(h *handle, b []byte, off, start int64) error {
-	err := func() error {
-		if hook := f.s.cfg.writeFault; hook != nil {
-			if err := hook(f.path, off, len(b)); err != nil {
-				return err
-			}
-		}
-		if lim := f.s.cfg.MaxDirBytes; lim > 0 && f.dir.used.Load()+off+int64(len(b))-start > lim {
-			return fmt.Errorf("%w: %s holds more than its %d-byte limit", depot.ErrDiskFull, f.dir.path, lim)
-		}
-		_, err := h.f.WriteAt(b, off)
-		return err
-	}()
-	if err = diskFullErr(err); errors.Is(err, depot.ErrDiskFull) {
-		if !f.dir.readOnly.Swap(true) {
-			f.s.log.Error("data directory full, now read-only", "dir", f.dir.path, "err", err)
-		}
-	}
-	return err
-}
-
-// truncateBack removes a failed append. appendMu must be held.
-func (f *shardFile) truncateBack(h *handle, start int64) {
-	if err := h.f.Truncate(start); err != nil {
-		f.broken = err
-		f.s.log.Error("cannot remove failed append, shard file is read-only", "path", f.path, "err", err)
-	}
-}
-
-// checkAppend reports why f takes no appends. appendMu must be held.
-func (f *shardFile) checkAppend(tombstone bool) error {
-	switch {
-	case f.closed:
-		return ErrClosed
-	case f.broken != nil:
-		return fmt.Errorf("%v: %w: %w", f.key, depot.ErrReadOnly, f.broken)
-	case f.dir.readOnly.Load() && !tombstone:
-		return fmt.Errorf("%v: %w: data directory %s is read-only after it filled up", f.key, depot.ErrDiskFull, f.dir.path)
-	}
-	return nil
-}
-
-func (f *shardFile) appendDone() {
-	f.inflight.Add(-1)
-	select {
-	case f.kick <- struct{}{}:
-	default:
-	}
-}
-
-// gather waits, for at most the group commit delay, while other appends
-// are under way, so that one fsync covers them too.
-func (f *shardFile) gather() {
-	if f.inflight.Load() == 0 {
-		return
-	}
-	t := time.NewTimer(f.s.cfg.GroupCommitDelay)
-	defer t.Stop()
-	for f.inflight.Load() > 0 {
-		select {
-		case <-f.kick:
-		case <-t.C:
-			return
-		}
-	}
-}
-
-// durable waits until h holds end durably, under the fsync policy.
-func (f *shardFile) durable(ctx context.Context, h *handle, end int64) error {
-	switch f.s.cfg.Fsync {
-	case FsyncNone:
-		return nil
-	case FsyncAlways:
-		return h.syncTo(ctx, end, nil)
-	}
-	return h.syncTo(ctx, end, f.gather)
-}
-
-func (f *shardFile) needleErr(id depot.NeedleID, err error) error {
-	return fmt.Errorf("%v needle %x: %w", f.key, uint64(id), err)
-}
-
-// write appends a needle record; with wait it returns once the record is
-// durable under the fsync policy, else once it is appended (Store.Sync
-// makes it durable later).
-func (f *shardFile) write(ctx context.Context, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64, wait bool) (int64, error) {
-	f.inflight.Add(1)
-	inflight := true
-	defer func() {
-		if inflight {
-			f.appendDone()
-		}
-	}()
-	e := newEncoder(id, f.block, size, f.s.cfg.MaxNeedleSize)
-	defer e.release()
-	// Read what fits in the buffer before taking the append lock, so a
-	// slow client of a small needle never holds up other writers.
-	if err := e.fill(r); err != nil {
-		return 0, f.needleErr(id, err)
-	}
-	f.appendMu.Lock()
-	if err := f.checkAppend(false); err != nil {
-		f.appendMu.Unlock()
-		return 0, err
-	}
-	f.mu.RLock()
-	h, gen := f.h, f.gen
-	f.mu.RUnlock()
-	start := f.end
-	off := start
-	var hdr header
-	err := func() error {
-		for !e.eof {
-			if err := f.writeAt(h, e.bytes(), off, start); err != nil {
-				return err
-			}
-			off += int64(len(e.bytes()))
-			e.reset()
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := e.fill(r); err != nil {
-				return err
-			}
-		}
-		hdr = header{Needle: id, Cookie: cookie, Size: e.size}
-		tail, hdrIn := e.finish(hdr, gen)
-		if err := f.writeAt(h, tail, off, start); err != nil {
-			return err
-		}
-		off += int64(len(tail))
-		if !hdrIn {
-			var hb [headerSize]byte
-			hdr.put(hb[:], gen)
-			return f.writeAt(h, hb[:], start, start)
-		}
-		return nil
-	}()
-	if err == nil && off-start != recordLen(hdr.Size, f.block) {
-		err = fmt.Errorf("internal error: wrote %d bytes for a %d-byte record", off-start, recordLen(hdr.Size, f.block))
-	}
-	if err == nil && off > maxFileOffset {
-		err = fmt.Errorf("%w: shard file reached its maximum size", depot.ErrDiskFull)
-	}
-	if err != nil {
-		f.truncateBack(h, start)
-		f.appendMu.Unlock()
-		return 0, f.needleErr(id, err)
-	}
-	f.mu.Lock()
-	f.apply(hdr, start)
-	f.fileBytes = off
-	f.mu.Unlock()
-	f.end = off
-	h.appended.Store(off)
-	f.dir.used.Add(off - start)
-	h.ref()
-	f.appendMu.Unlock()
-	f.appendDone()
-	inflight = false
-	defer h.unref()
-	if !wait {
-		return hdr.Size, nil
-	}
-	if err := f.durable(ctx, h, off); err != nil {
-		return 0, f.needleErr(id, err)
-	}
-	return hdr.Size, nil
-}
-
 // readHeader reads and decodes the record header at l.
 func (f *shardFile) readHeader(h *handle, gen uint64, id depot.NeedleID, l loc) (header, error) {
 	var hb [headerSize]byte
@@ -642,54 +501,6 @@ func (f *shardFile) corrupt(id depot.NeedleID, err error) error {
 	f.s.countFailure()
 	f.s.log.Error("checksum failure", "shard", f.key.String(), "needle", fmt.Sprintf("%x", uint64(id)), "err", err)
 	return f.needleErr(id, err)
-}
-
-func (f *shardFile) delete(ctx context.Context, id depot.NeedleID, cookie depot.Cookie) error {
-	f.appendMu.Lock()
-	if err := f.checkAppend(true); err != nil {
-		f.appendMu.Unlock()
-		return err
-	}
-	f.mu.RLock()
-	l, ok := f.idx.get(id)
-	h, gen := f.h, f.gen
-	f.mu.RUnlock()
-	if !ok || l.deleted() {
-		f.appendMu.Unlock()
-		return f.needleErr(id, depot.ErrNotFound)
-	}
-	hd, err := f.readHeader(h, gen, id, l)
-	if err == nil && hd.Cookie != cookie {
-		err = f.needleErr(id, depot.ErrNotFound)
-	}
-	if err != nil {
-		f.appendMu.Unlock()
-		return err
-	}
-	tomb := header{Flags: flagTombstone, Needle: id, Cookie: cookie}
-	var hb [headerSize]byte
-	tomb.put(hb[:], gen)
-	start := f.end
-	if err := f.writeAt(h, hb[:], start, start); err != nil {
-		f.truncateBack(h, start)
-		f.appendMu.Unlock()
-		return f.needleErr(id, err)
-	}
-	end := start + headerSize
-	f.mu.Lock()
-	f.apply(tomb, start)
-	f.fileBytes = end
-	f.mu.Unlock()
-	f.end = end
-	h.appended.Store(end)
-	f.dir.used.Add(headerSize)
-	h.ref()
-	f.appendMu.Unlock()
-	defer h.unref()
-	if err := f.durable(ctx, h, end); err != nil {
-		return f.needleErr(id, err)
-	}
-	return nil
 }
 
 // pin looks needle id up and, when it is live, takes a reference on the
@@ -923,32 +734,45 @@ func (f *shardFile) checkpointLocked() error {
 		f.appendMu.Unlock()
 		return ErrClosed
 	}
+	// A checkpoint covers the file up to the first region still awaiting
+	// its body: a record completed there later must be found by the scan
+	// that follows the checkpoint on open. Records published beyond it are
+	// left out; that scan finds them.
 	end := f.end
+	for rg := range f.pending {
+		end = min(end, rg.start)
+	}
+	pubs := f.pubs
 	f.mu.RLock()
 	h, gen := f.h, f.gen
-	if end == f.ckptEnd && gen == f.ckptGen {
+	if end == f.ckptEnd && gen == f.ckptGen && pubs == f.ckptPubs {
 		f.mu.RUnlock()
 		f.appendMu.Unlock()
 		return nil
 	}
-	n := f.idx.Len()
-	b := make([]byte, 40, 40+16*n+4)
+	b := make([]byte, 40, 40+16*f.idx.Len()+4)
 	copy(b, indexMagic)
 	binary.LittleEndian.PutUint16(b[8:], formatV1)
 	binary.LittleEndian.PutUint64(b[16:], gen)
 	binary.LittleEndian.PutUint64(b[24:], uint64(end))
-	binary.LittleEndian.PutUint64(b[32:], uint64(n))
+	n := 0
 	f.idx.each(func(id depot.NeedleID, l loc) {
-		b = binary.LittleEndian.AppendUint64(b, uint64(id))
-		b = binary.LittleEndian.AppendUint64(b, uint64(l))
+		if l.offset() < end {
+			b = binary.LittleEndian.AppendUint64(b, uint64(id))
+			b = binary.LittleEndian.AppendUint64(b, uint64(l))
+			n++
+		}
 	})
+	binary.LittleEndian.PutUint64(b[32:], uint64(n))
+	seq := h.seq.Load()
 	h.ref()
 	f.mu.RUnlock()
 	f.appendMu.Unlock()
 	defer h.unref()
 	b = binary.LittleEndian.AppendUint32(b, crc32c(b))
-	// The checkpoint may only claim what is durable.
-	if err := h.syncTo(context.Background(), end, nil); err != nil {
+	// The checkpoint may only claim what is durable: every record
+	// published when it was taken.
+	if err := h.syncTo(context.Background(), seq, nil); err != nil {
 		return fmt.Errorf("%v: checkpoint: %w", f.key, err)
 	}
 	path := f.idxPath()
@@ -964,7 +788,7 @@ func (f *shardFile) checkpointLocked() error {
 		return fmt.Errorf("%v: checkpoint: %w", f.key, err)
 	}
 	f.dir.used.Add(int64(len(b)) - f.ckptBytes)
-	f.ckptEnd, f.ckptGen, f.ckptBytes = end, gen, int64(len(b))
+	f.ckptEnd, f.ckptGen, f.ckptBytes, f.ckptPubs = end, gen, int64(len(b)), pubs
 	return nil
 }
 
@@ -984,8 +808,8 @@ func writeFileSync(path string, b []byte) error {
 	return fh.Close()
 }
 
-// close makes f durable and releases its file. Appends in progress finish
-// first.
+// close makes f durable and releases its file. Appends under way finish
+// first; a write still receiving its body fails when it completes.
 func (f *shardFile) close() error {
 	f.appendMu.Lock()
 	defer f.appendMu.Unlock()
@@ -996,7 +820,7 @@ func (f *shardFile) close() error {
 	f.mu.RLock()
 	h := f.h
 	f.mu.RUnlock()
-	err := h.syncTo(context.Background(), f.end, nil)
+	err := h.syncTo(context.Background(), h.seq.Load(), nil)
 	h.unref()
 	if err != nil {
 		return fmt.Errorf("%v: close: %w", f.key, err)

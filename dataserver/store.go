@@ -418,9 +418,15 @@ func checkKey(vol depot.VolumeID, idx int) (shardKey, error) {
 
 // Write stores the needle id of shard idx of volume vol with cookie,
 // reading its bytes from r: exactly size bytes, or up to EOF when size is
-// -1. Writing an existing id replaces it. Write returns the bytes stored
-// once they are durable under the fsync policy. Outcomes:
-//   - a body shorter or longer than size: ErrBadRequest, nothing visible;
+// -1. Writing an id again with the same cookie (a retry) replaces it;
+// writing an id that is live with another cookie is refused (only repair
+// replaces such a needle, with Rewrite). Write returns the bytes stored
+// once they are durable under the fsync policy. The body is read without
+// holding up other writers of the shard file. Outcomes:
+//   - the id live with another cookie: ErrCookieConflict (wrapping
+//     depot.ErrExists), nothing changed;
+//   - a body shorter or longer than size, or cut short (r failing with
+//     io.ErrUnexpectedEOF): ErrBadRequest, nothing visible;
 //   - more than MaxNeedleSize bytes: ErrTooLarge, nothing visible;
 //   - no room in the directory: ErrDiskFull, the directory turns read-only;
 //   - a read error from r: that error, nothing visible;
@@ -431,7 +437,18 @@ func (s *Store) Write(ctx context.Context, vol depot.VolumeID, idx int, id depot
 	if err != nil {
 		return 0, err
 	}
-	return f.write(ctx, id, cookie, r, size, true)
+	return f.write(ctx, id, cookie, r, size, true, false)
+}
+
+// Rewrite is Write for repair: it replaces a needle of the same id
+// whatever its cookie, since repair rebuilds what the nameserver records
+// and a needle held here under another cookie is stale.
+func (s *Store) Rewrite(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
+	f, err := s.writeTarget(ctx, vol, idx, id, size)
+	if err != nil {
+		return 0, err
+	}
+	return f.write(ctx, id, cookie, r, size, true, true)
 }
 
 // writeTarget checks a write's arguments and returns the shard file it
@@ -694,7 +711,9 @@ func (s *Store) Status() StoreStatus {
 }
 
 // Close makes every shard file durable, writes its index checkpoint and
-// closes it. Writes in progress finish first; later calls get ErrClosed.
+// closes it. Writes being appended finish first; a write still receiving
+// its body fails with ErrClosed, storing nothing; later calls get
+// ErrClosed.
 // Needles still open stay readable until they are closed. Safe to call
 // twice.
 func (s *Store) Close() error {

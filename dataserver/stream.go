@@ -32,7 +32,17 @@ func (s *Store) WriteNoSync(ctx context.Context, vol depot.VolumeID, idx int, id
 	if err != nil {
 		return 0, err
 	}
-	return f.write(ctx, id, cookie, r, size, false)
+	return f.write(ctx, id, cookie, r, size, false, false)
+}
+
+// RewriteNoSync is Rewrite without waiting for durability, as
+// WriteNoSync is Write: repair's bulk rebuild writes with it.
+func (s *Store) RewriteNoSync(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
+	f, err := s.writeTarget(ctx, vol, idx, id, size)
+	if err != nil {
+		return 0, err
+	}
+	return f.write(ctx, id, cookie, r, size, false, true)
 }
 
 // Sync makes everything appended to the shard file so far durable under
@@ -56,7 +66,7 @@ func (s *Store) Sync(ctx context.Context, vol depot.VolumeID, idx int) error {
 	h.ref()
 	f.mu.RUnlock()
 	defer h.unref()
-	if err := h.syncTo(ctx, h.appended.Load(), nil); err != nil {
+	if err := h.syncTo(ctx, h.seq.Load(), nil); err != nil {
 		return fmt.Errorf("%v: %w", k, err)
 	}
 	return nil

@@ -44,7 +44,7 @@
 //     (others wait), and when it has fewer jobs and no rate bound, each
 //     job's needles are cut into consecutive parts of about equal bytes,
 //     each streamed on its own. Rebuilt needles are appended without an fsync each
-//     (Store.WriteNoSync); every second one Store.Sync makes them durable
+//     (Store.RewriteNoSync); every second one Store.Sync makes them durable
 //     and then progress (cursor, needles, bytes, total) goes to the
 //     nameserver, which keeps it in its database, so after a crash of the
 //     worker, its dataserver or the nameserver the job resumes after the

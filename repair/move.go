@@ -130,7 +130,7 @@ func (w *Worker) copyNeedle(ctx context.Context, v depot.Volume, idx int, r need
 	if err := w.rate.wait(ctx, int64(len(f.b))); err != nil {
 		return 0, err
 	}
-	if _, err := w.cfg.Store.Write(ctx, v.ID, idx, r.id, r.cookie, bytes.NewReader(f.b), int64(len(f.b))); err != nil {
+	if _, err := w.cfg.Store.Rewrite(ctx, v.ID, idx, r.id, r.cookie, bytes.NewReader(f.b), int64(len(f.b))); err != nil {
 		return 0, fmt.Errorf("write shard %d: %w", idx, err)
 	}
 	w.repairBytes.Add(float64(len(f.b)))

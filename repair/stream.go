@@ -315,7 +315,7 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 		if rb.b != nil {
 			err := w.rate.wait(ctx, int64(len(rb.b)))
 			if err == nil {
-				_, err = w.cfg.Store.WriteNoSync(ctx, v.ID, j.Index, rb.r.id, rb.r.cookie, bytes.NewReader(rb.b), int64(len(rb.b)))
+				_, err = w.cfg.Store.RewriteNoSync(ctx, v.ID, j.Index, rb.r.id, rb.r.cookie, bytes.NewReader(rb.b), int64(len(rb.b)))
 			}
 			if err != nil {
 				w.failures.Inc()

@@ -583,7 +583,7 @@ func (w *Worker) rebuildNeedle(ctx context.Context, v depot.Volume, idx int, id 
 	if err := w.rate.wait(ctx, int64(len(out))); err != nil {
 		return 0, false, err
 	}
-	if _, err := w.cfg.Store.Write(ctx, v.ID, idx, id, cookie, bytes.NewReader(out), int64(len(out))); err != nil {
+	if _, err := w.cfg.Store.Rewrite(ctx, v.ID, idx, id, cookie, bytes.NewReader(out), int64(len(out))); err != nil {
 		return 0, false, fmt.Errorf("write shard %d: %w", idx, err)
 	}
 	w.repairBytes.Add(float64(len(out)))
