@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"depot"
+	"depot/client"
 	"depot/internal/node"
 	"depot/internal/testcluster"
 	"depot/nameserver/nsclient"
@@ -126,6 +129,76 @@ func TestRepair_MemberBackDuringRebuild(t *testing.T) {
 	kill(t, c, 0)
 	kill(t, c, 5)
 	checkAll(t, cl, objs, 0, 84)
+}
+
+// A dataserver comes back during the rebuild of its shards, but without
+// them (a new disk): the rebuild goes on and switches the slot. A writer
+// whose member list is older than the switch (clients cache it for their
+// VolumeTTL) still writes to the old member, which takes the writes; the
+// new member lacks them. They are queued for needle repair by the new
+// member's comparison with its peers after the switch, so the cluster is
+// whole within seconds, not at the next anti-entropy pass.
+func TestRepair_CatchUpAfterSwitch(t *testing.T) {
+	const settle = 3 * time.Second
+	c := testcluster.New(t, testcluster.Options{Dataservers: 7,
+		Repair: repair.Config{Rate: 64 << 10, AntiEntropyInterval: time.Hour, MoveSettle: settle}})
+	ctx := context.Background()
+	stripe := int64(c.Opts.K * c.Opts.Unit)
+	// A writer with a long-lived member cache and one lease, so that its
+	// writes after the switch go to the volume it cached.
+	stale, err := client.New(client.Config{Nameserver: c.NSClient(), Key: c.Key, K: c.Opts.K, M: c.Opts.M,
+		SegmentSize: c.Opts.SegmentSize, Leases: 1, VolumeTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := putAll(t, stale, 0, []int64{1000}, 1)
+	fid, err := depot.ParseFid(objs[0].segs[0].Fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.NSClient().Volume(ctx, fid.Volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := v.Members[2].Node
+	victim := dsIndex(t, c, id)
+	objs = append(objs, putAll(t, c.Client(), 1, logUniformSizes(40, 256<<10, stripe, c.Opts.SegmentSize, 101), 4)...)
+
+	addr := c.Dataserver(victim).Server.Addr()
+	kill(t, c, victim)
+	ns := c.NSClient()
+	waitUntil(t, 30*time.Second, "the rebuild of the victim's shard", func() bool {
+		st, err := ns.RepairStatus(ctx)
+		return err == nil && slices.ContainsFunc(st.Jobs, func(j nsclient.RepairJob) bool { return j.Volume == v.ID && j.From == id })
+	})
+	files, err := filepath.Glob(filepath.Join(c.DataserverDir(victim), "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.RemoveAll(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.StartDataserverAt(ctx, victim, addr); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "the victim's slot switched", func() bool {
+		now, err := ns.Volume(ctx, v.ID)
+		return err == nil && now.Members[2].Node != id
+	})
+	// Within the settle time of the switch: the stale writer's writes.
+	objs = append(objs, putAll(t, stale, 1000, logUniformSizes(10, 64<<10, stripe, c.Opts.SegmentSize, 102), 2)...)
+	// The victim's copy of the slot it no longer holds is anti-entropy's to
+	// drop: its worker's first pass after the restart does it, and again
+	// after the stale writes recreate it.
+	waitUntil(t, 30*time.Second, "the victim's pass", func() bool {
+		return c.Dataserver(victim).Repair.RunOnce(ctx, true) == nil
+	})
+	c.WaitHealed(t, settle+10*time.Second)
+	kill(t, c, dsIndex(t, c, v.Members[0].Node))
+	kill(t, c, dsIndex(t, c, v.Members[1].Node))
+	checkAll(t, c.Client(), objs, 0, 103)
 }
 
 // A needle that some members hold only in part (a shard upload cut short
