@@ -116,8 +116,9 @@
 //	             for pruning
 //	repairs      uint32 volume id, uint16 shard index → JSON
 //	             nsclient.RepairJob {volume, index, from, to, started,
-//	             updated, cursor, needles, bytes, total_bytes}: shard
-//	             rebuilds under way (created by the first job; repair.go)
+//	             updated, cursor, needles, bytes, total_bytes, skipped,
+//	             failures, error}: shard rebuilds under way (created by
+//	             the first job; repair.go)
 //
 // # Request ids
 //
@@ -258,6 +259,14 @@
 //     other members do not use when there is one, then the best by free
 //     space per volume. A job whose target is itself down that long moves
 //     to another target, from the start.
+//   - cancels (command repair_cancel) a rebuild whose lost member is alive
+//     again with its copy of the slot (at least half the live bytes of
+//     another member's copy, asked with GET /status): the member keeps
+//     the slot, its missed writes are caught up needle by needle within
+//     seconds of its return, and the target drops its partial copy. A
+//     member back without its copy (a new disk) keeps its rebuild, and
+//     what the switch would miss is caught up after it (package repair,
+//     "Catch-up").
 //   - works through the delete queue: segments queued DeleteGrace ago or
 //     more have their needles deleted on every member (DELETE requests, no
 //     bytes); an entry is acknowledged once every member answered 204 or
@@ -270,7 +279,9 @@
 // they hold, and the slots they are members of, for anti-entropy), report
 // job progress with POST /repair/progress (command repair_progress, which
 // records the cursor in the job so that a restarted worker or nameserver
-// resumes it), and the end of a job with done set: the same command then
+// resumes it), a failed attempt with error set (the job records the
+// error and how many attempts failed since it last moved, shown by
+// `depot admin status`), and the end of a job with done set: the same command then
 // switches the member list to the target, moves the nodevols entries and
 // sets the volume's state (repairing while other jobs of the volume
 // remain, else degraded, full or writable). Rebuilt needles are removed

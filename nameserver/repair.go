@@ -30,7 +30,17 @@ const (
 	CmdRepairStart    CommandType = "repair_start"    // repairStartCmd
 	CmdRepairProgress CommandType = "repair_progress" // nsclient.RepairProgress
 	CmdRepaired       CommandType = "repaired"        // nsclient.RepairedList
+	CmdRepairCancel   CommandType = "repair_cancel"   // repairCancelCmd
 )
+
+// repairCancelCmd cancels the rebuild of shard Index of Volume from From
+// to To: From is back and still holds its copy (cancelReturned).
+type repairCancelCmd struct {
+	Volume depot.VolumeID `json:"volume"`
+	Index  int            `json:"index"`
+	From   string         `json:"from"`
+	To     string         `json:"to"`
+}
 
 // bktRepairs holds the repair jobs: uint32 volume id, uint16 shard index →
 // JSON nsclient.RepairJob. It is created by the first job.
@@ -66,6 +76,12 @@ func (s *store) applyRepair(tx *bbolt.Tx, cmd Command) (res any, ok bool, err er
 			return nil, true, err
 		}
 		return nil, true, applyRepaired(tx, c)
+	case CmdRepairCancel:
+		var c repairCancelCmd
+		if err := decode(cmd, &c); err != nil {
+			return nil, true, err
+		}
+		return nil, true, s.applyRepairCancel(tx, c)
 	}
 	return nil, false, nil
 }
@@ -123,8 +139,17 @@ func (s *store) applyRepairProgress(tx *bbolt.Tx, cmd Command, p nsclient.Repair
 	if b == nil || b.Get(key) == nil || json.Unmarshal(b.Get(key), &j) != nil || j.To != p.To {
 		return fmt.Errorf("repair job %d/%d to %s: %w", p.Volume, p.Index, p.To, depot.ErrNotFound)
 	}
+	if p.Error != "" {
+		j.Failures = max(j.Failures, p.Failures) // a replay counts once
+		j.Error, j.Updated = p.Error, cmd.Time
+		return putJSON(b, key, j)
+	}
 	if !p.Done {
+		if p.Cursor != j.Cursor || p.Needles != j.Needles {
+			j.Failures, j.Error = 0, "" // moving again
+		}
 		j.Cursor, j.Needles, j.Bytes, j.Total, j.Updated = p.Cursor, p.Needles, p.Bytes, p.Total, cmd.Time
+		j.Skipped = p.Skipped
 		return putJSON(b, key, j)
 	}
 	v, err := getVolume(tx, p.Volume)
@@ -159,7 +184,13 @@ func (s *store) applyRepairProgress(tx *bbolt.Tx, cmd Command, p nsclient.Repair
 			return err
 		}
 	}
-	// The state: still repairing while another slot is being rebuilt.
+	return s.jobEnded(tx, b, v)
+}
+
+// jobEnded sets the state of v once one of its jobs ended (b is the jobs
+// bucket, without it): still repairing while another slot is being
+// rebuilt, degraded while a member is down.
+func (s *store) jobEnded(tx *bbolt.Tx, b *bbolt.Bucket, v volumeRecord) error {
 	others := false
 	prefix := u32(uint32(v.ID))
 	cur := b.Cursor()
@@ -181,6 +212,31 @@ func (s *store) applyRepairProgress(tx *bbolt.Tx, cmd Command, p nsclient.Repair
 	}
 	s.afterCommit(func(c *cache) { c.putVolume(v) })
 	return nil
+}
+
+// applyRepairCancel drops the rebuild job c names if it is still the one
+// under way (a replay, or a job done or moved meanwhile, changes nothing).
+// From stays the member: its writes missed while it was down are recorded
+// missed writes, which needle-level repair catches up; the target drops
+// its partial copy (repair.Worker, dropCancelled).
+func (s *store) applyRepairCancel(tx *bbolt.Tx, c repairCancelCmd) error {
+	b := tx.Bucket(bktRepairs)
+	key := repairKey(c.Volume, c.Index)
+	var j nsclient.RepairJob
+	if b == nil || b.Get(key) == nil || json.Unmarshal(b.Get(key), &j) != nil || j.To != c.To || j.From != c.From || j.Move {
+		return nil
+	}
+	v, err := getVolume(tx, c.Volume)
+	if err != nil {
+		return err
+	}
+	if c.Index >= len(v.Members) || v.Members[c.Index].Node != c.From {
+		return nil
+	}
+	if err := del(b, key); err != nil {
+		return err
+	}
+	return s.jobEnded(tx, b, v)
 }
 
 func applyRepaired(tx *bbolt.Tx, c nsclient.RepairedList) error {
@@ -250,7 +306,7 @@ func (s *Server) repairLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := s.scheduleRepairs(ctx, started); err != nil && ctx.Err() == nil {
+		if err := s.scheduleRepairs(ctx, started, hc); err != nil && ctx.Err() == nil {
 			s.log.Warn("repair scheduling", "err", err)
 		}
 		if err := s.processDeletes(ctx, hc); err != nil && ctx.Err() == nil {
@@ -265,7 +321,10 @@ func (s *Server) repairLoop(ctx context.Context) {
 // counted from the later of the state change and this nameserver's start,
 // so that a restarted nameserver, whose records may be stale, waits for
 // gossip before it decides anything.
-func (s *Server) scheduleRepairs(ctx context.Context, started time.Time) error {
+func (s *Server) scheduleRepairs(ctx context.Context, started time.Time, hc *http.Client) error {
+	if err := s.cancelReturned(ctx, hc); err != nil {
+		return err
+	}
 	now := time.Now()
 	c := s.store.cache
 	lost := make(map[string]bool)
@@ -324,6 +383,79 @@ func (s *Server) scheduleRepairs(ctx context.Context, started time.Time) error {
 	}
 	s.log.Info("repair jobs started", "jobs", len(start))
 	return nil
+}
+
+// cancelReturned cancels the rebuilds whose lost member is alive again
+// with its copy of the slot. Finishing them would spend a whole shard's
+// rebuild on bytes the member still has, and switch the slot to a copy
+// that lacks what the member took meanwhile; the writes it missed while
+// down are recorded missed writes, caught up needle by needle within
+// seconds of its return (repair.Worker.Rejoined). A member that came back
+// without its copy (a new disk; a file holding only the missed writes
+// repaired since) keeps its rebuild: its copy must hold at least half the
+// live bytes of another member's (a volume's shards are of one size).
+// Whatever a finished rebuild misses is caught up after the switch
+// (repair.Worker afterSwitch).
+func (s *Server) cancelReturned(ctx context.Context, hc *http.Client) error {
+	jobs, err := s.repairJobs()
+	if err != nil {
+		return err
+	}
+	c := s.store.cache
+	files := make(map[string]map[nsclient.ShardRef]int64) // node → slot → live bytes, asked once per pass
+	liveBytes := func(node string, ref nsclient.ShardRef) (int64, bool) {
+		d, ok := c.dataserver(node)
+		if !ok || d.State != stateAlive {
+			return 0, false
+		}
+		held, asked := files[node]
+		if !asked {
+			list, err := s.shardFiles(ctx, hc, d.Addr)
+			if err != nil {
+				s.log.Debug("repair: dataserver status", "node", node, "err", err)
+			}
+			held = make(map[nsclient.ShardRef]int64, len(list))
+			for _, f := range list {
+				held[nsclient.ShardRef{Volume: f.Volume, Index: f.Index}] = f.LiveBytes
+			}
+			files[node] = held
+		}
+		n, ok := held[ref]
+		return n, ok
+	}
+	var errs []error
+	for _, j := range jobs {
+		if j.Move {
+			continue // a move's source is alive by design
+		}
+		mine, ok := liveBytes(j.From, nsclient.ShardRef{Volume: j.Volume, Index: j.Index})
+		if !ok {
+			continue
+		}
+		v, ok := c.volume(j.Volume)
+		if !ok {
+			continue
+		}
+		var theirs int64
+		for _, m := range v.Members {
+			if m.Index != j.Index {
+				if n, ok := liveBytes(m.Node, nsclient.ShardRef{Volume: v.ID, Index: m.Index}); ok {
+					theirs = max(theirs, n)
+				}
+			}
+		}
+		if mine < theirs/2 {
+			continue
+		}
+		cmd := repairCancelCmd{Volume: j.Volume, Index: j.Index, From: j.From, To: j.To}
+		if _, err := s.store.propose(ctx, CmdRepairCancel, cmd); err != nil {
+			errs = append(errs, fmt.Errorf("cancel repair %d/%d: %w", j.Volume, j.Index, err))
+			continue
+		}
+		s.log.Info("repair cancelled: the lost member is back with its copy", "volume", j.Volume, "index", j.Index,
+			"from", j.From, "to", j.To, "cursor", j.Cursor)
+	}
+	return errors.Join(errs...)
 }
 
 func later(a, b time.Time) time.Time {

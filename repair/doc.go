@@ -20,15 +20,17 @@
 // Every Config.Interval it asks the nameserver for its tasks
 // (GET /repair/tasks?node=ID) and then:
 //
-//   - Needle-level repair. For every recorded missed write or corrupt
-//     needle whose shard it holds, it reads the same needle from k other
+//   - Needle-level repair, in a loop of its own (catchup.go) so that no
+//     shard rebuild delays it, see "Catch-up" below. For every recorded
+//     missed write or corrupt needle whose shard it holds, it reads the same needle from k other
 //     members, strips the segment tag suffix (client/doc.go: the tag JSON,
 //     its uint16 length and "DT"; identical on every shard), rebuilds its
 //     shard with erasure.Codec.Rebuild, appends the tag and writes the
 //     needle to its own store, replacing whatever was there. Then it tells
 //     the nameserver (POST /repair/repaired). A needle that at least m of
 //     the other members do not have (404: deleted, or written but never
-//     acknowledged) is not resurrected; its record is cleared.
+//     acknowledged) is not resurrected; its record is cleared. So is a
+//     needle never written whole (see "Failures").
 //   - Shard rebuilds. For every job that targets it (a member dead past the
 //     nameserver's RepairAfter), it lists the needles of the volume's other
 //     members (GET /shard/{vol}/{idx}), takes the union of their live
@@ -51,10 +53,16 @@
 //     cursor: the last needle before which every needle is written (with
 //     parts, later parts' needles past it are rebuilt again; the writes
 //     are idempotent: a needle rebuilt twice is the same bytes).
-//     At the end it reports done and the nameserver switches the member.
+//     A needle that cannot be rebuilt does not stop the job: it is
+//     skipped and reported (see "Failures"). At the end it reports done
+//     and the nameserver switches the member.
 //     Writes that reach the volume during the rebuild miss the dead
 //     member and are recorded as missed; once the member is switched they
-//     are needle-level tasks of the new member.
+//     are needle-level tasks of the new member. Writes the old member
+//     took (it came back) are caught up after the switch ("Catch-up").
+//     A job the nameserver cancels (its lost member came back with its
+//     copy) or gives to another target leaves a partial copy here, which
+//     the next pass drops.
 //   - Anti-entropy, every Config.AntiEntropyInterval: it compares the
 //     shard files it holds with what the nameserver says it should hold.
 //     A shard file it holds that is neither a member slot nor a job target
@@ -118,6 +126,44 @@
 // with the next member's, a needle missing on To is recorded as missed
 // and rebuilt needle by needle.
 //
+// # Catch-up
+//
+// After every member switch to this dataserver (a rebuild or a move
+// done), it lists all its peers in the volume and records every live
+// needle one of them holds and it lacks as a missed write of its slot,
+// at once and again Config.MoveSettle later (writers cache member lists
+// for their VolumeTTL, below MoveSettle): every acknowledged needle then
+// has all k+m shards or is queued for needle-level repair, without
+// waiting for anti-entropy. The second comparison is kept in memory only;
+// after a crash anti-entropy covers it.
+//
+// A dataserver that returns (its process starts; or its gossip sees a
+// nameserver alive again after losing it: a partition healed, a pause
+// ended, Worker.Rejoined) repairs the writes it missed at once, before
+// its first task pass, and keeps going without pause while the
+// nameserver lists more. depot_repair_catchup_seconds is how long the
+// last return took to reach an empty backlog (depot_repair_catchups_total
+// counts them), so a test or a chaos run can bound it.
+//
+// # Failures
+//
+// A needle is unrebuildable in two ways. Partial: every other member
+// answered, k or more hold it, but no k alike (same length, a valid tag
+// suffix) — the pieces of a shard upload cut short that an older
+// dataserver kept; it was never acknowledged and cannot ever be rebuilt,
+// so it is handed to the orphan sweep's nameserver side (POST /orphans),
+// which queues it for deletion unless a namespace entry references it.
+// Unavailable: too few members answered; a rebuild records it as a missed
+// write of the slot and goes on (needle-level repair retries it after the
+// switch), and stops, to retry from its cursor, once more than 64
+// needles of one attempt were unavailable (then the peers are failing,
+// not single needles). Every failure is counted in
+// depot_repair_failures_total{reason} and logged at warn level at most
+// once a minute per fid or job (debug in between); a failed job attempt is
+// also reported to the nameserver, whose job record keeps the error and
+// the count of attempts failed since the job last moved, for
+// `depot admin status`.
+//
 // # Orphans
 //
 // Segments written for the S3 namespace carry "n" (pending commit) and "w"
@@ -148,7 +194,9 @@
 // # Metrics
 //
 // On the dataserver's registry: depot_repair_bytes_total,
-// depot_repair_needles_total{kind=missed|job}, depot_repair_failures_total,
+// depot_repair_needles_total{kind=missed|job|move},
+// depot_repair_failures_total{reason=partial|unavailable|write|job},
+// depot_repair_catchup_seconds, depot_repair_catchups_total,
 // depot_scrub_bytes_total, depot_scrub_corrupt_total,
 // depot_antientropy_differences_total{kind=stale|missing_needle|orphan},
 // depot_compactions_total.

@@ -70,6 +70,7 @@ func (w *Worker) runMove(ctx context.Context, ns *nsclient.Client, j nsclient.Re
 		return fmt.Errorf("finish: %w", err)
 	}
 	w.log.Info("shard moved: member switched", "volume", v.ID, "index", j.Index, "from", j.From, "bytes", prog.Bytes)
+	w.afterSwitch(ctx, v, j.Index)
 	return nil
 }
 
@@ -102,7 +103,7 @@ func (w *Worker) copyNeedles(ctx context.Context, v depot.Volume, idx int, refs 
 	for i, r := range res {
 		total += r.n
 		if r.err != nil {
-			w.failures.Inc()
+			w.failures.WithLabelValues(failureReason(r.err)).Inc()
 			errs = append(errs, fmt.Errorf("needle %x: %w", uint64(refs[i].id), r.err))
 		}
 	}

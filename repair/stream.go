@@ -168,11 +168,38 @@ func (w *Worker) readRun(ctx context.Context, v depot.Volume, idx int, after, un
 }
 
 // rebuiltNeedle is a needle of part part handed to the writer; b nil
-// means gone.
+// means gone, or skipped when skip is set.
 type rebuiltNeedle struct {
 	r    needleRef
 	b    []byte
 	part int
+	skip error // why the needle could not be rebuilt
+}
+
+// maxSkips bounds the needles one attempt of a rebuild skips as
+// unavailable: past it the peers, not single needles, are failing, and the
+// attempt stops to be retried from its cursor.
+const maxSkips = 64
+
+// skipNeedle records a needle a rebuild of shard idx of v could not
+// rebuild, so that the rebuild goes on past it: a needle never written
+// whole goes to the orphan sweep, any other is recorded as a missed write
+// of the slot, which needle-level repair retries once the slot's member
+// is switched. An error means it could not be recorded: the rebuild must
+// not go past it.
+func (w *Worker) skipNeedle(ctx context.Context, ns *nsclient.Client, v depot.Volume, idx int, r needleRef, why error) error {
+	fid := depot.Fid{Volume: v.ID, Needle: r.id, Cookie: r.cookie}
+	reason := failureReason(why)
+	w.logFailure(fid.String(), reason, "shard rebuild skipped a needle it cannot rebuild", "fid", fid.String(),
+		"shard", idx, "err", why)
+	if reason == reasonPartial {
+		w.offerOrphan(ctx, ns, fid)
+		return nil
+	}
+	if err := ns.Missed(ctx, fid, []int{idx}); err != nil {
+		return fmt.Errorf("needle %x: record as missed: %w (skipped: %w)", uint64(r.id), err, why)
+	}
+	return nil
 }
 
 // minPart is the fewest needles a part of a rebuild streams on its own.
@@ -308,9 +335,23 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 			fail(err)
 		}
 	}
+	unavailable := 0
 	for rb := range writes {
 		if werr != nil {
 			continue // drain until the merges see the cancellation
+		}
+		if rb.skip != nil {
+			if failureReason(rb.skip) != reasonPartial {
+				if unavailable++; unavailable > maxSkips {
+					fail(fmt.Errorf("more than %d needles unavailable, last %x: %w", maxSkips, uint64(rb.r.id), rb.skip))
+					continue
+				}
+			}
+			if err := w.skipNeedle(ctx, ns, v, j.Index, rb.r, rb.skip); err != nil {
+				fail(err)
+				continue
+			}
+			prog.Skipped++
 		}
 		if rb.b != nil {
 			err := w.rate.wait(ctx, int64(len(rb.b)))
@@ -318,7 +359,7 @@ func (w *Worker) rebuildRun(ctx context.Context, ns *nsclient.Client, j nsclient
 				_, err = w.cfg.Store.RewriteNoSync(ctx, v.ID, j.Index, rb.r.id, rb.r.cookie, bytes.NewReader(rb.b), int64(len(rb.b)))
 			}
 			if err != nil {
-				w.failures.Inc()
+				w.failures.WithLabelValues(reasonWrite).Inc()
 				fail(fmt.Errorf("needle %x: write: %w", uint64(rb.r.id), err))
 				continue
 			}
@@ -406,6 +447,7 @@ func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Vo
 			return err
 		}
 		var out []byte
+		var skip error
 		shards, suffix, ok := consistent(got, v.K)
 		if ok {
 			clear(full)
@@ -433,16 +475,19 @@ func (w *Worker) mergeRuns(ctx context.Context, codec *erasure.Codec, v depot.Vo
 			// Not in k runs alike: from every other member, needle by
 			// needle; too few of them having it means it is gone.
 			b, gone, err := w.rebuildShard(ctx, v, idx, r.id, r.cookie)
-			if err != nil {
-				w.failures.Inc()
-				return fmt.Errorf("needle %x: %w", uint64(r.id), err)
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if !gone {
+			if err != nil {
+				// Skipped, not stopped at: the writer records it (and
+				// stops the job if too many are).
+				skip = fmt.Errorf("needle %x: %w", uint64(r.id), err)
+			} else if !gone {
 				out = b
 			}
 		}
 		select {
-		case writes <- rebuiltNeedle{r: r, b: out, part: part}:
+		case writes <- rebuiltNeedle{r: r, b: out, part: part, skip: skip}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

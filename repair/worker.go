@@ -133,13 +133,24 @@ type Worker struct {
 
 	repairBytes   prometheus.Counter
 	repairNeedles *prometheus.CounterVec
-	failures      prometheus.Counter
+	failures      *prometheus.CounterVec
+	catchUpTime   prometheus.Gauge
+	catchUps      prometheus.Counter
 	scrubBytes    prometheus.Counter
 	scrubCorrupt  prometheus.Counter
 	differences   *prometheus.CounterVec
 	compactions   prometheus.Counter
 
 	orphans orphanState // orphans.go
+	failLog failLog     // catchup.go
+
+	wake     chan struct{} // Rejoined: a missed-write pass now
+	catchMu  sync.Mutex
+	returned time.Time // start of the catch-up under way; zero when none
+
+	switchMu sync.Mutex
+	switched []switched                 // slots switched here, compared again later
+	targets  map[nsclient.ShardRef]bool // slots of the jobs to here, last pass
 
 	mu      sync.Mutex
 	started bool
@@ -161,14 +172,23 @@ func New(cfg Config) (*Worker, error) {
 		stream: &http.Client{Transport: tr},
 		rate:   newLimiter(cfg.Rate),
 		codecs: make(map[[3]int]*erasure.Codec),
+		wake:   make(chan struct{}, 1),
 		repairBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "depot_repair_bytes_total", Help: "Shard bytes rebuilt and written by repair.",
 		}),
 		repairNeedles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "depot_repair_needles_total", Help: "Needles rebuilt, by kind of task.",
 		}, []string{"kind"}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "depot_repair_failures_total", Help: "Needle rebuilds that failed (retried later).",
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_repair_failures_total",
+			Help: "Repair failures, by reason: partial (a needle no k members hold alike, skipped), unavailable (too few members answered, retried), write (the local store refused), job (a shard rebuild or move attempt failed, retried).",
+		}, []string{"reason"}),
+		catchUpTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "depot_repair_catchup_seconds",
+			Help: "Seconds the last catch-up took: from this dataserver's return (worker start, or gossip seeing the cluster again) until no missed write of its shards was left.",
+		}),
+		catchUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_repair_catchups_total", Help: "Catch-ups of missed writes completed after this dataserver returned.",
 		}),
 		scrubBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "depot_scrub_bytes_total", Help: "Needle bytes re-read and verified by the scrubber.",
@@ -184,7 +204,7 @@ func New(cfg Config) (*Worker, error) {
 		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{w.repairBytes, w.repairNeedles, w.failures, w.scrubBytes,
+		for _, c := range []prometheus.Collector{w.repairBytes, w.repairNeedles, w.failures, w.catchUpTime, w.catchUps, w.scrubBytes,
 			w.scrubCorrupt, w.differences, w.compactions} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("repair: register metrics: %w", err)
@@ -204,6 +224,8 @@ func (w *Worker) Start() {
 	w.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
+	w.Rejoined() // a start is a return: catch up before anything else
+	w.wg.Go(func() { w.missedLoop(ctx) })
 	w.wg.Go(func() { w.taskLoop(ctx) })
 	w.wg.Go(func() { w.scrubLoop(ctx) })
 }
@@ -237,7 +259,7 @@ func (w *Worker) taskLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		ae := time.Since(lastAE) >= w.cfg.AntiEntropyInterval
-		if err := w.RunOnce(ctx, ae); err != nil && ctx.Err() == nil {
+		if err := w.runOnce(ctx, ae, false); err != nil && ctx.Err() == nil {
 			w.log.Debug("repair pass", "err", err)
 		} else if ae {
 			lastAE = time.Now()
@@ -248,6 +270,12 @@ func (w *Worker) taskLoop(ctx context.Context) {
 // RunOnce does one pass of the task loop: needle-level repairs, shard
 // rebuilds and, when antiEntropy is set, anti-entropy and compaction.
 func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
+	return w.runOnce(ctx, antiEntropy, true)
+}
+
+// runOnce is RunOnce; missed tells whether it repairs the missed writes
+// too (the running worker leaves them to missedLoop).
+func (w *Worker) runOnce(ctx context.Context, antiEntropy, missed bool) error {
 	ns, err := w.cfg.Nameserver()
 	if err != nil {
 		return err
@@ -265,7 +293,8 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 		vols[v.ID] = v
 	}
 	var errs []error
-	if len(tasks.Missed) > 0 {
+	errs = append(errs, w.dropCancelled(ctx, tasks), w.recheckSwitched(ctx))
+	if missed && len(tasks.Missed) > 0 {
 		errs = append(errs, w.repairMissed(ctx, ns, tasks.Missed, vols))
 	}
 	// Jobs run side by side: each waits on its peers' reads, so several
@@ -304,6 +333,9 @@ func (w *Worker) RunOnce(ctx context.Context, antiEntropy bool) error {
 				<-sem
 			}
 			if err != nil {
+				if ctx.Err() == nil {
+					w.jobFailed(ctx, ns, j, err)
+				}
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("job %d/%d: %w", j.Volume, j.Index, err))
 				mu.Unlock()
@@ -348,10 +380,19 @@ func (w *Worker) repairMissed(ctx context.Context, ns *nsclient.Client, missed [
 			wg.Go(func() {
 				defer func() { <-sem }()
 				n, gone, err := w.rebuildNeedle(ctx, v, idx, fid.Needle, fid.Cookie)
+				if err != nil && ctx.Err() == nil {
+					reason := failureReason(err)
+					w.logFailure(fid.String(), reason, "needle repair failed", "fid", fid.String(), "shard", idx, "err", err)
+					if reason == reasonPartial {
+						// Never written whole: nothing to rebuild, ever.
+						// Its record goes and the sweep takes the pieces.
+						w.offerOrphan(ctx, ns, fid)
+						err, gone = nil, true
+					}
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					w.failures.Inc()
 					errs = append(errs, fmt.Errorf("%s shard %d: %w", fid, idx, err))
 					return
 				}
@@ -466,7 +507,7 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 	}
 	todo, total := pending(maps.Values(union), j.Cursor)
 	prog := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Cursor: j.Cursor,
-		Needles: j.Needles, Bytes: j.Bytes, Total: total}
+		Needles: j.Needles, Bytes: j.Bytes, Total: total, Skipped: j.Skipped}
 	w.log.Info("rebuilding shard", "volume", v.ID, "index", j.Index, "from", j.From, "needles", len(todo), "cursor", j.Cursor)
 	var peers []int
 	for i, l := range lists {
@@ -482,7 +523,9 @@ func (w *Worker) runJob(ctx context.Context, ns *nsclient.Client, j nsclient.Rep
 	if err := ns.RepairProgress(ctx, prog); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
-	w.log.Info("shard rebuilt", "volume", v.ID, "index", j.Index, "needles", prog.Needles, "bytes", prog.Bytes)
+	w.log.Info("shard rebuilt", "volume", v.ID, "index", j.Index, "needles", prog.Needles, "bytes", prog.Bytes,
+		"skipped", prog.Skipped)
+	w.afterSwitch(ctx, v, j.Index)
 	return nil
 }
 
@@ -636,6 +679,12 @@ func (w *Worker) rebuildShard(ctx context.Context, v depot.Volume, idx int, id d
 		}
 		if failed == 0 && len(order)-missing < v.K {
 			return nil, true, nil
+		}
+		if failed == 0 {
+			// Every other member answered and at least k hold it, but
+			// not k alike: pieces of an upload cut short.
+			return nil, false, fmt.Errorf("%w: %d of %d other members hold it, none %d alike", errPartial,
+				len(order)-missing, len(order), v.K)
 		}
 		return nil, false, fmt.Errorf("%w: %d of %d other members answered alike, need %d (missing %d, failed %d): %v",
 			erasure.ErrTooFewShards, len(got)-missing-failed, len(order), v.K, missing, failed, firstErr)

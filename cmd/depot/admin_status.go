@@ -77,16 +77,26 @@ func adminStatus(ctx context.Context, ns *nsclient.Client, w io.Writer, asJSON b
 	}
 	fmt.Fprintf(w, "repair: %d shard rebuild(s), %s\n", len(cs.Repair.Jobs), cs.Repair.Progress())
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  VOLUME\tSHARD\tFROM\tTO\tNEEDLES\tDONE\tSTARTED")
+	fmt.Fprintln(tw, "  VOLUME\tSHARD\tFROM\tTO\tNEEDLES\tSKIPPED\tDONE\tSTARTED\tFAILURES")
+	var failing []nsclient.RepairJob
 	for _, j := range cs.Repair.Jobs {
 		pct := 0.0
 		if j.Total > 0 {
 			pct = 100 * float64(j.Bytes) / float64(j.Total)
 		}
-		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%.0f%%\t%s\n", j.Volume, j.Index, j.From, j.To, j.Needles, pct,
-			j.Started.Local().Format("15:04:05"))
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%d\t%.0f%%\t%s\t%d\n", j.Volume, j.Index, j.From, j.To, j.Needles, j.Skipped, pct,
+			j.Started.Local().Format("15:04:05"), j.Failures)
+		if j.Failures > 0 {
+			failing = append(failing, j)
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, j := range failing {
+		fmt.Fprintf(w, "  job %d/%d failed %d time(s) in a row: %s\n", j.Volume, j.Index, j.Failures, j.Error)
+	}
+	return nil
 }
 
 func runAdminStatus(ctx context.Context, conn *adminConn, args []string) error {

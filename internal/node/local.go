@@ -245,6 +245,13 @@ func (l *Local) DataserverDir(i int) string { return filepath.Join(l.cfg.Dir, Da
 
 // StartDataserver starts (or restarts) dataserver i on its directory.
 func (l *Local) StartDataserver(ctx context.Context, i int) error {
+	return l.StartDataserverAt(ctx, i, "127.0.0.1:0")
+}
+
+// StartDataserverAt is StartDataserver listening on addr: a restart on
+// the address it had, as a real host comes back, where writers that
+// cached it reach it again.
+func (l *Local) StartDataserverAt(ctx context.Context, i int, addr string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ds[i] != nil {
@@ -257,7 +264,7 @@ func (l *Local) StartDataserver(ctx context.Context, i int) error {
 	dc := dataserver.DefaultConfig()
 	dc.ID = DataserverID(i)
 	dc.Dirs = []string{dir}
-	dc.Addr = "127.0.0.1:0"
+	dc.Addr = addr
 	if l.cfg.Fsync != "" {
 		dc.Fsync = l.cfg.Fsync
 	}

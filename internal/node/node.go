@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"depot"
@@ -182,7 +183,12 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		return nil, err
 	}
 	d := &Dataserver{Server: ds, rack: rack, addr: g.AdvertiseHTTP}
-	gm, err := startGossip(ctx, g, d.meta(cfg.ID), nil)
+	var worker atomic.Pointer[repair.Worker]
+	gm, err := startGossip(ctx, g, d.meta(cfg.ID), rejoinWatch(func() {
+		if w := worker.Load(); w != nil {
+			w.Rejoined()
+		}
+	}))
 	if err != nil {
 		ds.Close()
 		return nil, err
@@ -206,11 +212,33 @@ func StartDataserver(ctx context.Context, g Gossip, cfg dataserver.Config, rack 
 		return nil, err
 	}
 	d.Repair = w
+	worker.Store(w)
 	w.Start()
 	bg, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.wg.Go(func() { d.announce(bg, cfg.ID) })
 	return d, nil
+}
+
+// rejoinWatch returns a gossip change callback that calls rejoined when a
+// nameserver this node had seen down turns alive again: after a partition
+// or a pause, this dataserver is back in the cluster, and the writes it
+// missed meanwhile are to be caught up at once (repair.Worker.Rejoined).
+func rejoinWatch(rejoined func()) func(membership.Node) {
+	var mu sync.Mutex
+	down := make(map[string]bool)
+	return func(n membership.Node) {
+		if n.Meta.Role != depot.RoleNameserver {
+			return
+		}
+		mu.Lock()
+		was := down[n.Meta.ID]
+		down[n.Meta.ID] = n.State != membership.StateAlive
+		mu.Unlock()
+		if was && n.State == membership.StateAlive {
+			rejoined()
+		}
+	}
 }
 
 func (d *Dataserver) meta(id string) membership.NodeMeta {

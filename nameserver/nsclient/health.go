@@ -67,14 +67,20 @@ func Assess(st Status, rs RepairStatus, vols []depot.Volume) Health {
 	if rs.Missed > 0 {
 		why = append(why, fmt.Sprintf("%d needle shard(s) awaiting repair", rs.Missed))
 	}
-	rebuilds := 0
+	rebuilds, failing := 0, 0
 	for _, j := range rs.Jobs {
 		if !j.Move { // a move (rebalance, drain) keeps the volume at full width
 			rebuilds++
 		}
+		if j.Failures > 0 {
+			failing++
+		}
 	}
 	if rebuilds > 0 {
 		why = append(why, "repair "+rs.Progress())
+	}
+	if failing > 0 {
+		why = append(why, fmt.Sprintf("%d repair job(s) failing, retried (see their errors)", failing))
 	}
 	switch {
 	case h.MostDown > h.M:

@@ -33,6 +33,14 @@ type RepairJob struct {
 	Move bool `json:"move,omitempty"`
 	// FromAddr is From's HTTP address, set in RepairTasks.Settle.
 	FromAddr string `json:"from_addr,omitempty"`
+	// Skipped counts needles the job could not rebuild and went past
+	// (recorded as missed writes of the slot, or handed to the orphan
+	// sweep when they were never written whole).
+	Skipped int64 `json:"skipped,omitempty"`
+	// Failures counts the attempts that failed since the job last made
+	// progress; Error is the last one's error.
+	Failures int    `json:"failures,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // RepairTasks is the answer to GET /repair/tasks?node=N: the work that
@@ -75,7 +83,12 @@ type RepairProgress struct {
 	Needles int64          `json:"needles"`
 	Bytes   int64          `json:"bytes"`
 	Total   int64          `json:"total_bytes"`
+	Skipped int64          `json:"skipped,omitempty"`
 	Done    bool           `json:"done,omitempty"`
+	// Error, when set, reports a failed attempt instead of progress, the
+	// Failures-th since the job last moved; the other fields are ignored.
+	Error    string `json:"error,omitempty"`
+	Failures int    `json:"failures,omitempty"`
 }
 
 // RepairedList is the body of POST /repair/repaired: shards of needles
