@@ -79,6 +79,7 @@ var table = []struct {
 	{depot.ErrBadRequest, "InvalidRequest", http.StatusBadRequest},
 	{depot.ErrExists, "BucketAlreadyOwnedByYou", http.StatusConflict},
 	{depot.ErrNotEmpty, "BucketNotEmpty", http.StatusConflict},
+	{depot.ErrPrecondition, "PreconditionFailed", http.StatusPreconditionFailed},
 	{depot.ErrTooLarge, "EntityTooLarge", http.StatusBadRequest},
 }
 

@@ -41,6 +41,7 @@ var table = []mapping{
 	{depot.ErrNotEmpty, "NotEmpty", http.StatusConflict},
 	{depot.ErrTooLarge, "TooLarge", http.StatusRequestEntityTooLarge},
 	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},
+	{depot.ErrPrecondition, "Precondition", http.StatusPreconditionFailed},
 }
 
 // ErrorBody is the JSON body of an internal error response.

@@ -101,6 +101,11 @@ type CompleteRequest struct {
 	Parts      []CompletePart    `json:"parts"`
 	ETag       string            `json:"etag"`
 	Encryption *depot.Encryption `json:"encryption,omitempty"`
+	// Precondition, when set, makes the completion conditional on the
+	// key's current object, as for PutObject: a refusal (depot.ErrPrecondition,
+	// or depot.ErrNotFound for IfMatch on a missing key) leaves the upload
+	// in place.
+	Precondition *depot.Precondition `json:"precondition,omitempty"`
 }
 
 // PutUser adds or replaces an access key.
