@@ -64,6 +64,7 @@ var table = []struct {
 	{sigv4.ErrContentSHA256, "XAmzContentSHA256Mismatch", http.StatusBadRequest},
 	{sigv4.ErrChecksum, "BadDigest", http.StatusBadRequest},
 	{sigv4.ErrChunk, "IncompleteBody", http.StatusBadRequest},
+	{sigv4.ErrHeadersNotSigned, "AccessDenied", http.StatusForbidden},
 	{errBadDigest, "BadDigest", http.StatusBadRequest},
 	{errIncomplete, "IncompleteBody", http.StatusBadRequest},
 	{guard.ErrBodyTimeout, "RequestTimeout", http.StatusBadRequest},
@@ -111,4 +112,7 @@ type errorDoc struct {
 	Resource  string   `xml:"Resource,omitempty"`
 	RequestID string   `xml:"RequestId"`
 	HostID    string   `xml:"HostId,omitempty"`
+	// HeadersNotSigned lists, for AccessDenied on unsigned x-amz-*
+	// headers, the headers (comma-separated), as S3 does.
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
 }

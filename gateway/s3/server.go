@@ -446,6 +446,10 @@ func (s *Server) writeError(q *request, err error) {
 		return
 	}
 	doc := errorDoc{Code: e.Code, Message: e.Message, Resource: q.r.URL.Path, RequestID: q.id, HostID: q.id}
+	var hns *sigv4.HeadersNotSignedError
+	if errors.As(err, &hns) {
+		doc.HeadersNotSigned = strings.Join(hns.Headers, ",")
+	}
 	s.writeXMLStatus(q, e.Status, doc)
 }
 
