@@ -46,7 +46,12 @@ type nsProxy struct {
 
 	mu      sync.Mutex
 	mode    holdMode
+	match   func(*http.Request) bool // which request the mode applies to; nil: object commits
 	commits []depot.Object
+}
+
+func isObjectCommit(r *http.Request) bool {
+	return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/objects/")
 }
 
 func newNSProxy(t *testing.T, target string) *nsProxy {
@@ -64,15 +69,17 @@ func (p *nsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	mode := pass
-	if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/objects/") {
+	p.mu.Lock()
+	if isObjectCommit(r) {
 		var o depot.Object
 		if json.Unmarshal(body, &o) == nil {
-			p.mu.Lock()
 			p.commits = append(p.commits, o)
-			mode, p.mode = p.mode, pass
-			p.mu.Unlock()
 		}
 	}
+	if match := p.match; match == nil && isObjectCommit(r) || match != nil && match(r) {
+		mode, p.mode, p.match = p.mode, pass, nil
+	}
+	p.mu.Unlock()
 	if mode == dropUnsent {
 		p.held <- struct{}{}
 		<-p.release
@@ -100,10 +107,13 @@ func (p *nsProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, resp.Body)
 }
 
-// arm makes the next commit go as mode says.
-func (p *nsProxy) arm(mode holdMode) {
+// arm makes the next object commit go as mode says.
+func (p *nsProxy) arm(mode holdMode) { p.armFor(mode, nil) }
+
+// armFor makes the next request that match accepts go as mode says.
+func (p *nsProxy) armFor(mode holdMode, match func(*http.Request) bool) {
 	p.mu.Lock()
-	p.mode = mode
+	p.mode, p.match = mode, match
 	p.mu.Unlock()
 }
 
@@ -346,4 +356,81 @@ func newS3Via(t *testing.T, c *testcluster.Cluster, nsURL string) *s3.Server {
 	}
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// TestS3LostNameserverAnswers loses the nameserver's answer to an
+// UploadPart's commit and to a CreateMultipartUpload that the nameserver
+// client then retries. Both had applied: the gateway finds so (a read-back,
+// or the upload id it chose being there), answers success, and the
+// completed object reads back whole after the deletion grace.
+func TestS3LostNameserverAnswers(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Dataservers: 5, K: 2, M: 1})
+	ctx := ctxT(t)
+	proxy := newNSProxy(t, c.Local.NameserverURLs())
+	serve := func(nsURL string) *minio.Core {
+		front := httptest.NewServer(newS3Via(t, c, nsURL))
+		t.Cleanup(front.Close)
+		u, _ := url.Parse(front.URL)
+		core, err := minio.NewCore(u.Host, &minio.Options{Creds: credentials.NewStaticV4(c.User, c.Password, ""), Region: "us-east-1", MaxRetries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return core
+	}
+	// One address: a broken connection is not retried. Two: the client
+	// tries again (the same proxy twice).
+	once, retrying := serve(proxy.url), serve(proxy.url+","+proxy.url)
+	if err := once.MakeBucket(ctx, "mpu", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lose := func(match func(*http.Request) bool, call func() error) error {
+		proxy.armFor(applyDrop, match)
+		errc := make(chan error, 1)
+		go func() { errc <- call() }()
+		<-proxy.held
+		close(proxy.release)
+		proxy.release = make(chan struct{})
+		return <-errc
+	}
+
+	var id string
+	err := lose(func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == "/uploads" }, func() error {
+		var err error
+		id, err = retrying.NewMultipartUpload(ctx, "mpu", "big", minio.PutObjectOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create upload whose first answer was lost: %v", err)
+	}
+	part1, part2 := randBytes(t, 5<<20), randBytes(t, 100<<10)
+	var p1 minio.ObjectPart
+	err = lose(func(r *http.Request) bool {
+		return r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/parts/")
+	}, func() error {
+		var err error
+		p1, err = once.PutObjectPart(ctx, "mpu", "big", id, 1, bytes.NewReader(part1), int64(len(part1)), minio.PutObjectPartOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("part whose commit's answer was lost: %v", err)
+	}
+	p2, err := once.PutObjectPart(ctx, "mpu", "big", id, 2, bytes.NewReader(part2), int64(len(part2)), minio.PutObjectPartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := once.CompleteMultipartUpload(ctx, "mpu", "big", id, []minio.CompletePart{
+		{PartNumber: 1, ETag: p1.ETag}, {PartNumber: 2, ETag: p2.ETag}}, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoPendingDeletes(t, ctx, c.NSClient())
+	direct := mustMinio(t, c)
+	obj, err := direct.GetObject(ctx, "mpu", "big", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	got, err := io.ReadAll(obj)
+	if err != nil || !bytes.Equal(got, append(part1, part2...)) {
+		t.Fatalf("completed object: %d bytes, %v", len(got), err)
+	}
 }
