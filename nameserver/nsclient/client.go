@@ -335,7 +335,9 @@ func keyQuery(key string) url.Values { return url.Values{"key": {key}} }
 
 // PutObject switches o.Bucket/o.Key to o atomically. It returns the
 // replaced object's segments, which the nameserver has already queued for
-// deletion.
+// deletion. With o.Precondition it fails with depot.ErrPrecondition (or
+// depot.ErrNotFound for IfMatch on a missing key) when the condition does
+// not hold; see Refused for which errors mean "not applied".
 func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
 	if l := c.local; l != nil && l.IsLeader() {
 		return l.PutObject(ctx, o)
