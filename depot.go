@@ -136,6 +136,22 @@ type Object struct {
 	// sent. Size and PartSizes always count the object's own (plaintext)
 	// bytes; the segments then hold Encryption.StoredSize() bytes.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Precondition, set only in a write request, makes the write
+	// conditional; it is never stored with the object.
+	Precondition *Precondition `json:"precondition,omitempty"`
+}
+
+// Precondition makes an object write conditional on the key's current
+// object, checked in the same transaction that writes (so two conditional
+// writes of one key never both succeed). A write whose precondition does
+// not hold fails with ErrPrecondition, or with ErrNotFound for IfMatch on a
+// key that does not exist, and changes nothing.
+type Precondition struct {
+	// IfMatch, when set, is the ETag (unquoted) the current object must
+	// have; "*" asks only that the key exists.
+	IfMatch string `json:"if_match,omitempty"`
+	// IfNoneMatch asks that the key does not exist.
+	IfNoneMatch bool `json:"if_none_match,omitempty"`
 }
 
 // Encryption modes.
@@ -249,6 +265,10 @@ var (
 	ErrNotEmpty = errors.New("not empty")
 	// ErrTooLarge is returned when a body exceeds a configured limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrPrecondition is returned when a conditional write's precondition
+	// (see Precondition) does not hold when the write is applied: nothing
+	// was written.
+	ErrPrecondition = errors.New("precondition failed")
 	// ErrNoLeader is returned by a nameserver of a raft group that has no
 	// leader it can reach (an election is under way, or it is cut off from
 	// the majority); the caller retries, on another nameserver if it can.

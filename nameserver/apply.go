@@ -558,6 +558,10 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 			return nil, fmt.Errorf("object %s/%s: decode: %w", o.Bucket, o.Key, depot.ErrCorrupt)
 		}
 	}
+	if err := checkPrecondition(o, old); err != nil {
+		return nil, err
+	}
+	o.Precondition = nil // a condition of this write, not part of the object
 	if err := checkNotSwept(tx, o.Segments); err != nil {
 		return nil, err
 	}

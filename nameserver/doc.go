@@ -325,6 +325,19 @@
 // write never references a deleted needle. The grace period only keeps
 // the sweep from refusing commits that are merely slow.
 //
+// # Conditional writes
+//
+// put_object's depot.Object and complete_upload's nsclient.CompleteRequest
+// may carry a depot.Precondition {if_match, if_none_match} (S3's If-Match
+// and If-None-Match: *). Apply decides it against the key's current object
+// before its first write (complete_upload before it drops the upload), so
+// check and write are one step; a condition that does not hold is
+// depot.ErrPrecondition (412), or ErrNotFound for if_match on a missing
+// key, and writes nothing. The precondition is never stored with the
+// object. A replay of a conditional put that applied (the key already
+// holds its segments: fids are never reused) is not refused by its own
+// result.
+//
 // # Rebalance and drain
 //
 // Moves of healthy shard slots (rebalance.go) are repair jobs with Move

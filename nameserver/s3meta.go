@@ -390,6 +390,20 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 			unused = append(unused, p.Segments...)
 		}
 	}
+	// The condition is decided before the upload is dropped: a refused
+	// completion leaves the upload as it was, to be completed again.
+	o.Precondition = c.Precondition
+	ob, err := objectsOf(tx, c.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := currentObject(ob, c.Bucket, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrecondition(o, cur); err != nil {
+		return nil, err
+	}
 	if err := dropUpload(tx, c.uploadKeyCmd); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,11 @@
 // checked; STREAMING-UNSIGNED-PAYLOAD-TRAILER with its CRC32, CRC32C,
 // SHA1 or SHA256 trailer checked). x-amz-checksum-* headers are checked
 // too. A request time more than 15 minutes off is RequestTimeTooSkewed.
+// Every x-amz-* header of a request must be covered by its signature
+// (SignedHeaders or X-Amz-SignedHeaders; x-amz-content-sha256 is exempt
+// on presigned URLs only, V2 signs them all), else 403 AccessDenied with
+// HeadersNotSigned, as on S3: the holder of a presigned PUT cannot add
+// X-Amz-Copy-Source, metadata or encryption headers.
 // Secrets: the root pair from the gateway config, and the pairs kept in
 // the nameserver (nsclient.User, `depot admin user add|rm|ls`), cached with
 // their policies for Config.KeyCacheTTL.
@@ -106,6 +111,30 @@
 // before the commit discards the new segments and leaves the old version
 // in place. CopyObject copies bytes (objects never share segments, since
 // deleting one deletes its segments).
+//
+// A commit (PutObject, CopyObject, UploadPart, CompleteMultipartUpload)
+// runs on a context detached from the client's request, bounded by
+// Config.CommitTimeout, so a client that goes away cannot cut it short.
+// When it fails, settle (commit.go) tells a definite refusal
+// (nsclient.Refused: the nameserver answered that it did not apply it),
+// after which the new segments are discarded, from an unknown outcome
+// (timeout, broken connection, lost leadership, internal error): then the
+// key or part is read back, and if it holds exactly the new fids the write
+// succeeded; otherwise the segments are kept (live if the commit applies
+// after all, reclaimed by the orphan sweep if it never does), their fids
+// are logged at warn and the client gets 500 InternalError (503 for
+// NoLeader). A CompleteMultipartUpload whose upload is gone while the key
+// holds what completing its parts makes is a retry of one that succeeded
+// and answers the same.
+//
+// If-None-Match: * and If-Match on PutObject, CopyObject and
+// CompleteMultipartUpload are sent to the nameserver with the commit
+// (depot.Precondition) and decided in the transaction that writes, so of
+// two racing conditional writes of a key the second fails: 412
+// PreconditionFailed (404 NoSuchKey for If-Match on a missing key; an
+// If-None-Match other than * is NotImplemented). S3's 409
+// ConditionalRequestConflict never arises. A refused write discards its
+// segments.
 //
 // # Server-side encryption
 //

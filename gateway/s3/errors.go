@@ -64,6 +64,7 @@ var table = []struct {
 	{sigv4.ErrContentSHA256, "XAmzContentSHA256Mismatch", http.StatusBadRequest},
 	{sigv4.ErrChecksum, "BadDigest", http.StatusBadRequest},
 	{sigv4.ErrChunk, "IncompleteBody", http.StatusBadRequest},
+	{sigv4.ErrHeadersNotSigned, "AccessDenied", http.StatusForbidden},
 	{errBadDigest, "BadDigest", http.StatusBadRequest},
 	{errIncomplete, "IncompleteBody", http.StatusBadRequest},
 	{guard.ErrBodyTimeout, "RequestTimeout", http.StatusBadRequest},
@@ -80,6 +81,7 @@ var table = []struct {
 	{depot.ErrBadRequest, "InvalidRequest", http.StatusBadRequest},
 	{depot.ErrExists, "BucketAlreadyOwnedByYou", http.StatusConflict},
 	{depot.ErrNotEmpty, "BucketNotEmpty", http.StatusConflict},
+	{depot.ErrPrecondition, "PreconditionFailed", http.StatusPreconditionFailed},
 	{depot.ErrTooLarge, "EntityTooLarge", http.StatusBadRequest},
 }
 
@@ -111,4 +113,7 @@ type errorDoc struct {
 	Resource  string   `xml:"Resource,omitempty"`
 	RequestID string   `xml:"RequestId"`
 	HostID    string   `xml:"HostId,omitempty"`
+	// HeadersNotSigned lists, for AccessDenied on unsigned x-amz-*
+	// headers, the headers (comma-separated), as S3 does.
+	HeadersNotSigned string `xml:"HeadersNotSigned,omitempty"`
 }

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,8 +39,16 @@ func (s *Server) createUpload(q *request) error {
 	if err != nil {
 		return err
 	}
-	u, err := q.ns.CreateUpload(q.ctx, nsclient.Upload{Bucket: q.bucket, Key: q.key, ID: newUploadID(),
+	id := newUploadID()
+	u, err := q.ns.CreateUpload(q.ctx, nsclient.Upload{Bucket: q.bucket, Key: q.key, ID: id,
 		ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Encryption: enc.record()})
+	if errors.Is(err, depot.ErrExists) {
+		// The id is new and random: it exists only because the nameserver
+		// client retried this very call after its first try applied.
+		if info, uerr := q.ns.Upload(q.ctx, q.bucket, q.key, id); uerr == nil {
+			u, err = info.Upload, nil
+		}
+	}
 	if err != nil {
 		return bucketErr(q, err)
 	}
@@ -93,12 +102,17 @@ func (s *Server) uploadPart(q *request) error {
 		p.Size = st.stream.Size
 	}
 	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
-	if _, err := q.ns.PutPart(q.ctx, q.bucket, q.key, info.Upload.ID, p); err != nil {
-		s.discard(st.Segments)
+	ctx, cancel := s.commitContext(q)
+	_, err = q.ns.PutPart(ctx, q.bucket, q.key, info.Upload.ID, p)
+	cancel()
+	if err != nil {
+		err = s.settle(q, "put part", st.Segments, err, partHolds(q.ns, q.bucket, q.key, info.Upload.ID, p))
 		if errors.Is(err, depot.ErrNotFound) {
 			return errNoSuchUpload(info.Upload.ID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	if copying {
 		s.writeXML(q, copyResult{XMLName: xml.Name{Local: "CopyPartResult"}, NS: s3NS, LastModified: isoTime(s.cfg.Now()), ETag: quote(p.ETag)})
@@ -188,12 +202,36 @@ type completeResult struct {
 	ETag     string   `xml:"ETag"`
 }
 
+// partHolds returns a read-back for settle: whether the upload now records
+// part p with p's segments.
+func partHolds(ns *nsclient.Client, bucket, key, id string, p nsclient.Part) func(context.Context) (bool, error) {
+	if len(p.Segments) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) (bool, error) {
+		info, err := ns.Upload(ctx, bucket, key, id)
+		if err != nil {
+			return false, err
+		}
+		for _, have := range info.Parts {
+			if have.Number == p.Number {
+				return sameSegments(have.Segments, p.Segments), nil
+			}
+		}
+		return false, nil
+	}
+}
+
 func (s *Server) completeUpload(q *request) error {
 	var req completeRequest
 	if err := readXML(q, &req); err != nil {
 		return err
 	}
 	if err := req.validate(s.cfg.MaxParts); err != nil {
+		return err
+	}
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
 		return err
 	}
 	info, err := s.upload(q)
@@ -228,13 +266,8 @@ func (s *Server) completeUpload(q *request) error {
 	// The data keys of the parts are not sent: the nameserver takes them
 	// from its part records, which a part uploaded again since the read
 	// above has changed.
-	if _, err := q.ns.CompleteUpload(q.ctx, q.bucket, q.key, info.Upload.ID, creq); err != nil {
-		switch {
-		case errors.Is(err, depot.ErrNotFound):
-			return errNoSuchUpload(info.Upload.ID)
-		case errors.Is(err, depot.ErrBadRequest):
-			return s3err("InvalidPart", http.StatusBadRequest, "%v", err)
-		}
+	creq.Precondition = cond
+	if err := s.commitUpload(q, info, creq); err != nil {
 		return err
 	}
 	writeSSEHeaders(q.w.Header(), encMode(info.Upload.Encryption), "")
@@ -275,6 +308,56 @@ func (s *Server) completedAgain(q *request, req completeRequest, notFound error)
 	writeSSEHeaders(q.w.Header(), encMode(o.Encryption), "")
 	s.writeXML(q, completeResult{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: quote(done.ETag)})
 	return nil
+}
+
+// commitUpload runs the nameserver's CompleteUpload for info on a context
+// of its own (commitContext) and maps its failure. The parts' segments
+// belong to the upload until the completion applies, so nothing is
+// discarded; an unknown outcome is read back (the key holds exactly the
+// named parts' segments only if this completion applied).
+func (s *Server) commitUpload(q *request, info nsclient.UploadInfo, creq nsclient.CompleteRequest) error {
+	ctx, cancel := s.commitContext(q)
+	_, err := q.ns.CompleteUpload(ctx, q.bucket, q.key, info.Upload.ID, creq)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	var segs []depot.Segment
+	for _, cp := range creq.Parts {
+		for _, p := range info.Parts {
+			if p.Number == cp.Number {
+				segs = append(segs, p.Segments...)
+			}
+		}
+	}
+	applied := holds(q.ns, q.bucket, q.key, segs)
+	err = s.settle(q, "complete", nil, err, applied)
+	if errors.Is(err, depot.ErrNotFound) && applied != nil {
+		// No upload: a retry of this command whose first try applied
+		// finds it gone. The key then holds the parts.
+		ctx, cancel := s.commitContext(q)
+		ok, rerr := applied(ctx)
+		cancel()
+		if rerr == nil && ok {
+			return nil
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, depot.ErrPrecondition):
+		return errPrecondition()
+	case errors.Is(err, depot.ErrNotFound):
+		if creq.Precondition != nil && creq.Precondition.IfMatch != "" {
+			if _, uerr := q.ns.Upload(q.ctx, q.bucket, q.key, info.Upload.ID); uerr == nil {
+				return errNoSuchKey(q.key) // If-Match on a key that does not exist
+			}
+		}
+		return errNoSuchUpload(info.Upload.ID)
+	case errors.Is(err, depot.ErrBadRequest):
+		return s3err("InvalidPart", http.StatusBadRequest, "%v", err)
+	}
+	return err
 }
 
 // abortUpload aborts an upload. An upload that is gone, completed ones

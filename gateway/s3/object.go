@@ -401,20 +401,12 @@ func (s *Server) discard(segs []depot.Segment) {
 	}
 }
 
-// commit switches the key to o; on failure the new segments are discarded.
-func (s *Server) commit(q *request, o depot.Object) error {
-	if _, err := q.ns.PutObject(q.ctx, o); err != nil {
-		s.discard(o.Segments)
-		if errors.Is(err, depot.ErrNotFound) {
-			return errNoSuchBucket(o.Bucket)
-		}
-		return err
-	}
-	return nil
-}
-
 func (s *Server) putObject(q *request) error {
 	meta, err := metaFromHeaders(q.r.Header, s.cfg.MaxMetadataSize)
+	if err != nil {
+		return err
+	}
+	cond, err := writeCondition(q.r.Header)
 	if err != nil {
 		return err
 	}
@@ -431,7 +423,7 @@ func (s *Server) putObject(q *request) error {
 		size = st.stream.Size
 	}
 	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: size, ETag: st.etag(), ContentType: q.r.Header.Get("Content-Type"),
-		Meta: meta, Segments: st.Segments, Encryption: enc.record()}
+		Meta: meta, Segments: st.Segments, Encryption: enc.record(), Precondition: cond}
 	if o.Encryption != nil {
 		o.Encryption.Streams = []depot.Stream{*st.stream}
 	}
@@ -491,12 +483,16 @@ func (s *Server) copyObject(q *request) error {
 	if conditions(q.r.Header, "X-Amz-Copy-Source-", src) != 0 {
 		return errPrecondition()
 	}
+	cond, err := writeCondition(q.r.Header)
+	if err != nil {
+		return err
+	}
 	enc, err := s.writeEncryption(q)
 	if err != nil {
 		return err
 	}
 	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: src.Size, ETag: src.ETag, ContentType: src.ContentType,
-		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes, Encryption: enc.record()}
+		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes, Encryption: enc.record(), Precondition: cond}
 	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
 	case "", "COPY":
 		if sb == q.bucket && sk == q.key && !sseRequested(q.r.Header) {

@@ -89,6 +89,13 @@ type Config struct {
 	// Default false: they are refused, as S3 does, since a key sent in
 	// the clear is no secret.
 	SSECOverHTTP bool
+	// CommitTimeout bounds a commit: the nameserver write that makes the
+	// stored bytes of a PutObject, CopyObject, UploadPart or
+	// CompleteMultipartUpload live. A commit runs detached from the
+	// client's request (a client that goes away does not cut it short);
+	// past this long its outcome is unknown (see settle). Default 30s,
+	// above the nameserver client's retry budget.
+	CommitTimeout time.Duration
 	// Now is the clock, for signature times. Default time.Now.
 	Now func() time.Time
 	// Logger defaults to slog.Default().
@@ -106,6 +113,7 @@ const (
 	DefaultMaxMetadataSize = 2 << 10
 	DefaultMaxParts        = 10000
 	DefaultMaxListKeys     = 1000
+	DefaultCommitTimeout   = 30 * time.Second
 	maxXMLBody             = 2 << 20
 )
 
@@ -154,6 +162,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SSEChunkSize <= 0 {
 		c.SSEChunkSize = sse.DefaultChunkSize
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = DefaultCommitTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -435,6 +446,10 @@ func (s *Server) writeError(q *request, err error) {
 		return
 	}
 	doc := errorDoc{Code: e.Code, Message: e.Message, Resource: q.r.URL.Path, RequestID: q.id, HostID: q.id}
+	var hns *sigv4.HeadersNotSignedError
+	if errors.As(err, &hns) {
+		doc.HeadersNotSigned = strings.Join(hns.Headers, ",")
+	}
 	s.writeXMLStatus(q, e.Status, doc)
 }
 

@@ -42,6 +42,7 @@ var table = []mapping{
 	{depot.ErrTooLarge, "TooLarge", http.StatusRequestEntityTooLarge},
 	{depot.ErrUnknownOutcome, "UnknownOutcome", http.StatusServiceUnavailable},
 	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},
+	{depot.ErrPrecondition, "Precondition", http.StatusPreconditionFailed},
 }
 
 // ErrorBody is the JSON body of an internal error response.

@@ -405,7 +405,9 @@ func keyQuery(key string) url.Values { return url.Values{"key": {key}} }
 // PutObject switches o.Bucket/o.Key to o atomically. It returns the
 // replaced object's segments, which the nameserver has already queued for
 // deletion. Retried under one request id (see Client), it is applied at
-// most once.
+// most once. With o.Precondition it fails with depot.ErrPrecondition (or
+// depot.ErrNotFound for IfMatch on a missing key) when the condition does
+// not hold; see Refused for which errors mean "not applied".
 func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
 	ctx, _ = ensureRequestID(ctx)
 	if l := c.local; l != nil && l.IsLeader() {

@@ -104,6 +104,11 @@ type CompleteRequest struct {
 	// Encryption is ignored: the part records are the truth. Older
 	// gateways send it.
 	Encryption *depot.Encryption `json:"encryption,omitempty"`
+	// Precondition, when set, makes the completion conditional on the
+	// key's current object, as for PutObject: a refusal (depot.ErrPrecondition,
+	// or depot.ErrNotFound for IfMatch on a missing key) leaves the upload
+	// in place.
+	Precondition *depot.Precondition `json:"precondition,omitempty"`
 }
 
 // PutUser adds or replaces an access key.

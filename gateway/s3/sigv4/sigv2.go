@@ -16,6 +16,9 @@ import (
 // Presigned URLs of the older Signature Version 2 (AWSAccessKeyId,
 // Expires, Signature in the query) are what aws-cli v1's `aws s3 presign`
 // makes by default, so they are accepted for reads and writes too.
+// Every x-amz-* header of the request is part of a V2 string to sign
+// (CanonicalizedAmzHeaders), so none can be added to a V2 presigned URL
+// unsigned.
 
 // v2SubResources are the query parameters that belong to a V2
 // CanonicalizedResource.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +48,49 @@ var (
 	// ErrChecksum is returned when a trailing or header checksum does not
 	// match the body.
 	ErrChecksum = errors.New("checksum does not match the body")
+	// ErrHeadersNotSigned is returned (as a *HeadersNotSignedError) when
+	// a request carries x-amz-* headers that its signature does not
+	// cover. Its text is S3's message for the case.
+	ErrHeadersNotSigned = errors.New("There were headers present in the request which were not signed")
 )
+
+// HeadersNotSignedError names the x-amz-* headers of a request that its
+// signature does not cover. S3 refuses such a request whatever the
+// headers: they steer what a request does (x-amz-copy-source turns a PUT
+// into a copy, x-amz-meta-*, x-amz-acl, x-amz-server-side-encryption...),
+// and the holder of a presigned URL could otherwise add any of them and
+// have them acted on in the signer's name.
+type HeadersNotSignedError struct {
+	Headers []string // lower-case, sorted
+}
+
+func (e *HeadersNotSignedError) Error() string { return ErrHeadersNotSigned.Error() }
+
+// Unwrap returns ErrHeadersNotSigned.
+func (e *HeadersNotSignedError) Unwrap() error { return ErrHeadersNotSigned }
+
+// checkAmzSigned returns a *HeadersNotSignedError when r has x-amz-*
+// headers that signed does not list. As on S3, x-amz-content-sha256 need
+// not be listed on a presigned request: its value is the payload hash of
+// the canonical request, so the signature covers it anyway. A request
+// signed in the Authorization header must list it.
+func checkAmzSigned(r *http.Request, signed []string, presigned bool) error {
+	var missing []string
+	for name := range r.Header {
+		l := strings.ToLower(name)
+		if !strings.HasPrefix(l, "x-amz-") || presigned && l == "x-amz-content-sha256" {
+			continue
+		}
+		if !slices.Contains(signed, l) {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	return &HeadersNotSignedError{Headers: missing}
+}
 
 // Payload hash values with a meaning of their own.
 const (
@@ -190,6 +233,9 @@ func verifyHeader(r *http.Request, h string, secret SecretFunc, now time.Time) (
 	if err := a.check(r, signed, query, payload, sig); err != nil {
 		return nil, err
 	}
+	if err := checkAmzSigned(r, signed, false); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -232,7 +278,11 @@ func verifyQuery(r *http.Request, secret SecretFunc, now time.Time) (*Auth, erro
 	}
 	a := &Auth{AccessKey: cred.accessKey, PayloadHash: payload, Presigned: true, Region: cred.region, amzDate: amzDate, scope: cred.scope()}
 	a.signingKey = signingKey(sec, cred)
-	if err := a.check(r, strings.Split(signedS, ";"), canonicalQuery(q, "X-Amz-Signature"), payload, sig); err != nil {
+	signed := strings.Split(signedS, ";")
+	if err := a.check(r, signed, canonicalQuery(q, "X-Amz-Signature"), payload, sig); err != nil {
+		return nil, err
+	}
+	if err := checkAmzSigned(r, signed, true); err != nil {
 		return nil, err
 	}
 	return a, nil
