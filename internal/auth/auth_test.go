@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strings"
-	"sync"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -39,8 +39,10 @@ func TestKey_Verify(t *testing.T) {
 		}
 	})
 	for name, mutate := range map[string]func(*http.Request){
-		"Missing":     func(r *http.Request) { r.Header.Del(Header) },
-		"OtherKey":    func(r *http.Request) { r.Header.Set(Header, signed(other, "PUT", "/users?x=1", `{"a":1}`).Header.Get(Header)) },
+		"Missing": func(r *http.Request) { r.Header.Del(Header) },
+		"OtherKey": func(r *http.Request) {
+			r.Header.Set(Header, signed(other, "PUT", "/users?x=1", `{"a":1}`).Header.Get(Header))
+		},
 		"OtherPath":   func(r *http.Request) { r.URL.Path = "/users/x" },
 		"OtherMethod": func(r *http.Request) { r.Method = "POST" },
 		"OtherQuery":  func(r *http.Request) { r.URL.RawQuery = "x=2" },
