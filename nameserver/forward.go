@@ -43,6 +43,11 @@ func newForwarder(s *Server) *forwarder {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host
 			r.Out.Header.Set(headerForwarded, "1")
+			// A streamed body's token MAC (auth.BodyMacTrailer) arrives
+			// in the incoming request's trailer as the body ends; the
+			// outgoing request must send that map, not the copy Clone
+			// made while its values were still empty.
+			r.Out.Trailer = r.In.Trailer
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			httpx.WriteError(w, fmt.Errorf("nameserver: forward to the leader: %w: %v", depot.ErrNoLeader, err))
