@@ -194,8 +194,8 @@ type Server struct {
 type cachedKey struct {
 	unknown bool // the nameserver does not know the key
 	secret  string
-	policy *policy.Document // nil: none, grants nothing
-	at     time.Time
+	policy  *policy.Document // nil: none, grants nothing
+	at      time.Time
 }
 
 // New returns a Server. It starts nothing; Start runs the janitor.
