@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,6 +70,31 @@ func TestS3Ops(t *testing.T) {
 		if a.status != 200 || a.header.Get("Content-Type") != "image/png" {
 			t.Errorf("signed override: %d, Content-Type %q", a.status, a.header.Get("Content-Type"))
 		}
+	})
+
+	t.Run("PrivateObjectNotNative", func(t *testing.T) {
+		// The native API serves a fid to whoever holds it (its cookie is
+		// the capability); a private S3 object's fid must not open it.
+		root.want("create private bucket", root.do(root.signed(http.MethodPut, "/private", nil)), 200, "")
+		root.want("put private", root.do(root.signed(http.MethodPut, "/private/ledger", []byte("secret ledger"))), 200, "")
+		o, err := c.NSClient().GetObject(ctxT(t), "private", "ledger")
+		if err != nil || len(o.Segments) == 0 {
+			t.Fatalf("object: %+v, %v", o, err)
+		}
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, c.Endpoint()+"/v1/blobs/"+o.Segments[0].Fid, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || strings.Contains(string(b), "secret") {
+				t.Errorf("%s /v1/blobs/<private S3 segment>: %d %q, want 404", method, resp.StatusCode, b)
+			}
+		}
+		a := root.do(root.request(http.MethodGet, "/private/ledger", nil))
+		root.want("anonymous S3 read of the private object", a, 403, "AccessDenied")
 	})
 
 	t.Run("UnknownKeyCached", func(t *testing.T) {
