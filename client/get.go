@@ -247,12 +247,24 @@ type BlobInfo struct {
 }
 
 // StatBlob returns what the blob fid is, from its tag (cached, since a
-// fid's bytes never change). An unknown fid or a wrong cookie is an error
-// wrapping depot.ErrNotFound.
+// fid's bytes never change). An unknown fid, a wrong cookie or a segment
+// of the S3 namespace is an error wrapping depot.ErrNotFound.
+//
+// Segments stored for S3 are not blobs: their tags carry the Pending mark
+// (PutOptions.Pending, set on every S3 write), and who may read them is
+// the S3 API's to decide (bucket and identity policies), so the native
+// API, for which the fid's cookie is the capability, must not serve them.
+// The mark is in the tag StatBlob reads anyway: telling them apart costs
+// no request to the nameserver.
 func (c *Client) StatBlob(ctx context.Context, fid depot.Fid) (*BlobInfo, error) {
 	tag, err := c.tag(ctx, fid)
 	if err != nil {
 		return nil, err
+	}
+	if tag.Pending {
+		// Worded as an unknown fid: the answer must not tell a private
+		// object's fid from a wrong guess.
+		return nil, fmt.Errorf("%s: %w", fid, depot.ErrNotFound)
 	}
 	info := &BlobInfo{Fid: fid, Size: tag.Size, ETag: tag.ETag, ContentType: tag.ContentType,
 		segments: []depot.Segment{{Fid: fid.String(), Size: tag.Size}}}

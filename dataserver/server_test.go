@@ -322,21 +322,30 @@ func TestServer_BadInput(t *testing.T) {
 		line, _ := bufio.NewReader(conn).ReadString('\n')
 		return line
 	}
-	signed := func(method, path string, cl int) string {
-		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\n%s: %s\r\nContent-Length: %d\r\n\r\n",
-			method, path, auth.Header, s.cfg.Key.Token(method, strings.SplitN(path, "?", 2)[0], time.Now()), cl)
+	// signed returns the head of a request signed for a body of cl bytes
+	// starting with those of body (zeros after them).
+	signed := func(method, path string, cl int, body []byte) string {
+		b := make([]byte, cl)
+		copy(b, body)
+		req, err := http.NewRequest(method, "http://x"+path, bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cfg.Key.Sign(req)
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\n%s: %s\r\n%s: %s\r\nContent-Length: %d\r\n\r\n",
+			method, path, auth.Header, req.Header.Get(auth.Header), auth.BodyHeader, req.Header.Get(auth.BodyHeader), cl)
 	}
 	t.Run("ContentLengthTooLarge", func(t *testing.T) {
 		// The body ends before Content-Length: the write fails and stores
 		// nothing (the client sees an error or a closed connection).
-		raw(t, signed("PUT", "/shard/1/0/13?cookie=00000001", 50000), make([]byte, 20000), true)
+		raw(t, signed("PUT", "/shard/1/0/13?cookie=00000001", 50000, nil), make([]byte, 20000), true)
 		resp, body := do(t, c, "GET", base+"/shard/1/0/13?cookie=00000001", nil)
 		wantStatus(t, resp, body, 404)
 	})
 	t.Run("ContentLengthTooSmall", func(t *testing.T) {
 		// Only Content-Length bytes are the body; the rest is a malformed
 		// next request.
-		line := raw(t, signed("PUT", "/shard/1/0/14?cookie=00000001", 100), payload(14, 300), true)
+		line := raw(t, signed("PUT", "/shard/1/0/14?cookie=00000001", 100, payload(14, 300)), payload(14, 300), true)
 		if !strings.Contains(line, "201") {
 			t.Fatalf("status line %q", line)
 		}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"depot/internal/auth"
+	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
 
@@ -66,6 +67,7 @@ type cluster struct {
 	password string
 	gw       []string // base URLs of the gateways, through their published ports
 	http     *http.Client
+	admin    *tlsconf.Cluster // the admin certificate of the cluster's mutual TLS
 }
 
 // composeCommand finds docker compose v2 or Debian's docker-compose.
@@ -140,10 +142,34 @@ func (c *cluster) ip(service string) string {
 func (c *cluster) network() string { return c.project + "_depot" }
 
 // nameserver returns a client of the nameserver, reached at its container
-// address with the cluster key.
+// address with the cluster key and the admin certificate (the compose
+// file runs mutual TLS; the server's certificate names "nameserver").
 func (c *cluster) nameserver() *nsclient.Client {
 	c.t.Helper()
-	return nsclient.New("http://"+c.ip("nameserver")+":9330", c.key, c.http)
+	if c.admin == nil {
+		c.admin = c.adminTLS()
+	}
+	cfg := c.admin.ClientConfig().Clone()
+	cfg.ServerName = "nameserver"
+	hc := &http.Client{Timeout: c.http.Timeout, Transport: &http.Transport{TLSClientConfig: cfg}}
+	return nsclient.New("https://"+c.ip("nameserver")+":9330", c.key, hc)
+}
+
+// adminTLS copies the CA and the admin certificate out of the certs
+// service's volume.
+func (c *cluster) adminTLS() *tlsconf.Cluster {
+	c.t.Helper()
+	out, err := c.dcGrow("ps", "-a", "-q", "certs")
+	if err != nil || strings.TrimSpace(out) == "" {
+		c.t.Fatalf("no certs container: %v", err)
+	}
+	dir := c.t.TempDir()
+	c.docker("cp", strings.TrimSpace(out)+":/data/.", dir)
+	tc, err := tlsconf.LoadCluster(tlsconf.AdminFiles(dir))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return tc
 }
 
 func (c *cluster) status(ctx context.Context) (nsclient.Status, error) {
@@ -810,8 +836,10 @@ func (c *cluster) rebalance(t *testing.T) {
 	}
 	before := d.Used
 	if out, err := run(context.Background(), nil, "docker", "run", "--rm", "--network", c.network(),
+		"-v", c.project+"_certs:/certs:ro", "-e", "DEPOT_CA_FILE=/certs/ca.pem",
+		"-e", "DEPOT_CERT_FILE=/certs/admin.pem", "-e", "DEPOT_CERT_KEY_FILE=/certs/admin-key.pem",
 		"-e", "DEPOT_CLUSTER_KEY="+c.key.String(), "depot-test:"+c.project,
-		"admin", "--nameserver", "http://nameserver:9330", "rebalance"); err != nil {
+		"admin", "--nameserver", "https://nameserver:9330", "rebalance"); err != nil {
 		t.Fatalf("depot admin rebalance: %v\n%s", err, out)
 	}
 	eventually(t, "rebalance moves data onto ds7", 3*time.Minute, func() error {

@@ -164,7 +164,10 @@ type composeFile struct {
 		Healthcheck struct {
 			Test []string `json:"test"`
 		} `json:"healthcheck"`
-		Profiles []string `json:"profiles"`
+		Profiles  []string `json:"profiles"`
+		DependsOn map[string]struct {
+			Condition string `json:"condition"`
+		} `json:"depends_on"`
 	} `json:"services"`
 	Volumes map[string]any `json:"volumes"`
 }
@@ -186,12 +189,45 @@ func TestComposeFile(t *testing.T) {
 	roles := map[string]int{}
 	racks := map[string]int{}
 	usedVolumes := map[string]string{}
+	// The one-shot service that makes the cluster's certificates.
+	certHosts := map[string]bool{}
+	for name, s := range f.Services {
+		if len(s.Command) >= 2 && s.Command[0] == "admin" && s.Command[1] == "certs" {
+			cmd := strings.Join(s.Command, " ")
+			if !strings.Contains(cmd, "--if-missing") || s.Restart != "on-failure" {
+				t.Errorf("%s: %q (restart %q) must keep an existing CA (--if-missing) and run once", name, cmd, s.Restart)
+			}
+			for i, a := range s.Command {
+				if a == "--hosts" && i+1 < len(s.Command) {
+					for _, h := range strings.Split(s.Command[i+1], ",") {
+						certHosts[h] = true
+					}
+				}
+			}
+			delete(f.Services, name)
+		}
+	}
+	if len(certHosts) == 0 {
+		t.Fatal("no certs service: the compose file must run mutual TLS between the roles")
+	}
 	for name, s := range f.Services {
 		if len(s.Command) == 0 {
 			t.Errorf("%s: no command", name)
 			continue
 		}
 		role := s.Command[0]
+		// Mutual TLS: a certificate of its own from the certs service,
+		// started after it.
+		if !certHosts[name] || s.Environment["DEPOT_CERT_FILE"] != "/certs/node-"+name+".pem" ||
+			s.Environment["DEPOT_CERT_KEY_FILE"] != "/certs/node-"+name+"-key.pem" || s.Environment["DEPOT_CA_FILE"] != "/certs/ca.pem" {
+			t.Errorf("%s: no certificate of its own (certs --hosts %v, env %v)", name, certHosts, s.Environment)
+		}
+		if s.DependsOn["certs"].Condition != "service_completed_successfully" {
+			t.Errorf("%s: does not start after the certs service", name)
+		}
+		if u := s.Environment["DEPOT_NAMESERVER"]; u != "" && strings.Contains(u, "http://") {
+			t.Errorf("%s: DEPOT_NAMESERVER %q is plain HTTP", name, u)
+		}
 		if len(s.Profiles) == 0 {
 			roles[role]++
 		}
@@ -199,8 +235,12 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s: image %q, restart %q", name, s.Image, s.Restart)
 		}
 		hc := strings.Join(s.Healthcheck.Test, " ")
-		if !strings.HasPrefix(hc, "CMD /usr/local/bin/depot healthcheck --url http://127.0.0.1:") {
-			t.Errorf("%s: health check %q does not use depot healthcheck", name, hc)
+		scheme := "https" // the internal listeners are TLS
+		if role == "gateway" {
+			scheme = "http" // the public S3 listener
+		}
+		if !strings.HasPrefix(hc, "CMD /usr/local/bin/depot healthcheck --url "+scheme+"://127.0.0.1:") {
+			t.Errorf("%s: health check %q does not use depot healthcheck over %s", name, hc, scheme)
 		}
 		for k := range s.Environment {
 			if !env[k] {
@@ -220,6 +260,9 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s: no volume", name)
 			}
 			for _, v := range s.Volumes {
+				if v == "certs:/certs:ro" {
+					continue // shared, read-only
+				}
 				vol, _, _ := strings.Cut(v, ":")
 				if _, ok := f.Volumes[vol]; !ok {
 					t.Errorf("%s: volume %q is not a named volume", name, vol)

@@ -13,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -27,6 +28,7 @@ type manifests struct {
 	pdbs         map[string]*policyv1.PodDisruptionBudget
 	secrets      map[string]*corev1.Secret
 	namespaces   map[string]*corev1.Namespace
+	netpols      map[string]*networkingv1.NetworkPolicy
 }
 
 // splitDocs splits a YAML stream into its documents, dropping empty ones.
@@ -53,6 +55,7 @@ func loadManifests(t *testing.T) *manifests {
 		statefulSets: map[string]*appsv1.StatefulSet{}, deployments: map[string]*appsv1.Deployment{},
 		services: map[string]*corev1.Service{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
 		secrets: map[string]*corev1.Secret{}, namespaces: map[string]*corev1.Namespace{},
+		netpols: map[string]*networkingv1.NetworkPolicy{},
 	}
 	files, err := filepath.Glob("k8s/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -96,6 +99,10 @@ func loadManifests(t *testing.T) *manifests {
 				o := &corev1.Namespace{}
 				obj = o
 				defer func() { m.namespaces[o.Name] = o }()
+			case "networking.k8s.io/v1 NetworkPolicy":
+				o := &networkingv1.NetworkPolicy{}
+				obj = o
+				defer func() { m.netpols[o.Name] = o }()
 			case "kustomize.config.k8s.io/v1beta1 Kustomization":
 				checkKustomization(t, f, doc)
 				continue
@@ -387,6 +394,10 @@ func TestKubernetesManifests(t *testing.T) {
 				if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 					continue
 				}
+				if e.ValueFrom.SecretKeyRef.Name != example.Name {
+					t.Errorf("%s: env %s reads secret %s, not %s", c.Name, e.Name, e.ValueFrom.SecretKeyRef.Name, example.Name)
+					continue
+				}
 				ref := e.ValueFrom.SecretKeyRef
 				if _, ok := example.StringData[ref.Key]; ref.Name != example.Name || !ok {
 					t.Errorf("%s: env %s reads secret %s key %s, which the example lacks", c.Name, e.Name, ref.Name, ref.Key)
@@ -447,6 +458,164 @@ spec:
 		var d appsv1.Deployment
 		if err := strict(bad, &d); err == nil {
 			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
+
+// podsByRole returns the pod templates of the manifests by the role their
+// first container runs.
+func podsByRole(m *manifests) map[string]corev1.PodTemplateSpec {
+	out := map[string]corev1.PodTemplateSpec{}
+	add := func(tpl corev1.PodTemplateSpec) {
+		if len(tpl.Spec.Containers) > 0 && len(tpl.Spec.Containers[0].Args) > 0 {
+			out[tpl.Spec.Containers[0].Args[0]] = tpl
+		}
+	}
+	for _, ss := range m.statefulSets {
+		add(ss.Spec.Template)
+	}
+	for _, d := range m.deployments {
+		add(d.Spec.Template)
+	}
+	return out
+}
+
+// TestKubernetesMutualTLS: every role runs mutual TLS from the depot-tls
+// Secret (whose keys the example lists), and the internal roles' probes
+// speak HTTPS.
+func TestKubernetesMutualTLS(t *testing.T) {
+	m := loadManifests(t)
+	example := m.secrets["depot-tls"]
+	if example == nil {
+		t.Fatal("no example Secret named depot-tls")
+	}
+	for role, tpl := range podsByRole(m) {
+		secretDirs := map[string]bool{}
+		c := tpl.Spec.Containers[0]
+		for _, v := range tpl.Spec.Volumes {
+			if v.Secret == nil || v.Secret.SecretName != example.Name {
+				continue
+			}
+			for _, vm := range c.VolumeMounts {
+				if vm.Name == v.Name {
+					secretDirs[vm.MountPath] = true
+				}
+			}
+		}
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		for _, k := range []string{"DEPOT_CA_FILE", "DEPOT_CERT_FILE", "DEPOT_CERT_KEY_FILE"} {
+			dir, file := filepath.Split(env[k])
+			if !secretDirs[filepath.Clean(dir)] {
+				t.Errorf("%s: %s=%q is not in a mount of the %s Secret", role, k, env[k], example.Name)
+			} else if _, ok := example.StringData[file]; !ok {
+				t.Errorf("%s: %s names %s, which the example %s lacks", role, k, file, example.Name)
+			}
+		}
+		if u := env["DEPOT_NAMESERVER"]; strings.Contains(u, "http://") {
+			t.Errorf("%s: DEPOT_NAMESERVER %q is plain HTTP", role, u)
+		}
+		if role == "gateway" {
+			continue // its probes are on the public listener
+		}
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+				t.Errorf("%s: probe %s over %q, want HTTPS", role, p.HTTPGet.Path, p.HTTPGet.Scheme)
+			}
+		}
+	}
+}
+
+// ingressRules returns the rules of every NetworkPolicy that selects a pod
+// with podLabels and restricts its ingress, and whether there is one.
+func ingressRules(t *testing.T, m *manifests, podLabels map[string]string) ([]networkingv1.NetworkPolicyIngressRule, bool) {
+	var rules []networkingv1.NetworkPolicyIngressRule
+	selected := false
+	for _, np := range m.netpols {
+		if np.Namespace != "depot" || !selects(t, &np.Spec.PodSelector, podLabels) ||
+			!slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			continue
+		}
+		selected = true
+		rules = append(rules, np.Spec.Ingress...)
+	}
+	return rules, selected
+}
+
+// coversPort reports whether a rule admits traffic to port.
+func coversPort(r networkingv1.NetworkPolicyIngressRule, port corev1.ContainerPort) bool {
+	if len(r.Ports) == 0 {
+		return true
+	}
+	for _, p := range r.Ports {
+		proto := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			proto = *p.Protocol
+		}
+		if proto != port.Protocol && !(port.Protocol == "" && proto == corev1.ProtocolTCP) {
+			continue
+		}
+		if p.Port == nil || p.Port.IntValue() == int(port.ContainerPort) || p.Port.String() == port.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestKubernetesNetworkPolicies: every port of every role but the
+// gateways' S3 port admits only the cluster's own pods, and raft only
+// the nameservers; the ports the roles use between them stay reachable.
+func TestKubernetesNetworkPolicies(t *testing.T) {
+	m := loadManifests(t)
+	roles := podsByRole(m)
+	for role, tpl := range roles {
+		rules, selected := ingressRules(t, m, tpl.Labels)
+		if !selected {
+			t.Errorf("%s: no NetworkPolicy restricts its ingress", role)
+			continue
+		}
+		for _, port := range tpl.Spec.Containers[0].Ports {
+			public := role == "gateway" && port.ContainerPort == 9000
+			allowedFrom := map[string]bool{} // roles whose pods may connect
+			for _, r := range rules {
+				if !coversPort(r, port) {
+					continue
+				}
+				if len(r.From) == 0 && !public {
+					t.Errorf("%s: port %d (%s) is open to every source", role, port.ContainerPort, port.Name)
+				}
+				for _, peer := range r.From {
+					if peer.IPBlock != nil || peer.NamespaceSelector != nil || peer.PodSelector == nil {
+						t.Errorf("%s: port %d admits a peer outside this namespace's pods: %+v", role, port.ContainerPort, peer)
+						continue
+					}
+					if peer.PodSelector.MatchLabels["app.kubernetes.io/name"] != "depot" {
+						t.Errorf("%s: port %d admits pods that are not depot's: %v", role, port.ContainerPort, peer.PodSelector)
+					}
+					for from, ftpl := range roles {
+						if selects(t, peer.PodSelector, ftpl.Labels) {
+							allowedFrom[from] = true
+						}
+					}
+				}
+			}
+			switch {
+			case port.Name == "raft":
+				if !allowedFrom["nameserver"] || len(allowedFrom) != 1 {
+					t.Errorf("%s: raft admits %v, want the nameservers only", role, keys(allowedFrom))
+				}
+			case public:
+			default:
+				// Every role talks to the nameservers and the dataservers
+				// and gossips with everyone.
+				for _, from := range []string{"nameserver", "dataserver", "gateway"} {
+					if !allowedFrom[from] {
+						t.Errorf("%s: port %d (%s) is closed to the %s pods", role, port.ContainerPort, port.Name, from)
+					}
+				}
+			}
 		}
 	}
 }

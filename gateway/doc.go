@@ -32,7 +32,12 @@
 // longer than Config.IdleTimeout between requests. Every request body is
 // wrapped by guard.Body: a read that gets nothing for
 // Config.BodyReadTimeout fails (408 RequestTimeout here, S3 RequestTimeout
-// on the S3 API) and the connection is closed. Config.RateLimit gives each
+// on the S3 API) and the connection is closed. Likewise every response is
+// wrapped by guard.WriteStall: a write the client takes nothing of for
+// Config.WriteTimeout fails and the connection is closed, so a client that
+// stops reading a download holds nothing for long. At most Config.MaxConns
+// connections are open at once (guard.LimitListener); more wait in the
+// listen backlog. Config.RateLimit gives each
 // client IP (and, on the S3 API, each access key) a token bucket; a native
 // request over its IP's rate is 429 {"code":"SlowDown"} with Retry-After,
 // an S3 one SlowDown 503. The S3 API's own limits are in s3.Config.

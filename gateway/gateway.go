@@ -46,6 +46,16 @@ type Config struct {
 	// IdleTimeout is how long a kept-alive connection may wait for its
 	// next request. Default 2m.
 	IdleTimeout time.Duration
+	// WriteTimeout is how long a response may stall: each write of the
+	// response must be taken by the client within it, else the
+	// connection is closed (guard.WriteStall). It does not bound a whole
+	// download, only a client that stops reading. Default 30s; negative
+	// is an error.
+	WriteTimeout time.Duration
+	// MaxConns caps the connections the gateway holds open; further
+	// clients wait to be accepted (guard.LimitListener). Default 4096;
+	// negative is an error. Keep it below the process's file limit.
+	MaxConns int
 	// RateLimit limits requests per client IP and per access key (S3
 	// SlowDown with 503; 429 on /v1, per IP). Default: no limits.
 	RateLimit guard.Config
@@ -73,6 +83,8 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultBodyReadTimeout   = 30 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxConns          = 4096
 )
 
 func (c *Config) setDefaults() error {
@@ -96,6 +108,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout < 0 || c.MaxConns < 0 {
+		return fmt.Errorf("gateway: WriteTimeout %v and MaxConns %d may not be negative", c.WriteTimeout, c.MaxConns)
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -180,6 +201,7 @@ func (g *Gateway) Start() error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
+	ln = guard.LimitListener(ln, g.cfg.MaxConns)
 	if g.cfg.TLS != nil {
 		ln = tlsconf.Listener(ln, g.cfg.TLS.ServerConfig())
 	}
@@ -188,7 +210,7 @@ func (g *Gateway) Start() error {
 		g.s3.Start()
 	}
 	g.srv = &http.Server{
-		Handler:           g.engine,
+		Handler:           guard.WriteStall(g.engine, g.cfg.WriteTimeout),
 		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
 		IdleTimeout:       g.cfg.IdleTimeout,
 		// Generous, so that the S3 handler, not the HTTP server, refuses

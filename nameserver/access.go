@@ -55,16 +55,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		adminKey = s.cfg.Key
 	}
 	basic := []byte(adminKey.String())
+	// One cache for both keys: a token is spent whichever key signed it.
+	seen := auth.NewReplayCache(auth.DefaultReplayCapacity)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
-		isAdmin := adminKey.Verify(r, now) == nil
+		isAdmin := adminKey.Verify(r, now, seen) == nil
 		if !isAdmin {
 			if _, pass, ok := r.BasicAuth(); ok {
 				isAdmin = subtle.ConstantTimeCompare([]byte(pass), basic) == 1
 			}
 		}
 		if !isAdmin {
-			if err := s.cfg.Key.Verify(r, now); err != nil {
+			if err := s.cfg.Key.Verify(r, now, seen); err != nil {
 				s.refuse(w, r, err)
 				return
 			}

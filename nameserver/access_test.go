@@ -70,3 +70,27 @@ func TestServer_AdminCredential(t *testing.T) {
 		}
 	})
 }
+
+// TestServer_UserPolicyValidated: every route that writes a user record
+// refuses a policy that does not parse, and keeps the record as it was.
+func TestServer_UserPolicyValidated(t *testing.T) {
+	c := MustCluster(t, []string{"a", "b", "c"}, nil)
+	ctx := ctxT(t)
+	bad := `{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"Nope":{}}}]}`
+	err := c.client.PutUser(ctx, nsclient.User{AccessKey: "AK", Secret: "s3cr3t-s3cr3t", Policy: bad})
+	if !errors.Is(err, depot.ErrBadRequest) {
+		t.Fatalf("PUT /users with a bad policy: err = %v, want ErrBadRequest", err)
+	}
+	if _, err := c.client.User(ctx, "AK"); !errors.Is(err, depot.ErrNotFound) {
+		t.Fatalf("user after a refused PUT /users: err = %v, want ErrNotFound", err)
+	}
+	if err := c.client.PutUser(ctx, nsclient.User{AccessKey: "AK", Secret: "s3cr3t-s3cr3t"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.client.SetUserPolicy(ctx, "AK", bad); !errors.Is(err, depot.ErrBadRequest) {
+		t.Fatalf("PUT /users/AK/policy with a bad policy: err = %v, want ErrBadRequest", err)
+	}
+	if u, err := c.client.User(ctx, "AK"); err != nil || u.Policy != "" {
+		t.Fatalf("user after a refused policy: %+v, %v", u, err)
+	}
+}

@@ -47,6 +47,11 @@ func newForwarder(s *Server) *forwarder {
 			r.Out.Header.Set(headerForwarded, "1")
 			// The request id (nsclient.HeaderRequestID) goes on as
 			// it came, so that the leader applies a repeat once.
+			// A streamed body's token MAC (auth.BodyMacTrailer) arrives
+			// in the incoming request's trailer as the body ends; the
+			// outgoing request must send that map, not the copy Clone
+			// made while its values were still empty.
+			r.Out.Trailer = r.In.Trailer
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// A change that reached the leader may have been applied

@@ -493,6 +493,21 @@ func (s *Server) Uploads(ctx context.Context, bucket string, o nsclient.UploadLi
 	return res, err
 }
 
+// validUserPolicy checks a user record's identity policy ("" is none).
+// Every route that writes a user record calls it before proposing: the
+// gateway trusts what the record holds, so nothing unparsable may get in.
+// (It is checked at the edge, not in apply, so that a log written before
+// the check replays the same on every member.)
+func validUserPolicy(p string) error {
+	if p == "" {
+		return nil
+	}
+	if _, err := policy.Parse([]byte(p), policy.Identity); err != nil {
+		return fmt.Errorf("%w: user policy: %v", depot.ErrBadRequest, err)
+	}
+	return nil
+}
+
 func (s *Server) routeS3(api *http.ServeMux) {
 	s.route(api, "GET /users", func(w http.ResponseWriter, r *http.Request) {
 		us, err := s.Users(r.Context())
@@ -508,6 +523,10 @@ func (s *Server) routeS3(api *http.ServeMux) {
 			httpx.WriteError(w, err)
 			return
 		}
+		if err := validUserPolicy(u.Policy); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
 		_, err := s.store.propose(r.Context(), CmdPutUser, u)
 		s.answer(w, nil, err)
 	})
@@ -517,11 +536,9 @@ func (s *Server) routeS3(api *http.ServeMux) {
 			httpx.WriteError(w, err)
 			return
 		}
-		if p.Policy != "" {
-			if _, err := policy.Parse([]byte(p.Policy), policy.Identity); err != nil {
-				httpx.WriteError(w, fmt.Errorf("%w: %v", depot.ErrBadRequest, err))
-				return
-			}
+		if err := validUserPolicy(p.Policy); err != nil {
+			httpx.WriteError(w, err)
+			return
 		}
 		_, err := s.store.propose(r.Context(), CmdSetUserPolicy, userPolicyCmd{AccessKey: r.PathValue("key"), Policy: p.Policy})
 		s.answer(w, nil, err)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"depot/internal/tlsconf"
 )
@@ -14,12 +15,17 @@ import (
 func runAdminCerts(args []string) error {
 	fs := flag.NewFlagSet("admin certs", flag.ContinueOnError)
 	out := fs.String("out", "", "directory to write the CA and certificates to (must not hold a ca.pem)")
-	hosts := fs.String("hosts", "localhost", "comma-separated host names or IP addresses, one node certificate each")
+	hosts := fs.String("hosts", "localhost", "comma-separated host names or IP addresses, one node certificate each; NAME=SAN+SAN makes node-NAME.pem for those SANs (e.g. dataserver=*.depot-dataserver.depot.svc)")
+	ifMissing := fs.Bool("if-missing", false, "do nothing when --out already holds a ca.pem (an init step run at every start)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() > 0 {
-		return errors.New("usage: depot admin certs --out DIR [--hosts a,b,c]")
+		return errors.New("usage: depot admin certs --out DIR [--hosts a,b,c] [--if-missing]")
+	}
+	if _, err := os.Stat(filepath.Join(*out, "ca.pem")); err == nil && *ifMissing {
+		fmt.Fprintf(os.Stdout, "%s already holds a CA; nothing to do\n", *out)
+		return nil
 	}
 	files, err := tlsconf.WriteCerts(*out, splitComma(*hosts))
 	for _, f := range files {

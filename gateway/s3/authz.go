@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,98 +26,16 @@ const (
 	perKey          = "per-key" // POST ?delete: decided key by key
 )
 
-// operation returns the IAM action of a request: "" when the request is
-// no S3 operation (only the root gets as far as the handler's
-// MethodNotAllowed), perKey for a multi-object delete. The resource is the
-// bucket when key is "", else the object.
-func operation(r *http.Request, bucket, key string) (action string) {
+// responseOverrides are the query parameters of GetObject that set a
+// header of the answer.
+var responseOverrides = []string{"response-content-type", "response-content-language", "response-expires",
+	"response-cache-control", "response-content-disposition", "response-content-encoding"}
+
+// hasResponseOverride reports whether a request names a response header
+// override, whatever its value (an empty one too, as S3).
+func hasResponseOverride(r *http.Request) bool {
 	v := r.URL.Query()
-	if bucket == "" {
-		if r.Method == http.MethodGet {
-			return "s3:ListAllMyBuckets"
-		}
-		return ""
-	}
-	if key == "" {
-		switch r.Method {
-		case http.MethodPut:
-			switch {
-			case v.Has("cors"):
-				return "s3:PutBucketCORS"
-			case v.Has("policy"):
-				return "s3:PutBucketPolicy"
-			case v.Has("acl"):
-				return "s3:PutBucketAcl"
-			case v.Has("versioning"):
-				return "s3:PutBucketVersioning"
-			case v.Has("encryption"):
-				return "s3:PutEncryptionConfiguration"
-			}
-			return "s3:CreateBucket"
-		case http.MethodHead:
-			return "s3:ListBucket"
-		case http.MethodDelete:
-			switch {
-			case v.Has("cors"):
-				return "s3:PutBucketCORS" // as on AWS: no DeleteBucketCORS action
-			case v.Has("policy"):
-				return "s3:DeleteBucketPolicy"
-			case v.Has("encryption"):
-				return "s3:PutEncryptionConfiguration" // as on AWS: no DeleteEncryptionConfiguration action
-			}
-			return "s3:DeleteBucket"
-		case http.MethodPost:
-			if v.Has("delete") {
-				return perKey
-			}
-		case http.MethodGet:
-			switch {
-			case v.Has("location"):
-				return "s3:GetBucketLocation"
-			case v.Has("cors"):
-				return "s3:GetBucketCORS"
-			case v.Has("policy"):
-				return "s3:GetBucketPolicy"
-			case v.Has("acl"):
-				return "s3:GetBucketAcl"
-			case v.Has("versioning"):
-				return "s3:GetBucketVersioning"
-			case v.Has("encryption"):
-				return "s3:GetEncryptionConfiguration"
-			case v.Has("uploads"):
-				return "s3:ListBucketMultipartUploads"
-			}
-			return "s3:ListBucket"
-		}
-		return ""
-	}
-	switch r.Method {
-	case http.MethodGet:
-		switch {
-		case v.Has("uploadId"):
-			return "s3:ListMultipartUploadParts"
-		case v.Has("acl"):
-			return "s3:GetObjectAcl"
-		}
-		return actGetObject
-	case http.MethodHead:
-		return actGetObject
-	case http.MethodPut:
-		if v.Has("acl") && !v.Has("uploadId") && !v.Has("partNumber") {
-			return "s3:PutObjectAcl"
-		}
-		return "s3:PutObject" // PutObject, CopyObject, UploadPart(Copy)
-	case http.MethodDelete:
-		if v.Has("uploadId") {
-			return "s3:AbortMultipartUpload"
-		}
-		return actDeleteObject
-	case http.MethodPost:
-		if v.Has("uploads") || v.Has("uploadId") {
-			return "s3:PutObject" // Create and CompleteMultipartUpload
-		}
-	}
-	return ""
+	return slices.ContainsFunc(responseOverrides, v.Has)
 }
 
 // principal returns the caller's access key: "" when anonymous.
@@ -155,7 +74,13 @@ func (s *Server) authorizeRequest(q *request) error {
 	if s.isRoot(q) {
 		return nil
 	}
-	action := operation(q.r, q.bucket, q.key)
+	action := q.op.action
+	if q.auth == nil && action == actGetObject && hasResponseOverride(q.r) {
+		// As S3: an anonymous reader may not make the gateway answer
+		// with headers of its choosing (a public image served as
+		// text/html is a page on the shop's origin).
+		return s3err("InvalidRequest", http.StatusBadRequest, "Request specific response headers cannot be used for anonymous GET requests.")
+	}
 	switch {
 	case action == perKey || action == "s3:ListAllMyBuckets":
 		// Decided by the handler: key by key, or which buckets to list.

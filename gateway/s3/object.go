@@ -25,47 +25,7 @@ func (s *Server) objectOp(q *request) error {
 	if !utf8.ValidString(q.key) {
 		return errInvalidArgument("object keys must be UTF-8")
 	}
-	v := q.r.URL.Query()
-	switch q.r.Method {
-	case http.MethodGet:
-		if v.Has("uploadId") {
-			return s.listParts(q)
-		}
-		if v.Has("acl") {
-			return s.getACL(q)
-		}
-		return s.getObject(q, false)
-	case http.MethodHead:
-		return s.getObject(q, true)
-	case http.MethodPut:
-		if v.Has("uploadId") || v.Has("partNumber") {
-			return s.uploadPart(q)
-		}
-		if v.Has("acl") { // object ACLs are not kept: the bucket's decide
-			if _, err := s.getMeta(q, q.bucket, q.key); err != nil {
-				return err
-			}
-			q.w.WriteHeader(http.StatusOK)
-			return nil
-		}
-		if q.r.Header.Get("X-Amz-Copy-Source") != "" {
-			return s.copyObject(q)
-		}
-		return s.putObject(q)
-	case http.MethodDelete:
-		if v.Has("uploadId") {
-			return s.abortUpload(q)
-		}
-		return s.deleteObject(q)
-	case http.MethodPost:
-		if v.Has("uploads") {
-			return s.createUpload(q)
-		}
-		if v.Has("uploadId") {
-			return s.completeUpload(q)
-		}
-	}
-	return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
+	return s.dispatch(q)
 }
 
 // getMeta reads an object's metadata, telling a missing bucket from a

@@ -76,6 +76,12 @@ type Config struct {
 	// change made through another gateway or the nameserver holds here
 	// after at most this long. Default 2s.
 	KeyCacheTTL time.Duration
+	// UnknownKeyTTL is how long an access key the nameserver does not know
+	// is remembered as unknown, so that a flood of requests signed with a
+	// bad key does not ask the nameserver each time; a key created since
+	// is refused here for at most this long. Default 1s; at most
+	// KeyCacheTTL.
+	UnknownKeyTTL time.Duration
 	// Keyring holds the SSE-S3 master keys (package sse). Every gateway
 	// of a cluster needs the same keys. Nil: requests for SSE-S3 and
 	// PutBucketEncryption are answered NotImplemented, and SSE-S3 objects
@@ -114,6 +120,7 @@ const (
 	DefaultMaxParts        = 10000
 	DefaultMaxListKeys     = 1000
 	DefaultCommitTimeout   = 30 * time.Second
+	DefaultUnknownKeyTTL   = time.Second
 	maxXMLBody             = 2 << 20
 )
 
@@ -160,6 +167,12 @@ func (c *Config) setDefaults() error {
 	if c.KeyCacheTTL <= 0 {
 		c.KeyCacheTTL = 2 * time.Second
 	}
+	if c.UnknownKeyTTL <= 0 {
+		c.UnknownKeyTTL = min(DefaultUnknownKeyTTL, c.KeyCacheTTL)
+	}
+	if c.UnknownKeyTTL > c.KeyCacheTTL {
+		return fmt.Errorf("s3: UnknownKeyTTL %v is above KeyCacheTTL %v", c.UnknownKeyTTL, c.KeyCacheTTL)
+	}
 	if c.SSEChunkSize <= 0 {
 		c.SSEChunkSize = sse.DefaultChunkSize
 	}
@@ -190,9 +203,10 @@ type Server struct {
 }
 
 type cachedKey struct {
-	secret string
-	policy *policy.Document // nil: none, grants nothing
-	at     time.Time
+	unknown bool // the nameserver does not know the key
+	secret  string
+	policy  *policy.Document // nil: none, grants nothing
+	at      time.Time
 }
 
 // New returns a Server. It starts nothing; Start runs the janitor.
@@ -252,16 +266,20 @@ func (s *Server) user(ctx context.Context, ak string) (cachedKey, error) {
 	s.keyMu.Lock()
 	ck, ok := s.keys[ak]
 	s.keyMu.Unlock()
-	if ok && s.cfg.Now().Sub(ck.at) < s.cfg.KeyCacheTTL {
+	switch age := s.cfg.Now().Sub(ck.at); {
+	case ok && ck.unknown && age < s.cfg.UnknownKeyTTL:
+		return cachedKey{}, fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
+	case ok && !ck.unknown && age < s.cfg.KeyCacheTTL:
 		return ck, nil
 	}
 	ns, err := s.ns()
 	if err != nil {
-		return ck, err
+		return cachedKey{}, err
 	}
 	u, err := ns.User(ctx, ak)
 	if errors.Is(err, depot.ErrNotFound) {
-		return ck, fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
+		s.cacheKey(ak, cachedKey{unknown: true, at: s.cfg.Now()})
+		return cachedKey{}, fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, ak)
 	}
 	if err != nil {
 		return ck, err
@@ -272,13 +290,19 @@ func (s *Server) user(ctx context.Context, ak string) (cachedKey, error) {
 			s.cfg.Logger.Warn("s3: user policy does not parse; the key may do nothing", "access_key", ak, "err", err)
 		}
 	}
+	s.cacheKey(ak, ck)
+	return ck, nil
+}
+
+// cacheKey remembers a key, known or unknown. The cache is bounded: when
+// full it starts afresh, which costs lookups, never a wrong answer.
+func (s *Server) cacheKey(ak string, ck cachedKey) {
 	s.keyMu.Lock()
 	if len(s.keys) > maxCached {
 		clear(s.keys)
 	}
 	s.keys[ak] = ck
 	s.keyMu.Unlock()
-	return ck, nil
 }
 
 // request is one S3 request being served.
@@ -291,6 +315,7 @@ type request struct {
 	key    string
 	auth   *sigv4.Auth // nil for anonymous requests
 	ns     *nsclient.Client
+	op     op // what the request does (opFor): authorised, then run
 }
 
 func newRequestID() string {
@@ -373,6 +398,7 @@ func (s *Server) serve(q *request) error {
 		}
 		return errNoSuchBucket(q.bucket)
 	}
+	q.op = opFor(r, q.bucket, q.key)
 	if err := s.authorizeRequest(q); err != nil {
 		return err
 	}
@@ -380,10 +406,7 @@ func (s *Server) serve(q *request) error {
 		s.corsHeaders(q)
 	}
 	if q.bucket == "" {
-		if r.Method == http.MethodGet {
-			return s.listBuckets(q)
-		}
-		return s3err("MethodNotAllowed", http.StatusMethodNotAllowed, "The specified method is not allowed against this resource.")
+		return s.dispatch(q)
 	}
 	if len(q.key) > s.cfg.MaxKeyLength {
 		return s3err("KeyTooLongError", http.StatusBadRequest, "Your key is too long: %d bytes, at most %d", len(q.key), s.cfg.MaxKeyLength)
@@ -392,7 +415,7 @@ func (s *Server) serve(q *request) error {
 		return err
 	}
 	if q.key == "" {
-		return s.bucketOp(q)
+		return s.dispatch(q)
 	}
 	return s.objectOp(q)
 }

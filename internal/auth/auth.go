@@ -1,16 +1,7 @@
-// Package auth owns the cluster key and the token that every internal
-// request between depot processes carries.
-//
-// The token travels in the X-Depot-Auth header as
-//
-//	<unix seconds>.<hex HMAC-SHA256(key, "<unix seconds>\n<METHOD>\n<path>")>
-//
-// where path is the request's URL path without the query. A token is
-// accepted for MaxSkew either side of the receiver's clock, so a captured
-// token cannot be replayed for long nor against another path.
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,7 +9,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +21,17 @@ import (
 
 // Header is the HTTP header that carries the internal token.
 const Header = "X-Depot-Auth"
+
+// BodyHeader is the signed header that says how the body is bound: its
+// hash, or "trailer" (doc.go).
+const BodyHeader = "X-Depot-Body"
+
+// BodyMacTrailer is the trailer that binds a streamed body to its token.
+const BodyMacTrailer = "X-Depot-Body-Mac"
+
+// MaxBufferedBody is the largest body a signer hashes before sending and a
+// receiver reads whole before its handler runs.
+const MaxBufferedBody = 1 << 20
 
 // MaxSkew is how far a token's time may be from the receiver's clock.
 const MaxSkew = 5 * time.Minute
@@ -88,34 +93,144 @@ func LoadOrCreateKeyFile(path string) (Key, error) {
 	return k, nil
 }
 
-func (k Key) mac(ts, method, path string) string {
+// Token version 2 (doc.go).
+const (
+	version     = "2"
+	macPrefix   = "depot-auth/2\n"
+	bodyPrefix  = "depot-auth/2 body\n"
+	sha256Field = "sha256="
+	trailerMode = "trailer"
+	nonceBytes  = 12
+)
+
+// emptySum is the X-Depot-Body value of a request without a body.
+var emptySum = sha256Field + hex.EncodeToString(sha256.New().Sum(nil))
+
+// canonicalQuery is the query as signed: parsed and re-encoded, so that
+// two spellings of one query sign alike.
+func canonicalQuery(u *url.URL) string {
+	return u.Query().Encode()
+}
+
+func (k Key) mac(ts, nonce, method, path, query, body string) string {
 	h := hmac.New(sha256.New, k)
-	h.Write([]byte(ts + "\n" + method + "\n" + path))
+	h.Write([]byte(macPrefix + ts + "\n" + nonce + "\n" + method + "\n" + path + "\n" + query + "\n" + body))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Token returns the token for a request with method and path at time now.
-func (k Key) Token(method, path string, now time.Time) string {
+// bodyMac is the trailer value binding a streamed body's hash to a token.
+func (k Key) bodyMac(tokenMac string, sum []byte) string {
+	h := hmac.New(sha256.New, k)
+	h.Write([]byte(bodyPrefix + tokenMac + "\n" + hex.EncodeToString(sum)))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func newNonce() string {
+	var b [nonceBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on the platforms Go supports; a
+		// token without a fresh nonce would be refused as a replay.
+		panic(fmt.Sprintf("auth: nonce: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// token returns the X-Depot-Auth value and its mac.
+func (k Key) token(method string, u *url.URL, body string, now time.Time) (tok, mac string) {
 	ts := strconv.FormatInt(now.Unix(), 10)
-	return ts + "." + k.mac(ts, method, path)
+	nonce := newNonce()
+	mac = k.mac(ts, nonce, method, u.Path, canonicalQuery(u), body)
+	return version + "." + ts + "." + nonce + "." + mac, mac
 }
 
-// Sign sets the token header on r.
+// Sign sets the token headers on r, for the request as it is now: a later
+// change of its method, URL or body makes it fail verification. Each call
+// makes a new token (a retry must be signed again). A body that r.GetBody
+// can read again, of at most MaxBufferedBody bytes, is hashed at once;
+// any other body is hashed as it is sent and bound by the trailer, and r
+// goes chunked (ContentLength -1).
 func (k Key) Sign(r *http.Request) {
-	r.Header.Set(Header, k.Token(r.Method, r.URL.Path, time.Now()))
+	now := time.Now()
+	if sum, ok := knownBodySum(r); ok {
+		r.Header.Set(BodyHeader, sum)
+		tok, _ := k.token(r.Method, r.URL, sum, now)
+		r.Header.Set(Header, tok)
+		return
+	}
+	r.Header.Set(BodyHeader, trailerMode)
+	tok, mac := k.token(r.Method, r.URL, trailerMode, now)
+	r.Header.Set(Header, tok)
+	if r.Trailer == nil {
+		r.Trailer = http.Header{}
+	}
+	r.Trailer[BodyMacTrailer] = nil
+	r.ContentLength = -1
+	r.GetBody = nil
+	r.Body = &signingBody{rc: r.Body, h: sha256.New(), done: func(sum []byte) {
+		r.Trailer.Set(BodyMacTrailer, k.bodyMac(mac, sum))
+	}}
 }
 
-// Verify checks the token of r. It returns an error wrapping ErrBadToken
-// when the token is missing or wrong.
-func (k Key) Verify(r *http.Request, now time.Time) error {
+// knownBodySum returns the X-Depot-Body value of a body that is absent or
+// can be read again cheaply.
+func knownBodySum(r *http.Request) (string, bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return emptySum, true
+	}
+	if r.GetBody == nil || r.ContentLength < 0 || r.ContentLength > MaxBufferedBody {
+		return "", false
+	}
+	rc, err := r.GetBody()
+	if err != nil {
+		return "", false
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(rc, MaxBufferedBody+1))
+	if err != nil || n != r.ContentLength {
+		return "", false
+	}
+	return sha256Field + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// signingBody hashes a request body as the transport reads it and hands
+// the hash over at its end, before the transport writes the trailers.
+type signingBody struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	done func(sum []byte)
+	fin  bool
+}
+
+func (b *signingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.h.Write(p[:n])
+	if err == io.EOF && !b.fin {
+		b.fin = true
+		b.done(b.h.Sum(nil))
+	}
+	return n, err
+}
+
+func (b *signingBody) Close() error { return b.rc.Close() }
+
+// Verify checks the token of r against k and seen (doc.go). On success
+// the nonce is spent and r.Body is replaced by one that is verified: read
+// and checked already (a body hashed in the header, up to
+// MaxBufferedBody), or checked as it is read. It returns an error
+// wrapping ErrBadToken when the token is missing, malformed, expired,
+// signed with another key or for another request, seen before, or when
+// the body read to check it does not match.
+func (k Key) Verify(r *http.Request, now time.Time, seen *ReplayCache) error {
 	tok := r.Header.Get(Header)
 	if tok == "" {
 		return fmt.Errorf("%w: missing %s header", ErrBadToken, Header)
 	}
-	ts, sig, ok := strings.Cut(tok, ".")
-	if !ok {
-		return fmt.Errorf("%w: malformed", ErrBadToken)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 4 || parts[0] != version {
+		return fmt.Errorf("%w: malformed or not version %s", ErrBadToken, version)
 	}
+	ts, nonce, sig := parts[1], parts[2], parts[3]
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: malformed time", ErrBadToken)
@@ -123,17 +238,103 @@ func (k Key) Verify(r *http.Request, now time.Time) error {
 	if d := now.Sub(time.Unix(sec, 0)); d > MaxSkew || d < -MaxSkew {
 		return fmt.Errorf("%w: time skew %v", ErrBadToken, d.Round(time.Second))
 	}
-	if !hmac.Equal([]byte(sig), []byte(k.mac(ts, r.Method, r.URL.Path))) {
+	var nb [nonceBytes]byte
+	if len(nonce) != 2*nonceBytes {
+		return fmt.Errorf("%w: malformed nonce", ErrBadToken)
+	}
+	if _, err := hex.Decode(nb[:], []byte(nonce)); err != nil {
+		return fmt.Errorf("%w: malformed nonce", ErrBadToken)
+	}
+	body := r.Header.Get(BodyHeader)
+	want := k.mac(ts, nonce, r.Method, r.URL.Path, canonicalQuery(r.URL), body)
+	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return fmt.Errorf("%w: signature mismatch", ErrBadToken)
 	}
+	if err := seen.spend(nb, sec, now); err != nil {
+		return err
+	}
+	return k.bindBody(r, body, want)
+}
+
+// bindBody replaces r.Body by a verified body for the X-Depot-Body value.
+func (k Key) bindBody(r *http.Request, body, tokenMac string) error {
+	if body == trailerMode {
+		r.Body = &verifyingBody{rc: r.Body, h: sha256.New(), check: func(sum []byte) error {
+			got := r.Trailer.Get(BodyMacTrailer)
+			if !hmac.Equal([]byte(got), []byte(k.bodyMac(tokenMac, sum))) {
+				return fmt.Errorf("%w: body does not match its %s trailer", ErrBadToken, BodyMacTrailer)
+			}
+			return nil
+		}}
+		return nil
+	}
+	hexSum, ok := strings.CutPrefix(body, sha256Field)
+	want, err := hex.DecodeString(hexSum)
+	if !ok || err != nil || len(want) != sha256.Size {
+		return fmt.Errorf("%w: malformed %s header", ErrBadToken, BodyHeader)
+	}
+	check := func(sum []byte) error {
+		if !hmac.Equal(sum, want) {
+			return fmt.Errorf("%w: body does not match its signed hash", ErrBadToken)
+		}
+		return nil
+	}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return check(sha256.New().Sum(nil))
+	}
+	if r.ContentLength < 0 || r.ContentLength > MaxBufferedBody {
+		r.Body = &verifyingBody{rc: r.Body, h: sha256.New(), check: check}
+		return nil
+	}
+	// A small body is checked whole before the handler sees any of it, so
+	// that a handler that stops reading early never acts on forged bytes.
+	b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength+1))
+	r.Body.Close()
+	if err != nil {
+		return fmt.Errorf("%w: reading body: %w", ErrBadToken, err)
+	}
+	sum := sha256.Sum256(b)
+	if err := check(sum[:]); err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
 	return nil
 }
 
+// verifyingBody hashes a request body as the handler reads it; at its end
+// it returns check's error instead of io.EOF.
+type verifyingBody struct {
+	rc    io.ReadCloser
+	h     hash.Hash
+	check func(sum []byte) error
+	err   error
+}
+
+func (b *verifyingBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	b.h.Write(p[:n])
+	if err == io.EOF {
+		if cerr := b.check(b.h.Sum(nil)); cerr != nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *verifyingBody) Close() error { return b.rc.Close() }
+
 // Middleware refuses requests without a valid token: 401 when the header is
-// absent, 403 when it is present but wrong.
+// absent, 403 when it is present but wrong. It keeps its own ReplayCache.
 func (k Key) Middleware(next http.Handler) http.Handler {
+	seen := NewReplayCache(DefaultReplayCapacity)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := k.Verify(r, time.Now()); err != nil {
+		if err := k.Verify(r, time.Now(), seen); err != nil {
 			status := http.StatusForbidden
 			if r.Header.Get(Header) == "" {
 				status = http.StatusUnauthorized
@@ -170,6 +371,7 @@ func MetricsGate(token string, key Key, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
+	seen := NewReplayCache(DefaultReplayCapacity)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		bearer, ok := strings.CutPrefix(h, "Bearer ")
@@ -177,7 +379,7 @@ func MetricsGate(token string, key Key, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if len(key) > 0 && key.Verify(r, time.Now()) == nil {
+		if len(key) > 0 && key.Verify(r, time.Now(), seen) == nil {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -1,6 +1,6 @@
 // Package guard protects an HTTP server from clients that ask too much:
-// rate limits per client IP and per access key, and a read deadline on
-// request bodies that stall. It knows nothing of S3 or of depot's APIs;
+// rate limits per client IP and per access key, deadlines on request
+// bodies and responses that stall, and a cap on open connections. It knows nothing of S3 or of depot's APIs;
 // the gateway decides what to answer (S3 SlowDown with 503, the native
 // API 429).
 //
@@ -25,4 +25,12 @@
 // error wrapping ErrBodyTimeout, and the connection is closed. A client
 // that keeps sending, however slowly per Read, is not: pair it with a
 // bound on the body size.
+//
+// # Stalled responses and connection count
+//
+// WriteStall does the same for responses: every Write must complete within
+// a timeout (the connection's write deadline, moved before each Write), so
+// a client that stops reading a download is cut off, while a long answer
+// to a client that keeps reading is not. LimitListener caps the
+// connections a server holds open; Accept waits for one to close.
 package guard

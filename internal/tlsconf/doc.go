@@ -27,7 +27,9 @@
 //
 //	ca.pem, ca-key.pem         the cluster CA (keep ca-key.pem offline)
 //	node-<host>.pem, -key.pem  one per host: server and client use, SANs
-//	                           <host>, localhost, 127.0.0.1 and ::1
+//	                           <host>, localhost, 127.0.0.1 and ::1; a host
+//	                           given as <name>=<san>+<san> gets those SANs
+//	                           (wildcards allowed) under node-<name>.pem
 //	admin.pem, admin-key.pem   client use only, for the admin CLI
 //
 // Keys are PKCS#8 PEM ("PRIVATE KEY") written with mode 0600; certificates

@@ -145,6 +145,7 @@ var LocalHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // WriteCerts makes a CA, one node certificate per host and an admin client
 // certificate in dir (see the package documentation for the file names).
+// A host entry "name=san1+san2" makes node-<name>.pem for those SANs.
 // It refuses to overwrite an existing ca.pem. It returns the files written.
 func WriteCerts(dir string, hosts []string) ([]string, error) {
 	if len(hosts) == 0 {
@@ -182,11 +183,11 @@ func WriteCerts(dir string, hosts []string) ([]string, error) {
 		return written, err
 	}
 	for _, h := range hosts {
-		h = strings.TrimSpace(h)
-		if h == "" || strings.ContainsAny(h, `/\`) {
+		h, sans := nodeSpec(h)
+		if h == "" || strings.ContainsAny(h, `/\*`) || len(sans) == 0 {
 			return written, fmt.Errorf("tlsconf: bad host name %q", h)
 		}
-		p, err := ca.Issue(h, append([]string{h}, LocalHosts...), UsageNode)
+		p, err := ca.Issue(h, append(sans, LocalHosts...), UsageNode)
 		if err != nil {
 			return written, err
 		}
@@ -205,6 +206,23 @@ func WriteCerts(dir string, hosts []string) ([]string, error) {
 		return written, err
 	}
 	return written, write("admin-key.pem", p.KeyPEM, 0o600)
+}
+
+// nodeSpec splits a WriteCerts host entry: "host" names the certificate
+// and is its SAN; "name=san1+san2" names it name with those SANs (for one
+// certificate shared by pods, e.g. name=*.depot-nameserver.depot.svc).
+func nodeSpec(entry string) (name string, sans []string) {
+	entry = strings.TrimSpace(entry)
+	name, list, ok := strings.Cut(entry, "=")
+	if !ok {
+		return entry, []string{entry}
+	}
+	for _, s := range strings.Split(list, "+") {
+		if s = strings.TrimSpace(s); s != "" {
+			sans = append(sans, s)
+		}
+	}
+	return strings.TrimSpace(name), sans
 }
 
 // NodeFiles names the files WriteCerts made for host in dir.

@@ -196,3 +196,24 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteCerts_SharedName: a host entry name=san+san makes one
+// certificate for every pod behind a wildcard, under its own file name.
+func TestWriteCerts_SharedName(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := WriteCerts(dir, []string{"dataserver=*.depot-dataserver.depot.svc+depot-dataserver"}); err != nil {
+		t.Fatal(err)
+	}
+	leaf := mustCluster(t, NodeFiles(dir, "dataserver")).cert.Leaf()
+	for _, h := range []string{"depot-dataserver-3.depot-dataserver.depot.svc", "depot-dataserver", "127.0.0.1"} {
+		if err := leaf.VerifyHostname(h); err != nil {
+			t.Errorf("%s: %v", h, err)
+		}
+	}
+	if err := leaf.VerifyHostname("dataserver"); err == nil {
+		t.Error("the name alone is not a SAN, yet it verified")
+	}
+	if _, err := WriteCerts(t.TempDir(), []string{"*.x=a"}); err == nil {
+		t.Error("a wildcard file name was accepted")
+	}
+}
