@@ -25,8 +25,9 @@ import (
 // WriteNoSync is Write without waiting for the needle to be durable: it
 // returns once the record is appended (and visible to reads). Sync makes
 // every needle so written to the shard file durable; a crash before it may
-// lose them. Repair writes rebuilt needles this way and syncs before it
-// reports its cursor, so one fdatasync covers many needles.
+// lose them. Like Write it refuses a needle id live with another cookie.
+// Repair writes rebuilt needles this way (RewriteNoSync) and syncs before
+// it reports its cursor, so one fdatasync covers many needles.
 func (s *Store) WriteNoSync(ctx context.Context, vol depot.VolumeID, idx int, id depot.NeedleID, cookie depot.Cookie, r io.Reader, size int64) (int64, error) {
 	f, err := s.writeTarget(ctx, vol, idx, id, size)
 	if err != nil {
