@@ -356,13 +356,18 @@ func (s *Server) completedBefore(q *request, r completeRequest) bool {
 }
 
 func (s *Server) abortUpload(q *request) error {
-	id := q.r.URL.Query().Get("uploadId")
-	if err := q.ns.AbortUpload(q.ctx, q.bucket, q.key, id); err != nil {
-		if errors.Is(err, depot.ErrNotFound) {
-			return errNoSuchUpload(id)
-		}
+	info, err := s.upload(q)
+	if err != nil {
+		return err // NoSuchBucket, NoSuchUpload
+	}
+	err = q.ns.AbortUpload(q.ctx, q.bucket, q.key, info.Upload.ID)
+	if err != nil && !errors.Is(err, depot.ErrNotFound) {
 		return err
 	}
+	// The upload was there when this abort began: gone now, it was taken
+	// by this abort's first try (the nameserver client retries after a
+	// lost answer) or by another abort racing it. S3 answers an abort of
+	// an upload just aborted 204 too.
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
