@@ -249,7 +249,6 @@ func (s *Server) completeUpload(q *request) error {
 	for _, p := range info.Parts {
 		have[p.Number] = p
 	}
-	var all []byte
 	creq := nsclient.CompleteRequest{}
 	for i, rp := range req.Parts {
 		etag := strings.Trim(strings.TrimSpace(rp.ETag), `"`)
@@ -260,12 +259,9 @@ func (s *Server) completeUpload(q *request) error {
 		if i < len(req.Parts)-1 && p.Size < s.cfg.MinPartSize {
 			return s3err("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes", rp.PartNumber, p.Size)
 		}
-		b, _ := hex.DecodeString(p.ETag)
-		all = append(all, b...)
 		creq.Parts = append(creq.Parts, nsclient.CompletePart{Number: p.Number, ETag: p.ETag})
 	}
-	sum := md5.Sum(all)
-	creq.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(req.Parts))
+	creq.ETag = req.etag() // the parts' ETags are the request's, checked above
 	creq.Precondition = cond
 	if e := info.Upload.Encryption; e != nil {
 		creq.Encryption = &depot.Encryption{Mode: e.Mode, KeyCheck: e.KeyCheck}
