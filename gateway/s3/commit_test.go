@@ -359,9 +359,10 @@ func newS3Via(t *testing.T, c *testcluster.Cluster, nsURL string) *s3.Server {
 }
 
 // TestS3LostNameserverAnswers loses the nameserver's answer to an
-// UploadPart's commit and to a CreateMultipartUpload that the nameserver
-// client then retries. Both had applied: the gateway finds so (a read-back,
-// or the upload id it chose being there), answers success, and the
+// UploadPart's commit, and to a CreateMultipartUpload and an
+// AbortMultipartUpload that the nameserver client then retries. Each had
+// applied: the gateway finds so (a read-back, the upload id it chose being
+// there, the upload it saw being gone) and answers success, and the
 // completed object reads back whole after the deletion grace.
 func TestS3LostNameserverAnswers(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{Dataservers: 5, K: 2, M: 1})
@@ -402,6 +403,23 @@ func TestS3LostNameserverAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create upload whose first answer was lost: %v", err)
 	}
+	// An abort whose answer is lost and that the client retries.
+	doomed, err := once.NewMultipartUpload(ctx, "mpu", "doomed", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = lose(func(r *http.Request) bool {
+		return r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/uploads/")
+	}, func() error {
+		return retrying.AbortMultipartUpload(ctx, "mpu", "doomed", doomed)
+	})
+	if err != nil {
+		t.Fatalf("abort whose first answer was lost: %v", err)
+	}
+	if err := once.AbortMultipartUpload(ctx, "mpu", "doomed", doomed); minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+		t.Fatalf("abort of an upload already gone: %v, want NoSuchUpload", err)
+	}
+
 	part1, part2 := randBytes(t, 5<<20), randBytes(t, 100<<10)
 	var p1 minio.ObjectPart
 	err = lose(func(r *http.Request) bool {

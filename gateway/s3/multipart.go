@@ -246,7 +246,6 @@ func (s *Server) completeUpload(q *request) error {
 	for _, p := range info.Parts {
 		have[p.Number] = p
 	}
-	var all []byte
 	creq := nsclient.CompleteRequest{}
 	for i, rp := range req.Parts {
 		etag := strings.Trim(strings.TrimSpace(rp.ETag), `"`)
@@ -257,12 +256,9 @@ func (s *Server) completeUpload(q *request) error {
 		if i < len(req.Parts)-1 && p.Size < s.cfg.MinPartSize {
 			return s3err("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size: part %d has %d bytes", rp.PartNumber, p.Size)
 		}
-		b, _ := hex.DecodeString(p.ETag)
-		all = append(all, b...)
 		creq.Parts = append(creq.Parts, nsclient.CompletePart{Number: p.Number, ETag: p.ETag})
 	}
-	sum := md5.Sum(all)
-	creq.ETag = fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(req.Parts))
+	creq.ETag = req.etag() // the parts' ETags are the request's, checked above
 	// The data keys of the parts are not sent: the nameserver takes them
 	// from its part records, which a part uploaded again since the read
 	// above has changed.
@@ -360,17 +356,34 @@ func (s *Server) commitUpload(q *request, info nsclient.UploadInfo, creq nsclien
 	return err
 }
 
+// etag returns the ETag of the object completed from r's parts: the MD5
+// of their binary MD5s, a dash and their count.
+func (r completeRequest) etag() string {
+	var all []byte
+	for _, rp := range r.Parts {
+		b, _ := hex.DecodeString(strings.Trim(strings.TrimSpace(rp.ETag), `"`))
+		all = append(all, b...)
+	}
+	sum := md5.Sum(all)
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(r.Parts))
+}
+
 // abortUpload aborts an upload. An upload that is gone, completed ones
 // included, answers NoSuchUpload, as S3 does (an abort after a completion
 // deletes nothing).
 func (s *Server) abortUpload(q *request) error {
-	id := q.r.URL.Query().Get("uploadId")
-	if err := q.ns.AbortUpload(q.ctx, q.bucket, q.key, id); err != nil {
-		if errors.Is(err, depot.ErrNotFound) {
-			return errNoSuchUpload(id)
-		}
+	info, err := s.upload(q)
+	if err != nil {
+		return err // NoSuchBucket, NoSuchUpload
+	}
+	err = q.ns.AbortUpload(q.ctx, q.bucket, q.key, info.Upload.ID)
+	if err != nil && !errors.Is(err, depot.ErrNotFound) {
 		return err
 	}
+	// The upload was there when this abort began: gone now, it was taken
+	// by this abort's first try (the nameserver client retries after a
+	// lost answer) or by another abort racing it. S3 answers an abort of
+	// an upload just aborted 204 too.
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil
 }

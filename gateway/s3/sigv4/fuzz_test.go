@@ -31,7 +31,7 @@ import (
 var (
 	fuzzNow    = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	fuzzCreds  = aws.Credentials{AccessKeyID: "AKIDFUZZ", SecretAccessKey: "fuzz/secret+key"}
-	sentinels  = []error{ErrMissing, ErrMalformed, ErrUnknownKey, ErrSignature, ErrSkew, ErrExpired, ErrContentSHA256, ErrChunk, ErrChecksum}
+	sentinels  = []error{ErrMissing, ErrMalformed, ErrUnknownKey, ErrSignature, ErrSkew, ErrExpired, ErrContentSHA256, ErrChunk, ErrChecksum, ErrHeadersNotSigned}
 	fuzzHost   = "depot.test:9000"
 	fuzzRegion = "us-east-1"
 )
