@@ -17,11 +17,15 @@
 // too. A request time more than 15 minutes off is RequestTimeTooSkewed.
 // Secrets: the root pair from the gateway config, and the pairs kept in
 // the nameserver (nsclient.User, `depot admin user add|rm|ls`), cached with
-// their policies for Config.KeyCacheTTL.
+// their policies for Config.KeyCacheTTL; a key the nameserver does not
+// know is remembered as unknown for Config.UnknownKeyTTL (1s), so a flood
+// of requests with a bad key asks the nameserver about once a second.
 //
 // # Authorisation
 //
-// Every request is one IAM action on one resource (authz.go, operation):
+// Every request is one IAM action on one resource, and the table in
+// ops.go (opFor) gives both that action and the handler that runs, so a
+// request is authorised as exactly what it does:
 // s3:ListAllMyBuckets; on arn:aws:s3:::BUCKET s3:CreateBucket,
 // s3:DeleteBucket, s3:ListBucket (ListObjects v1 and v2, HeadBucket),
 // s3:ListBucketMultipartUploads, s3:GetBucketLocation,
