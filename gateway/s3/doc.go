@@ -38,7 +38,8 @@
 // answers AccessDenied for the keys refused), s3:AbortMultipartUpload,
 // s3:ListMultipartUploadParts and s3:Get/PutObjectAcl. Condition keys:
 // aws:SourceIp always; s3:prefix, s3:delimiter and s3:max-keys on
-// s3:ListBucket when the query has them.
+// s3:ListBucket when the query has them. As S3, an anonymous GetObject
+// with a response-* header override is InvalidRequest.
 //
 // The root key may do anything. For any other caller the decision combines
 // (internal/policy.Combine) the user's identity policy (nsclient.User.Policy,
