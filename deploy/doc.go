@@ -2,8 +2,8 @@
 // prove those files work:
 //
 //	Dockerfile, build.sh, Makefile   a FROM-scratch image around a static depot binary
-//	compose.yaml                     a cluster on one Docker engine (nameserver, 6+1 dataservers, 2 gateways)
-//	k8s/                             Kubernetes manifests (StatefulSets, Deployment, Services, PDB)
+//	compose.yaml                     a cluster on one Docker engine (3 nameservers, 6+1 dataservers, 2 gateways), mutual TLS from a certs service
+//	k8s/                             Kubernetes manifests (StatefulSets, Deployment, Services, PDB, NetworkPolicies), mutual TLS from the depot-tls Secret
 //	systemd/                         one hardened unit per role
 //	README.md                        the operator's guide: sizing, growth, disks, upgrades, backups
 //

@@ -3,6 +3,7 @@ package nameserver
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"depot"
@@ -92,5 +93,52 @@ func TestServer_UserPolicyValidated(t *testing.T) {
 	}
 	if u, err := c.client.User(ctx, "AK"); err != nil || u.Policy != "" {
 		t.Fatalf("user after a refused policy: %+v, %v", u, err)
+	}
+}
+
+// TestServer_CapturedTokenReplay: a signed request to set a user's policy,
+// captured on the wire, is refused when sent again with another body, and
+// when sent again as it was.
+func TestServer_CapturedTokenReplay(t *testing.T) {
+	c := MustCluster(t, []string{"a", "b", "c"}, nil)
+	ctx := ctxT(t)
+	if err := c.client.PutUser(ctx, nsclient.User{AccessKey: "AK", Secret: "s3cr3t-s3cr3t"}); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := `{"policy":"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::shop/*\"}]}"}`
+	everything := `{"policy":"{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\"}]}"}`
+	capture := func() *http.Request {
+		t.Helper()
+		r, err := http.NewRequest(http.MethodPut, c.srv.URL()+"/users/AK/policy", strings.NewReader(readOnly))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.key.Sign(r)
+		return r
+	}
+	send := func(captured *http.Request, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, captured.URL.String(), strings.NewReader(body))
+		req.Header = captured.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := send(capture(), everything); st != http.StatusForbidden {
+		t.Errorf("captured token with another body: %d, want 403", st)
+	}
+	captured := capture()
+	if st := send(captured, readOnly); st != http.StatusNoContent {
+		t.Fatalf("the captured request itself: %d, want 204", st)
+	}
+	if st := send(captured, readOnly); st != http.StatusForbidden {
+		t.Errorf("the captured request replayed: %d, want 403", st)
+	}
+	u, err := c.client.User(ctx, "AK")
+	if err != nil || strings.Contains(u.Policy, "s3:*") || !strings.Contains(u.Policy, "s3:GetObject") {
+		t.Fatalf("policy after the replays: %q, %v", u.Policy, err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Authorisation: every request is mapped to one IAM action and resource
-// (operation), then decided by the caller's identity policy, the bucket's
+// (opFor, ops.go), then decided by the caller's identity policy, the bucket's
 // policy and the bucket's owner (authorize); see doc.go.
 
 // Actions that the request handlers check themselves, beyond the one of

@@ -22,11 +22,15 @@
 // X-Amz-Copy-Source, metadata or encryption headers.
 // Secrets: the root pair from the gateway config, and the pairs kept in
 // the nameserver (nsclient.User, `depot admin user add|rm|ls`), cached with
-// their policies for Config.KeyCacheTTL.
+// their policies for Config.KeyCacheTTL; a key the nameserver does not
+// know is remembered as unknown for Config.UnknownKeyTTL (1s), so a flood
+// of requests with a bad key asks the nameserver about once a second.
 //
 // # Authorisation
 //
-// Every request is one IAM action on one resource (authz.go, operation):
+// Every request is one IAM action on one resource, and the table in
+// ops.go (opFor) gives both that action and the handler that runs, so a
+// request is authorised as exactly what it does:
 // s3:ListAllMyBuckets; on arn:aws:s3:::BUCKET s3:CreateBucket,
 // s3:DeleteBucket, s3:ListBucket (ListObjects v1 and v2, HeadBucket),
 // s3:ListBucketMultipartUploads, s3:GetBucketLocation,
@@ -39,7 +43,8 @@
 // answers AccessDenied for the keys refused), s3:AbortMultipartUpload,
 // s3:ListMultipartUploadParts and s3:Get/PutObjectAcl. Condition keys:
 // aws:SourceIp always; s3:prefix, s3:delimiter and s3:max-keys on
-// s3:ListBucket when the query has them.
+// s3:ListBucket when the query has them. As S3, an anonymous GetObject
+// with a response-* header override is InvalidRequest.
 //
 // The root key may do anything. For any other caller the decision combines
 // (internal/policy.Combine) the user's identity policy (nsclient.User.Policy,
