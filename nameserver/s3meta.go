@@ -380,6 +380,10 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 			o.Encryption.Streams = append(o.Encryption.Streams, *p.Stream)
 		}
 	}
+	// The condition is decided by applyPutObject, in this transaction,
+	// before the upload is dropped: a refused completion leaves the upload
+	// as it was (a refused command writes nothing), to be completed again.
+	o.Precondition = c.Precondition
 	res, err := s.applyPutObject(tx, cmd, o)
 	if err != nil {
 		return nil, err
@@ -389,20 +393,6 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 		if !used[p.Number] {
 			unused = append(unused, p.Segments...)
 		}
-	}
-	// The condition is decided before the upload is dropped: a refused
-	// completion leaves the upload as it was, to be completed again.
-	o.Precondition = c.Precondition
-	ob, err := objectsOf(tx, c.Bucket)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := currentObject(ob, c.Bucket, c.Key)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPrecondition(o, cur); err != nil {
-		return nil, err
 	}
 	if err := dropUpload(tx, c.uploadKeyCmd); err != nil {
 		return nil, err
