@@ -193,6 +193,11 @@ type Stream struct {
 
 // StreamOverhead is what sealing adds to each chunk of a stream: the
 // AES-GCM tag.
+// HeaderShardLength declares, on a chunked shard PUT to a dataserver, the
+// exact length of its body, so that the dataserver writes it straight into
+// its place in the shard file rather than spooling it (dataserver/doc.go).
+const HeaderShardLength = "X-Depot-Length"
+
 const StreamOverhead = 16
 
 // Chunks returns how many chunks s is sealed in: one at least, so that

@@ -242,7 +242,14 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 			break
 		}
 		fid := depot.Fid{Volume: vol.ID, Needle: needle, Cookie: depot.NewCookie()}
-		seg, resend, err := c.writeNeedle(ctx, vol, fid, enc, &shards, tagFor, progress)
+		shardLen := int64(-1)
+		if n >= 0 {
+			// The tag's encoded length does not depend on the values
+			// still to come (the body's MD5 is 32 hex digits whatever it
+			// is; the write time is taken in seconds).
+			shardLen = codec.ShardSize(n) + int64(len(encodeTag(tagFor(n))))
+		}
+		seg, resend, err := c.writeNeedle(ctx, vol, fid, enc, shardLen, &shards, tagFor, progress)
 		if err == nil {
 			return seg, nil
 		}
@@ -287,7 +294,10 @@ func (c *Client) shardURL(addr string, fid depot.Fid, idx int) string {
 		"?cookie=" + fmt.Sprintf("%08x", uint32(fid.Cookie))
 }
 
-func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid) *upload {
+// startUpload opens the shard PUT of member m. length is the exact length
+// of the shard's body, or -1 when not known in advance; the body is sent
+// chunked either way (the internal token's body MAC is a trailer).
+func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid, length int64) *upload {
 	pr, pw := io.Pipe()
 	u := &upload{member: m, pw: pw, done: make(chan struct{})}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.shardURL(m.Addr, fid, m.Index), pr)
@@ -297,6 +307,9 @@ func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid)
 		return u
 	}
 	req.ContentLength = -1
+	if length >= 0 {
+		req.Header.Set(depot.HeaderShardLength, strconv.FormatInt(length, 10))
+	}
 	go func() {
 		defer close(u.done)
 		resp, err := c.http.Do(req)
@@ -320,16 +333,18 @@ func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid)
 }
 
 // writeNeedle streams the stripes of enc to the members of vol under fid.
+// shardLen is the exact length of every shard's body (the codec's shard
+// size plus the tag suffix), or -1 when the segment's length is unknown.
 // It reports whether the failure happened before any stripe beyond the
 // one in hand was read, so that the caller may resend on another volume.
-func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fid, enc *erasure.Encoder,
+func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fid, enc *erasure.Encoder, shardLen int64,
 	held *[][]byte, tagFor func(int64) Tag, progress func(int64)) (seg depot.Segment, resend bool, err error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ups := make([]*upload, len(vol.Members))
 	for i, m := range vol.Members {
-		ups[i] = c.startUpload(ctx, m, fid)
+		ups[i] = c.startUpload(ctx, m, fid, shardLen)
 	}
 	alive := func() int {
 		n := 0

@@ -392,6 +392,7 @@ func (f *shardFile) spoolIn(ctx context.Context, e *encoder, r io.Reader) (*regi
 		f.abandon(rg)
 		return nil, err
 	}
+	f.s.spooled.Add(float64(n))
 	return rg, nil
 }
 

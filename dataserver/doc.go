@@ -181,7 +181,13 @@
 //	       that ends early (fewer bytes than Content-Length, a chunked
 //	       body without its terminating chunk) stores nothing. With
 //	       Content-Length a body over 64 blocks is written straight into
-//	       its place in the file; a chunked one is spooled first.
+//	       its place in the file; a chunked one is spooled first, unless
+//	       it declares its length in X-Depot-Length (a decimal byte
+//	       count): then it is held to that length exactly, as with
+//	       Content-Length, and written straight into its place. Writers
+//	       send shards chunked (the internal token's body MAC travels in
+//	       the trailer) and declare the length whenever they know it. A
+//	       malformed X-Depot-Length is 400.
 //	GET    /shard/{vol}/{idx}/{needle}?cookie={cookie}
 //	       The bytes, Content-Length set, X-Depot-Size: total size. One
 //	       "Range: bytes=a-b" (or a-, or -n) is honoured: 206 with

@@ -464,13 +464,35 @@ func parseTarget(r *http.Request) (depot.VolumeID, int, depot.NeedleID, depot.Co
 	return vol, idx, id, ck, err
 }
 
+// declaredLength returns the length a PUT's body must have: its
+// Content-Length, else its X-Depot-Length, else -1 (unknown).
+func declaredLength(r *http.Request) (int64, error) {
+	if r.ContentLength >= 0 {
+		return r.ContentLength, nil
+	}
+	v := r.Header.Get(depot.HeaderShardLength)
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s %q", depot.ErrBadRequest, depot.HeaderShardLength, v)
+	}
+	return n, nil
+}
+
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 	vol, idx, id, ck, err := parseTarget(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	n, err := s.store.Write(r.Context(), vol, idx, id, ck, r.Body, r.ContentLength)
+	size, err := declaredLength(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	n, err := s.store.Write(r.Context(), vol, idx, id, ck, r.Body, size)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -556,4 +557,77 @@ func TestServer_PutCookieConflict(t *testing.T) {
 	}
 	resp, b = do(t, c, http.MethodGet, url(2), nil)
 	wantStatus(t, resp, b, http.StatusNotFound)
+}
+
+// A chunked PUT that declares its length in X-Depot-Length is held to it
+// exactly, as Content-Length is, and goes straight into its place in the
+// shard file: nothing is spooled. A wrong or malformed declaration stores
+// nothing.
+func TestServer_PutDeclaredLength(t *testing.T) {
+	s, c, base := MustStartServer(t, nil)
+	spooled := func() float64 { return metricValue(t, s, "depot_dataserver_spooled_bytes_total") }
+	size := 3 << 20 // beyond the buffer written under the lock
+	put := func(id depot.NeedleID, body []byte, declared string) (*http.Response, []byte) {
+		t.Helper()
+		url := fmt.Sprintf("%s/shard/1/0/%x?cookie=%08x", base, uint64(id), 7)
+		req, err := http.NewRequest(http.MethodPut, url, io.MultiReader(bytes.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = -1 // chunked
+		if declared != "" {
+			req.Header.Set(depot.HeaderShardLength, declared)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	get := func(id depot.NeedleID) (*http.Response, []byte) {
+		return do(t, c, http.MethodGet, fmt.Sprintf("%s/shard/1/0/%x?cookie=%08x", base, uint64(id), 7), nil)
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		body := payload(1, size)
+		before := spooled()
+		resp, b := put(1, body, strconv.Itoa(size))
+		wantStatus(t, resp, b, http.StatusCreated)
+		if got := spooled() - before; got != 0 {
+			t.Fatalf("a body of declared length spooled %v bytes", got)
+		}
+		resp, b = get(1)
+		wantStatus(t, resp, b, http.StatusOK)
+		if !bytes.Equal(b, body) {
+			t.Fatalf("GET: %d bytes, want the %d written", len(b), len(body))
+		}
+	})
+	t.Run("Undeclared", func(t *testing.T) {
+		before := spooled()
+		resp, b := put(2, payload(2, size), "")
+		wantStatus(t, resp, b, http.StatusCreated)
+		if spooled() == before {
+			t.Fatal("a body of unknown length beyond the buffer was not spooled (the metric does not count)")
+		}
+	})
+	for i, tc := range []struct{ name, declared string }{
+		{"Shorter", strconv.Itoa(size + 1)},
+		{"Longer", strconv.Itoa(size - 1)},
+		{"Malformed", "12x"},
+		{"Negative", "-5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := depot.NeedleID(10 + i)
+			resp, b := put(id, payload(id, size), tc.declared)
+			if resp != nil && resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("PUT declaring %s for %d bytes: %d %s, want 400", tc.declared, size, resp.StatusCode, b)
+			}
+			resp, b = get(id)
+			if resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("GET after a refused PUT: %d with %d bytes, want 404", resp.StatusCode, len(b))
+			}
+		})
+	}
 }

@@ -190,6 +190,7 @@ type Store struct {
 	ignored []string // files in data directories that are not ours
 
 	checksumFailures prometheus.Counter
+	spooled          prometheus.Counter
 	needles          prometheus.GaugeFunc
 	failures         atomic.Int64
 
@@ -226,12 +227,16 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		Name: "depot_dataserver_checksum_failures_total",
 		Help: "Needle reads or scans whose bytes failed their checksum.",
 	})
+	s.spooled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "depot_dataserver_spooled_bytes_total",
+		Help: "Record bytes of bodies of unknown length that went through a spool file before their place in a shard file (written twice).",
+	})
 	s.needles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "depot_dataserver_needles",
 		Help: "Live needles held in all shard files.",
 	}, func() float64 { return float64(s.liveNeedles()) })
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.checksumFailures, s.needles} {
+		for _, c := range []prometheus.Collector{s.checksumFailures, s.spooled, s.needles} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("dataserver: register metrics: %w", err)
 			}
