@@ -45,6 +45,7 @@ func TestRepair_ReturningMemberCaughtUpAtOnce(t *testing.T) {
 	objs := putAll(t, cl, 0, logUniformSizes(20, 512<<10, stripe, c.Opts.SegmentSize, 71), 4)
 
 	victim := 2
+	addr := c.Dataserver(victim).Server.Addr()
 	if err := c.KillDataserver(victim); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,9 @@ func TestRepair_ReturningMemberCaughtUpAtOnce(t *testing.T) {
 	t.Logf("%d missed shards recorded", st.Missed)
 
 	start := time.Now()
-	if err := c.StartDataserver(context.Background(), victim); err != nil {
+	// On its old address, as a host comes back: readers that cached it
+	// reach it again.
+	if err := c.StartDataserverAt(context.Background(), victim, addr); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitHealed(t, interval/2)
@@ -91,6 +94,7 @@ func TestRepair_MemberBackDuringRebuild(t *testing.T) {
 
 	victim := 3
 	id := node.DataserverID(victim)
+	addr := c.Dataserver(victim).Server.Addr()
 	kill(t, c, victim)
 	objs = append(objs, putAll(t, cl, 1000, logUniformSizes(20, 256<<10, stripe, c.Opts.SegmentSize, 82), 4)...)
 	ns := c.NSClient()
@@ -109,7 +113,7 @@ func TestRepair_MemberBackDuringRebuild(t *testing.T) {
 		}
 	}
 
-	if err := c.StartDataserver(context.Background(), victim); err != nil {
+	if err := c.StartDataserverAt(context.Background(), victim, addr); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitAlive(victim)
