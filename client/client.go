@@ -203,20 +203,27 @@ func (c *Client) codec(k, m, unit int) (*erasure.Codec, error) {
 // younger than VolumeTTL and was fetched after notBefore (a request that
 // failed at notBefore asks for news newer than its failure).
 func (c *Client) volume(ctx context.Context, id depot.VolumeID, notBefore time.Time) (depot.Volume, error) {
+	vol, _, err := c.volumeAt(ctx, id, notBefore)
+	return vol, err
+}
+
+// volumeAt is volume, with the time the member list was fetched.
+func (c *Client) volumeAt(ctx context.Context, id depot.VolumeID, notBefore time.Time) (depot.Volume, time.Time, error) {
 	c.volMu.Lock()
 	cv, ok := c.volumes[id]
 	c.volMu.Unlock()
 	if ok && time.Since(cv.fetched) < c.cfg.VolumeTTL && cv.fetched.After(notBefore) {
-		return cv.vol, nil
+		return cv.vol, cv.fetched, nil
 	}
 	vol, err := c.ns.Volume(ctx, id)
 	if err != nil {
-		return depot.Volume{}, fmt.Errorf("volume %d: %w", id, err)
+		return depot.Volume{}, time.Time{}, fmt.Errorf("volume %d: %w", id, err)
 	}
+	now := time.Now()
 	c.volMu.Lock()
-	c.volumes[id] = cachedVolume{vol: vol, fetched: time.Now()}
+	c.volumes[id] = cachedVolume{vol: vol, fetched: now}
 	c.volMu.Unlock()
-	return vol, nil
+	return vol, now, nil
 }
 
 func (c *Client) rememberVolume(vol depot.Volume) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -227,8 +228,9 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 		// The lease keeps the volume as assigned; a move (rebalance,
 		// drain) may have switched a member since: write to the members
 		// known within VolumeTTL, which the move's settle time exceeds.
-		if cur, err := c.volume(ctx, vol.ID, time.Time{}); err == nil && len(cur.Members) == len(vol.Members) {
-			vol.Members = cur.Members
+		var listed time.Time // unknown: the lease's own list
+		if cur, at, err := c.volumeAt(ctx, vol.ID, time.Time{}); err == nil && len(cur.Members) == len(vol.Members) {
+			vol.Members, listed = cur.Members, at
 		}
 		codec, err := c.codec(vol.K, vol.M, vol.Unit)
 		if err != nil {
@@ -249,7 +251,7 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 			// is; the write time is taken in seconds).
 			shardLen = codec.ShardSize(n) + int64(len(encodeTag(tagFor(n))))
 		}
-		seg, resend, err := c.writeNeedle(ctx, vol, fid, enc, shardLen, &shards, tagFor, progress)
+		seg, resend, err := c.writeNeedle(ctx, vol, listed, fid, enc, shardLen, &shards, tagFor, progress)
 		if err == nil {
 			return seg, nil
 		}
@@ -332,12 +334,13 @@ func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid,
 	return u
 }
 
-// writeNeedle streams the stripes of enc to the members of vol under fid.
-// shardLen is the exact length of every shard's body (the codec's shard
-// size plus the tag suffix), or -1 when the segment's length is unknown.
+// writeNeedle streams the stripes of enc to the members of vol (a list
+// fetched at listed) under fid. shardLen is the exact length of every
+// shard's body (the codec's shard size plus the tag suffix), or -1 when the
+// segment's length is unknown.
 // It reports whether the failure happened before any stripe beyond the
 // one in hand was read, so that the caller may resend on another volume.
-func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fid, enc *erasure.Encoder, shardLen int64,
+func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, listed time.Time, fid depot.Fid, enc *erasure.Encoder, shardLen int64,
 	held *[][]byte, tagFor func(int64) Tag, progress func(int64)) (seg depot.Segment, resend bool, err error) {
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -418,6 +421,9 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fi
 			missed = append(missed, u.member.Index)
 		}
 	}
+	if time.Since(listed) > c.cfg.VolumeTTL {
+		missed = c.replaced(ctx, vol, missed)
+	}
 	if ok := len(ups) - len(missed); ok < c.cfg.Quorum {
 		return depot.Segment{}, first, fmt.Errorf("%w: volume %d: %d of %d members acknowledged, need %d: %v",
 			depot.ErrNoQuorum, vol.ID, ok, len(ups), c.cfg.Quorum, firstErr(ups))
@@ -432,6 +438,29 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, fid depot.Fi
 	}
 	c.tags.Add(fid, tag)
 	return depot.Segment{Fid: fid.String(), Size: enc.Size()}, false, nil
+}
+
+// replaced adds to missed the slots of vol whose member was replaced
+// since vol was listed. A write that outlived its member list (a stalled
+// or very long one) may have gone to a member that a move or a rebuild
+// switched away meanwhile, whose copy is dropped once the switch settles:
+// its acknowledgement does not count, and the slot's new member gets the
+// shard by needle-level repair. Member lists younger than VolumeTTL need
+// no check: a switch keeps the old copy for longer (the repair worker's
+// MoveSettle) and the new member catches up from it.
+func (c *Client) replaced(ctx context.Context, vol depot.Volume, missed []int) []int {
+	cur, err := c.volume(ctx, vol.ID, time.Now())
+	if err != nil {
+		c.cfg.Logger.Warn("write outlived its member list and the list could not be checked", "volume", vol.ID, "err", err)
+		return missed
+	}
+	for i, m := range cur.Members {
+		if i < len(vol.Members) && m.Node != vol.Members[i].Node && !slices.Contains(missed, i) {
+			missed = append(missed, i)
+		}
+	}
+	slices.Sort(missed)
+	return missed
 }
 
 // sendStripe writes shard i of one stripe to every healthy upload i, in

@@ -322,8 +322,8 @@ func (s *Server) repairLoop(ctx context.Context) {
 // so that a restarted nameserver, whose records may be stale, waits for
 // gossip before it decides anything.
 func (s *Server) scheduleRepairs(ctx context.Context, started time.Time, hc *http.Client) error {
-	if err := s.cancelReturned(ctx, hc); err != nil {
-		return err
+	if err := s.cancelReturned(ctx, hc); err != nil && ctx.Err() == nil {
+		s.log.Warn("repair: cancelling rebuilds of returned members", "err", err) // scheduling goes on
 	}
 	now := time.Now()
 	c := s.store.cache

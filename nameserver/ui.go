@@ -198,9 +198,9 @@ th{font-weight:600;color:#555}td.num{text-align:right;font-variant-numeric:tabul
 <p id="repair">degraded volumes: <b>{{.Repair.Degraded}}</b> · degraded needles: <b id="missed">{{.Repair.Missed}}</b> shard(s) awaiting needle-level repair{{if gt .MostDown 0}} · most members down in one volume: <b>{{.MostDown}}</b> of {{.M}} parity{{end}}</p>
 {{if .Repair.Jobs}}<p id="progress"><span class="bar repair"><span style="width:{{printf "%.1f" .Repair.Percent}}%"></span></span>
 {{len .Repair.Jobs}} shard rebuild(s): {{size .Repair.Bytes}} of {{size .Repair.Total}} ({{printf "%.0f" .Repair.Percent}}%){{if gt .Repair.Rate 0.0}}, {{rate .Repair.Rate}}/s, <b>about {{eta .Repair.ETA}} left</b>{{else}}, estimating time left{{end}}</p>
-<table id="jobs"><thead><tr><th class="num">volume</th><th class="num">shard</th><th>from</th><th>to</th><th class="num">needles</th><th>done</th><th>running for</th></tr></thead><tbody>
+<table id="jobs"><thead><tr><th class="num">volume</th><th class="num">shard</th><th>from</th><th>to</th><th class="num">needles</th><th>done</th><th>running for</th><th>failures</th></tr></thead><tbody>
 {{range .Repair.Jobs}}<tr><td class="num">{{.Volume}}</td><td class="num">{{.Index}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="num">{{.Needles}}</td>
-<td><span class="bar repair"><span style="width:{{printf "%.1f" (jobPct .)}}%"></span></span> {{printf "%.0f" (jobPct .)}}%</td><td>{{ago .Started $.Now}}</td></tr>
+<td><span class="bar repair"><span style="width:{{printf "%.1f" (jobPct .)}}%"></span></span> {{printf "%.0f" (jobPct .)}}%</td><td>{{ago .Started $.Now}}</td><td>{{if .Failures}}<b>{{.Failures}} in a row</b>: {{.Error}}{{else}}-{{end}}{{if .Skipped}} · {{.Skipped}} needle(s) skipped{{end}}</td></tr>
 {{end}}</tbody></table>
 {{else}}<p id="progress">repair: idle</p>{{end}}
 <p class="muted">nameserver time {{.Now.Format "2006-01-02 15:04:05 MST"}} · refreshes every {{.Refresh}} ms · <a href="/ui/health">JSON</a> · <a href="/metrics">metrics</a></p>

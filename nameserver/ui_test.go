@@ -19,7 +19,8 @@ func TestUITemplateRepair(t *testing.T) {
 		Alive:       1, Volumes: 1, ByState: map[depot.VolumeState]int{depot.VolumeRepairing: 1},
 	}
 	rs := nsclient.RepairStatus{
-		Jobs:     []nsclient.RepairJob{{Volume: 1, Index: 2, From: "ds1", To: "ds2", Started: now.Add(-time.Minute), Bytes: 1 << 20, Total: 4 << 20}},
+		Jobs: []nsclient.RepairJob{{Volume: 1, Index: 2, From: "ds1", To: "ds2", Started: now.Add(-time.Minute), Bytes: 1 << 20, Total: 4 << 20,
+			Failures: 7, Error: "erasure: too few shards", Skipped: 2}},
 		Missed:   3,
 		Degraded: 1,
 		Bytes:    1 << 20, Total: 4 << 20, Rate: 1 << 16, ETA: 48 * time.Second,
@@ -30,7 +31,8 @@ func TestUITemplateRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	for _, want := range []string{"AT RISK", "about 48s left", "64.0 KiB/s", "1.0 MiB of 4.0 MiB (25%)", `style="width:75.0%"`, `data-state="dead"`, "needle shard(s) awaiting repair"} {
+	for _, want := range []string{"AT RISK", "about 48s left", "64.0 KiB/s", "1.0 MiB of 4.0 MiB (25%)", `style="width:75.0%"`, `data-state="dead"`, "needle shard(s) awaiting repair",
+		"7 in a row</b>: erasure: too few shards", "2 needle(s) skipped", "1 repair job(s) failing"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

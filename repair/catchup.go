@@ -113,12 +113,12 @@ func (w *Worker) missedLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	for {
-		n, err := w.missedPass(ctx)
+		done, err := w.missedPass(ctx)
 		if err != nil && ctx.Err() == nil {
 			w.log.Debug("missed-write pass", "err", err)
 		}
-		if n > 0 && err == nil {
-			continue // more may be queued than one answer lists
+		if done > 0 {
+			continue // progress: more may be queued than one answer lists
 		}
 		select {
 		case <-ctx.Done():
@@ -130,8 +130,8 @@ func (w *Worker) missedLoop(ctx context.Context) {
 }
 
 // missedPass fetches the missed writes of this dataserver's shards and
-// repairs them; it returns how many it was given. A pass that finds none
-// ends a catch-up under way.
+// repairs them; it returns how many shards it cleared. A pass that finds
+// none ends a catch-up under way.
 func (w *Worker) missedPass(ctx context.Context) (int, error) {
 	ns, err := w.cfg.Nameserver()
 	if err != nil {
@@ -149,7 +149,7 @@ func (w *Worker) missedPass(ctx context.Context) (int, error) {
 	for _, v := range tasks.Volumes {
 		vols[v.ID] = v
 	}
-	return len(tasks.Missed), w.repairMissed(ctx, ns, tasks.Missed, vols)
+	return w.repairMissed(ctx, ns, tasks.Missed, vols)
 }
 
 // caughtUp records the end of the catch-up after a return, if one is

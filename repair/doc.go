@@ -121,10 +121,14 @@
 //     /rebalance/settled. The retired record goes, and From's next
 //     anti-entropy pass drops its copy.
 //
-// Whatever still escapes (a writer stalled longer than MoveSettle with an
-// old member list) is what anti-entropy exists for: To's slot is compared
-// with the next member's, a needle missing on To is recorded as missed
-// and rebuilt needle by needle.
+// A writer stalled longer than MoveSettle with an old member list does
+// not count the old member's acknowledgement: the client checks a member
+// list older than its VolumeTTL when the write ends, and a slot whose
+// member changed is reported missed (client/put.go), so To gets the
+// shard by needle-level repair. Whatever still escapes is what
+// anti-entropy exists for: To's slot is compared with the next member's,
+// a needle missing on To is recorded as missed and rebuilt needle by
+// needle.
 //
 // # Catch-up
 //

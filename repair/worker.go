@@ -295,7 +295,8 @@ func (w *Worker) runOnce(ctx context.Context, antiEntropy, missed bool) error {
 	var errs []error
 	errs = append(errs, w.dropCancelled(ctx, tasks), w.recheckSwitched(ctx))
 	if missed && len(tasks.Missed) > 0 {
-		errs = append(errs, w.repairMissed(ctx, ns, tasks.Missed, vols))
+		_, err := w.repairMissed(ctx, ns, tasks.Missed, vols)
+		errs = append(errs, err)
 	}
 	// Jobs run side by side: each waits on its peers' reads, so several
 	// keep the disks and the network busy. Rebuilds share Config.Streams:
@@ -352,8 +353,9 @@ func (w *Worker) runOnce(ctx context.Context, antiEntropy, missed bool) error {
 	return errors.Join(errs...)
 }
 
-// repairMissed rebuilds the listed needles' shards held here.
-func (w *Worker) repairMissed(ctx context.Context, ns *nsclient.Client, missed []nsclient.MissedWrite, vols map[depot.VolumeID]depot.Volume) error {
+// repairMissed rebuilds the listed needles' shards held here; it returns
+// how many shards it cleared from the missed records.
+func (w *Worker) repairMissed(ctx context.Context, ns *nsclient.Client, missed []nsclient.MissedWrite, vols map[depot.VolumeID]depot.Volume) (int, error) {
 	var (
 		mu   sync.Mutex
 		done []nsclient.MissedWrite
@@ -375,7 +377,7 @@ func (w *Worker) repairMissed(ctx context.Context, ns *nsclient.Client, missed [
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				wg.Wait()
-				return ctx.Err()
+				return 0, ctx.Err()
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
@@ -407,10 +409,10 @@ func (w *Worker) repairMissed(ctx context.Context, ns *nsclient.Client, missed [
 	wg.Wait()
 	if len(done) > 0 {
 		if err := ns.Repaired(ctx, done); err != nil {
-			errs = append(errs, err)
+			return 0, errors.Join(append(errs, err)...)
 		}
 	}
-	return errors.Join(errs...)
+	return len(done), errors.Join(errs...)
 }
 
 // listEntry is one needle of GET /shard/{vol}/{idx}.

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"depot"
 	"depot/client"
+	"depot/internal/node"
 	"depot/internal/testcluster"
 )
 
@@ -57,4 +59,51 @@ func TestAdminStatus(t *testing.T) {
 	if !strings.Contains(out.String(), "1 dead") {
 		t.Fatalf("status does not show the dead dataserver:\n%s", out.String())
 	}
+}
+
+// A rebuild that cannot make progress (too few members left to read from)
+// fails every pass: status shows the job failing, with its error, instead
+// of a job that merely sits at 0%.
+func TestAdminStatus_FailingRepair(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Dataservers: 7, RepairAfter: time.Second})
+	ctx := context.Background()
+	ns := c.NSClient()
+	st, err := c.Client().Put(ctx, strings.NewReader("hello"), 5, client.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid, err := depot.ParseFid(st.Segments[0].Fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ns.Volume(ctx, fid.Volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// m+1 members go: k-1 are left to read from.
+	for _, m := range v.Members[:v.M+1] {
+		for i := range c.Dataservers() {
+			if node.DataserverID(i) == m.Node {
+				if err := c.KillDataserver(i); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var out bytes.Buffer
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out.Reset()
+		if err := adminStatus(ctx, ns, &out, false); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "time(s) in a row: ") && strings.Contains(out.String(), "repair job(s) failing") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status does not show the failing repair:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("\n%s", out.String())
 }

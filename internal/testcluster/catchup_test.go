@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -45,6 +46,7 @@ func TestRepair_ReturningMemberCaughtUpAtOnce(t *testing.T) {
 	objs := putAll(t, cl, 0, logUniformSizes(20, 512<<10, stripe, c.Opts.SegmentSize, 71), 4)
 
 	victim := 2
+	addr := c.Dataserver(victim).Server.Addr()
 	if err := c.KillDataserver(victim); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,9 @@ func TestRepair_ReturningMemberCaughtUpAtOnce(t *testing.T) {
 	t.Logf("%d missed shards recorded", st.Missed)
 
 	start := time.Now()
-	if err := c.StartDataserver(context.Background(), victim); err != nil {
+	// On its old address, as a host comes back: readers that cached it
+	// reach it again.
+	if err := c.StartDataserverAt(context.Background(), victim, addr); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitHealed(t, interval/2)
@@ -91,6 +95,7 @@ func TestRepair_MemberBackDuringRebuild(t *testing.T) {
 
 	victim := 3
 	id := node.DataserverID(victim)
+	addr := c.Dataserver(victim).Server.Addr()
 	kill(t, c, victim)
 	objs = append(objs, putAll(t, cl, 1000, logUniformSizes(20, 256<<10, stripe, c.Opts.SegmentSize, 82), 4)...)
 	ns := c.NSClient()
@@ -109,7 +114,7 @@ func TestRepair_MemberBackDuringRebuild(t *testing.T) {
 		}
 	}
 
-	if err := c.StartDataserver(context.Background(), victim); err != nil {
+	if err := c.StartDataserverAt(context.Background(), victim, addr); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitAlive(victim)
@@ -262,4 +267,75 @@ func TestRepair_PartialNeedleDoesNotBlockRebuild(t *testing.T) {
 		return true
 	})
 	checkAll(t, cl, objs, 0, 93)
+}
+
+// A write stalls (its client stops sending mid-body) while a drain moves a
+// slot of its volume away, switches and settles; then it completes. The
+// old member took the shard and acknowledged it, but the slot is no
+// longer its own: the acknowledgement does not count, and the shard is
+// queued for needle repair on the new member at once (the client checks a
+// member list older than its VolumeTTL when the write ends), not left one
+// shard short until anti-entropy.
+func TestRepair_StalledWriteDuringMove(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Dataservers: 7,
+		Repair: repair.Config{AntiEntropyInterval: time.Hour, MoveSettle: 2 * time.Second}})
+	ctx := context.Background()
+	w, err := client.New(client.Config{Nameserver: c.NSClient(), Key: c.Key, K: c.Opts.K, M: c.Opts.M,
+		SegmentSize: c.Opts.SegmentSize, Leases: 1, VolumeTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := putAll(t, w, 0, []int64{1000}, 1)
+	fid, err := depot.ParseFid(objs[0].segs[0].Fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := c.NSClient()
+	v, err := ns.Volume(ctx, fid.Volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := v.Members[1].Node
+	victim := dsIndex(t, c, id)
+
+	// The stalled write: one stripe, then nothing until the move settled.
+	stripe := c.Opts.K * c.Opts.Unit
+	body := content(5000, int64(stripe+stripe/3))
+	pr, pw := io.Pipe()
+	type result struct {
+		st  *client.Stored
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		st, err := w.Put(ctx, pr, int64(len(body)), client.PutOptions{})
+		res <- result{st, err}
+	}()
+	if _, err := pw.Write(body[:stripe]); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := ns.Drain(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRebalanced(t, ns, 60*time.Second, func(st nsclient.RebalanceStatus) bool { return st.Done && st.Drained(id) })
+
+	if _, err := pw.Write(body[stripe:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("stalled write: %v", r.err)
+	}
+	if got, _ := depot.ParseFid(r.st.Segments[0].Fid); got.Volume != v.ID {
+		t.Fatalf("the stalled write went to volume %d, not %d", got.Volume, v.ID)
+	}
+	objs = append(objs, stored{i: 5000, size: int64(len(body)), segs: r.st.Segments})
+	// Drained: no member of anything; what it holds is not the test's.
+	if err := c.StopDataserver(victim); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitHealed(t, 10*time.Second)
+	checkAll(t, c.Client(), objs, 0, 111)
 }
