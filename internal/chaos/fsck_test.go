@@ -252,7 +252,9 @@ type statusError struct {
 	code int
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("%s: %d %s", e.what, e.code, http.StatusText(e.code)) }
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s: %d %s", e.what, e.code, http.StatusText(e.code))
+}
 
 func isNotFound(err error) bool {
 	var se *statusError

@@ -70,8 +70,8 @@ type op struct {
 
 	// Reads: the range asked (n < 0: whole), and what came back.
 	off, n    int64
-	absent    bool   // NoSuchKey
-	gotLen    int64  // whole reads: length and SHA-256
+	absent    bool  // NoSuchKey
+	gotLen    int64 // whole reads: length and SHA-256
 	gotSum    [32]byte
 	gotHead   []byte // the first bytes, for messages
 	gotBytes  []byte // ranged reads: the bytes
