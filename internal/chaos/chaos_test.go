@@ -22,7 +22,7 @@ var (
 	flagDuration = flag.Duration("chaos.duration", 2*time.Minute, "how long the load and the nemesis run")
 	flagClients  = flag.Int("chaos.clients", 6, "concurrent S3 clients")
 	flagMaxSize  = flag.Int64("chaos.maxsize", 0, "largest object in bytes (0: 3 MiB single / 12 MiB multipart for runs under 10m, 40 MiB for longer ones)")
-	flagHeal     = flag.Duration("chaos.heal", 3*time.Minute, "deadline for full redundancy after the nemesis stops")
+	flagHeal     = flag.Duration("chaos.heal", 2*time.Minute, "deadline for full redundancy after the nemesis stops")
 	flagKeep     = flag.Bool("chaos.keep", false, "keep the cluster's directory (logs, data) even when the run passes")
 )
 
@@ -176,6 +176,9 @@ func TestChaos(t *testing.T) {
 		if d := nem.openDamage(); len(d) > 0 {
 			return fmt.Errorf("%d injected damage(s) not repaired, first: %s on %s", len(d), d[0].kind, d[0].ds.id)
 		}
+		if d := nem.draining; d != nil {
+			return fmt.Errorf("%s not drained yet", d.id)
+		}
 		return nil
 	})
 	healed := time.Since(lastFault)
@@ -189,7 +192,7 @@ func TestChaos(t *testing.T) {
 	finalReads(ctx, l, h)
 
 	// Orphans swept: nothing held that nothing references.
-	spaceErr := poll(ctx, orphanGrace+2*time.Minute, func() error {
+	spaceErr := poll(ctx, orphanGrace+time.Minute, func() error {
 		fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		r, err := c.fsck(fctx)
@@ -309,6 +312,12 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 		}
 		fmt.Fprintf(&b, "  damage: %s on %s: %s\n", d.kind, d.ds.id, state)
 	}
+	for _, d := range nem.drained {
+		fmt.Fprintf(&b, "  drain: %s\n", d)
+	}
+	if nem.draining != nil {
+		fmt.Fprintf(&b, "  drain: %s NOT drained\n", nem.draining.id)
+	}
 	byClass := map[string]int{}
 	lostFinal := 0
 	for _, v := range vs {
@@ -321,6 +330,7 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 	fmt.Fprintf(&b, "reads that missed an acknowledged write: %d\n", byClass["lost"])
 	fmt.Fprintf(&b, "wrong bytes served: %d\n", byClass["wrong-bytes"])
 	fmt.Fprintf(&b, "listing violations: %d\n", byClass["list"])
+	fmt.Fprintf(&b, "writes refused (4xx) that took effect: %d\n", byClass["refused-applied"])
 	fmt.Fprintf(&b, "unreadable after the nemesis stopped: %d\n", byClass["unreadable"])
 	fate := m.unknownFate(ops)
 	var fl []string

@@ -246,6 +246,9 @@ func (m *model) checkRead(o *op) (violation, bool) {
 		if len(match) == 0 {
 			return bad("wrong-bytes", "read %d bytes (sha256 %x, start %q) that no write produced", o.gotLen, o.gotSum[:8], head(o.gotHead))
 		}
+		if w := m.writes[match[0]]; w.out == outFailed {
+			return bad("refused-applied", "read the bytes of %v, whose refusal was definite (4xx): it took effect all the same", w)
+		}
 		return bad("lost", "read write %016x (%d bytes), which is not allowed here (an acknowledged later write is missing)", match[0], o.gotLen)
 	}
 }
@@ -269,6 +272,11 @@ func (m *model) checkList(o *op) []violation {
 			what := "missing from the listing"
 			if listed {
 				what = fmt.Sprintf("listed with %d bytes", size)
+				for wid, w := range m.writes {
+					if w.key == key && w.size == size {
+						what += fmt.Sprintf(" (the size of %v)", m.writes[wid])
+					}
+				}
 			}
 			vs = append(vs, violation{class: "list", read: o, msg: fmt.Sprintf("key %q %s, not allowed here\n%s", key, what, m.explain(key, o.start, o.end))})
 		}

@@ -43,8 +43,11 @@ type node struct {
 	raft           string // nameservers only
 	logPath        string
 
+	px      *proxy // dataservers: what the others dial
+
 	mu      sync.Mutex
 	state   nodeState
+	cut     bool // its proxy is a black hole
 	cmd     *exec.Cmd
 	done    chan struct{}
 	started time.Time // of the current process
@@ -196,6 +199,9 @@ func (c *cluster) newDataserver() (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.px, err = newProxy(n.http); err != nil {
+		return nil, err
+	}
 	c.ds = append(c.ds, n)
 	return n, nil
 }
@@ -245,9 +251,10 @@ func (c *cluster) args(n *node) []string {
 			peers = append(peers, p.id+"="+p.raft)
 		}
 		args = append(args, "--dir", n.dir, "--raft-addr", n.raft, "--peers", strings.Join(peers, ","),
-			"--repair-after", repairAfter.String())
+			"--repair-after", repairAfter.String(), "--rebalance-interval", "5s")
 	case "dataserver":
-		args = append(args, "--dir", n.dir, "--rack", n.rack, "--orphan-grace", orphanGrace.String())
+		args = append(args, "--dir", n.dir, "--rack", n.rack, "--orphan-grace", orphanGrace.String(),
+			"--advertise-addr", n.px.addr())
 	case "gateway":
 		var urls []string
 		for _, p := range c.ns {
@@ -372,6 +379,25 @@ func (c *cluster) remove(n *node) error {
 	return os.RemoveAll(n.dir)
 }
 
+// stop stops n for good with SIGTERM (SIGKILL after 15s).
+func (c *cluster) stop(n *node) {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.state = stateRemoved
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGCONT)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
 // stopAll stops every process: SIGTERM, then SIGKILL after a while.
 func (c *cluster) stopAll() {
 	var wg sync.WaitGroup
@@ -393,6 +419,23 @@ func (c *cluster) stopAll() {
 		})
 	}
 	wg.Wait()
+	for _, n := range c.nodes("dataserver") {
+		n.px.close()
+	}
+}
+
+// setCut starts or ends a partition of n's HTTP from every other role.
+func (c *cluster) setCut(n *node, cut bool) {
+	n.mu.Lock()
+	n.cut = cut
+	n.mu.Unlock()
+	n.px.setCut(cut)
+}
+
+func (n *node) isCut() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut
 }
 
 // waitReady polls n's /readyz until it answers 200.

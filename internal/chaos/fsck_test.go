@@ -61,7 +61,9 @@ func (c *cluster) fsck(ctx context.Context) (fsckResult, error) {
 	}
 	alive := map[string]bool{}
 	for _, d := range st.Dataservers {
-		alive[d.ID] = d.State == "alive"
+		// Suspect counts as alive: on a loaded machine the failure detector
+		// suspects members that answer; the listing below asks them anyway.
+		alive[d.ID] = d.State == "alive" || d.State == "suspect"
 	}
 	vols, err := c.nsc.Volumes(ctx)
 	if err != nil {

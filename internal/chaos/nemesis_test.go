@@ -49,10 +49,12 @@ func faultKinds() []faultKind {
 		{"kill-ns-follower", 2, (*nemesis).killFollower},
 		{"pause-ns-leader", 1, (*nemesis).pauseLeader},
 		{"kill-gateway", 2, (*nemesis).killGateway},
+		{"partition-dataserver", 2, (*nemesis).partitionDataserver},
 		{"bitflip", 2, (*nemesis).bitflip},
 		{"truncate", 1, (*nemesis).truncate},
 		{"remove-dataserver", 1, (*nemesis).removeDataserver},
 		{"add-dataserver", 1, (*nemesis).addDataserver},
+		{"drain-dataserver", 1, (*nemesis).drainDataserver},
 	}
 }
 
@@ -85,6 +87,10 @@ type nemesis struct {
 	// damage injected).
 	lastEnd time.Time
 	maxDS   int
+	// the dataserver being drained, and the drains done
+	draining *node
+	drainAt  time.Time
+	drained  []string
 }
 
 func newNemesis(c *cluster, m int, log func(string, ...any)) *nemesis {
@@ -167,7 +173,7 @@ func (n *nemesis) restart(nd *node) {
 func (n *nemesis) impaired() (int, bool) {
 	bad := map[*node]bool{}
 	for _, d := range n.c.nodes("dataserver") {
-		if st := d.getState(); st == stateDown || st == statePaused {
+		if st := d.getState(); st == stateDown || st == statePaused || d.isCut() {
 			bad[d] = true
 		}
 	}
@@ -233,6 +239,27 @@ func (n *nemesis) pauseDataserver(ctx context.Context, rng *rand.Rand) (string, 
 	dur := repairAfter + time.Duration(2+rng.IntN(8))*time.Second
 	n.later(ctx, dur, func() { n.c.resume(d) })
 	return fmt.Sprintf("SIGSTOP dataserver %s for %v", d.id, dur), nil
+}
+
+// partitionDataserver cuts a dataserver's HTTP off from every other role
+// (its proxy answers nothing) while its gossip goes on: alive to the
+// failure detector, unreachable to writers, readers and repair.
+func (n *nemesis) partitionDataserver(ctx context.Context, rng *rand.Rand) (string, error) {
+	imp, _ := n.impaired()
+	var up []*node
+	for _, d := range upNodes(n.c.nodes("dataserver")) {
+		if !d.isCut() {
+			up = append(up, d)
+		}
+	}
+	if imp >= n.m || len(up) == 0 {
+		return "", nil
+	}
+	d := up[rng.IntN(len(up))]
+	n.c.setCut(d, true)
+	dur := time.Duration(2+rng.IntN(12)) * time.Second
+	n.later(ctx, dur, func() { n.c.setCut(d, false) })
+	return fmt.Sprintf("partition dataserver %s's HTTP (gossip still up) for %v", d.id, dur), nil
 }
 
 func (n *nemesis) nsVictim(ctx context.Context, leader bool) *node {
@@ -501,6 +528,57 @@ func (n *nemesis) addDataserver(ctx context.Context, rng *rand.Rand) (string, er
 	return fmt.Sprintf("add dataserver %s in %s", d.id, d.rack), nil
 }
 
+// drainDataserver drains a dataserver (depot admin drain); once no volume
+// names it, it is stopped for good (checkDamage).
+func (n *nemesis) drainDataserver(ctx context.Context, rng *rand.Rand) (string, error) {
+	n.mu.Lock()
+	busy := n.draining != nil
+	n.mu.Unlock()
+	all := n.c.nodes("dataserver")
+	live := 0
+	for _, d := range all {
+		if d.getState() != stateRemoved {
+			live++
+		}
+	}
+	if busy || live <= 8 {
+		return "", nil
+	}
+	up := upNodes(all)
+	if len(up) == 0 {
+		return "", nil
+	}
+	d := up[rng.IntN(len(up))]
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n.c.nsc.Drain(dctx, d.id, false); err != nil {
+		return "", err
+	}
+	n.mu.Lock()
+	n.draining, n.drainAt = d, time.Now()
+	n.mu.Unlock()
+	return fmt.Sprintf("drain dataserver %s", d.id), nil
+}
+
+// checkDrain stops a drained dataserver for good once no volume names it.
+func (n *nemesis) checkDrain(ctx context.Context) {
+	n.mu.Lock()
+	d := n.draining
+	n.mu.Unlock()
+	if d == nil {
+		return
+	}
+	if ok, _ := n.repaired(ctx, &damage{kind: "removed", ds: d}); !ok {
+		return
+	}
+	n.c.stop(d)
+	n.mu.Lock()
+	n.draining = nil
+	n.drained = append(n.drained, fmt.Sprintf("%s drained in %v, then stopped", d.id, time.Since(n.drainAt).Round(time.Second)))
+	n.mu.Unlock()
+	n.log("nemesis: %s drained in %v; stopped for good", d.id, time.Since(n.drainAt).Round(time.Second))
+}
+
 func (n *nemesis) addDamage(d *damage) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -512,6 +590,7 @@ func (n *nemesis) addDamage(d *damage) {
 // dataserver serves whole again (or that is deleted everywhere), a removed
 // dataserver that no volume names any more.
 func (n *nemesis) checkDamage(ctx context.Context) {
+	n.checkDrain(ctx)
 	n.mu.Lock()
 	var open []*damage
 	for _, d := range n.dmg {
