@@ -43,7 +43,7 @@ type node struct {
 	raft           string // nameservers only
 	logPath        string
 
-	px      *proxy // dataservers: what the others dial
+	px *proxy // dataservers: what the others dial
 
 	mu      sync.Mutex
 	state   nodeState
