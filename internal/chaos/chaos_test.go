@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -207,6 +209,7 @@ func TestChaos(t *testing.T) {
 		return nil
 	})
 
+	nem.mwg.Wait()
 	ops := h.all()
 	m := buildModel(seed, ops)
 	vs := m.check(ops)
@@ -290,11 +293,12 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 		counts[o.kind][o.out]++
 	}
 	sort.Strings(kinds)
-	fmt.Fprintf(&b, "operations: %d\n", len(ops))
+	fmt.Fprintf(&b, "operations: %d (for reads, failed = 404 NoSuchKey)\n", len(ops))
 	for _, k := range kinds {
 		c := counts[opKind(k)]
 		fmt.Fprintf(&b, "  %-10s ok %6d  failed %5d  unknown %5d\n", k, c[outOK], c[outFailed], c[outUnknown])
 	}
+	fmt.Fprintf(&b, "unknown outcomes by cause (most frequent):\n%s", causes(ops))
 	nem.mu.Lock()
 	var fk []string
 	total := 0
@@ -317,6 +321,19 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 	}
 	if nem.draining != nil {
 		fmt.Fprintf(&b, "  drain: %s NOT drained\n", nem.draining.id)
+	}
+	if len(nem.catchUps) > 0 || len(nem.behind) > 0 {
+		cu := slices.Clone(nem.catchUps)
+		slices.Sort(cu)
+		var med, mx time.Duration
+		if len(cu) > 0 {
+			med, mx = cu[len(cu)/2], cu[len(cu)-1]
+		}
+		fmt.Fprintf(&b, "catch-up of restarted dataservers (every needle its volume's other members hold): %d measured, median %v, max %v; %d not caught up within %v\n",
+			len(cu), med.Round(100*time.Millisecond), mx.Round(100*time.Millisecond), len(nem.behind), catchUpLimit)
+		for _, x := range nem.behind {
+			fmt.Fprintf(&b, "  %s\n", x)
+		}
 	}
 	byClass := map[string]int{}
 	lostFinal := 0
@@ -350,6 +367,44 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 		fr.objects, fr.liveBytes, fr.fileBytes, fr.garbageBytes, fr.leakedBytes, len(fr.leaked))
 	if spaceErr != nil {
 		fmt.Fprintf(&b, "space leak: %v\n", spaceErr)
+	}
+	return b.String()
+}
+
+var (
+	addrRE   = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
+	numberRE = regexp.MustCompile(`[0-9a-f]*[0-9][0-9a-f]*`)
+)
+
+// causes counts the unknown outcomes by their error, with addresses and
+// numbers blotted out.
+func causes(ops []*op) string {
+	count := map[string]int{}
+	for _, o := range ops {
+		if o.out == outUnknown {
+			e := addrRE.ReplaceAllString(o.err, "ADDR")
+			e = numberRE.ReplaceAllString(e, "N")
+			if len(e) > 110 {
+				e = e[:110]
+			}
+			count[e]++
+		}
+	}
+	type kv struct {
+		k string
+		n int
+	}
+	var l []kv
+	for k, n := range count {
+		l = append(l, kv{k, n})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n })
+	var b strings.Builder
+	for i, x := range l {
+		if i == 8 {
+			break
+		}
+		fmt.Fprintf(&b, "  %5d  %s\n", x.n, x.k)
 	}
 	return b.String()
 }

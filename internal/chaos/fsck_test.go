@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"depot"
 	"depot/dataserver"
@@ -261,4 +262,63 @@ func (e *statusError) Error() string {
 func isNotFound(err error) bool {
 	var se *statusError
 	return errors.As(err, &se) && se.code == http.StatusNotFound
+}
+
+// missingOn counts the needles that every other member of one of d's
+// volumes holds live and d lacks: writes it missed and has not caught up
+// with. A needle that is not on all the others (a write under way, an
+// orphan of a failed one) does not count.
+func (c *cluster) missingOn(d *node) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vols, err := c.nsc.Volumes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	byID := map[string]*node{}
+	for _, x := range c.nodes("dataserver") {
+		byID[x.id] = x
+	}
+	missing := 0
+	for _, v := range vols {
+		mine := -1
+		for i, m := range v.Members {
+			if m.Node == d.id {
+				mine = i
+			}
+		}
+		if mine < 0 {
+			continue
+		}
+		count := map[string]int{}
+		var have map[string]bool
+		for i, m := range v.Members {
+			x := byID[m.Node]
+			if x == nil || x.getState() != stateUp {
+				return 0, fmt.Errorf("member %s of volume %d is down", m.Node, v.ID)
+			}
+			var list struct {
+				Needles []dataserver.ListEntry `json:"needles"`
+			}
+			if err := c.getJSON(ctx, x.http, fmt.Sprintf("/shard/%d/%d", v.ID, i), &list); err != nil && !isNotFound(err) {
+				return 0, err
+			}
+			if i == mine {
+				have = map[string]bool{}
+			}
+			for _, e := range list.Needles {
+				if i == mine {
+					have[e.ID] = true // deleted counts: it knows of it
+				} else if !e.Deleted {
+					count[e.ID]++
+				}
+			}
+		}
+		for id, n := range count {
+			if n == len(v.Members)-1 && !have[id] {
+				missing++
+			}
+		}
+	}
+	return missing, nil
 }

@@ -91,6 +91,52 @@ type nemesis struct {
 	draining *node
 	drainAt  time.Time
 	drained  []string
+	// catch-up of restarted dataservers: one measured at a time
+	measuring bool
+	mwg       sync.WaitGroup
+	catchUps  []time.Duration
+	behind    []string // restarts not caught up within catchUpLimit
+}
+
+// catchUpLimit bounds one catch-up measurement.
+const catchUpLimit = 60 * time.Second
+
+// measureCatchUp measures how long a restarted dataserver takes to hold
+// every needle its volumes' other members all hold (the writes it missed
+// while down), unless another measurement is under way.
+func (n *nemesis) measureCatchUp(d *node) {
+	n.mu.Lock()
+	if n.measuring || d.getState() != stateUp {
+		n.mu.Unlock()
+		return
+	}
+	n.measuring = true
+	n.mu.Unlock()
+	start := time.Now()
+	n.mwg.Go(func() {
+		defer func() {
+			n.mu.Lock()
+			n.measuring = false
+			n.mu.Unlock()
+		}()
+		for time.Since(start) < catchUpLimit {
+			missing, err := n.c.missingOn(d)
+			if err == nil && missing == 0 {
+				n.mu.Lock()
+				n.catchUps = append(n.catchUps, time.Since(start))
+				n.mu.Unlock()
+				return
+			}
+			if d.getState() != stateUp {
+				return // killed again: no measurement
+			}
+			time.Sleep(time.Second) // poll interval
+		}
+		missing, _ := n.c.missingOn(d)
+		n.mu.Lock()
+		n.behind = append(n.behind, fmt.Sprintf("%s still lacked %d needle shard(s) %v after its restart", d.id, missing, catchUpLimit))
+		n.mu.Unlock()
+	})
 }
 
 func newNemesis(c *cluster, m int, log func(string, ...any)) *nemesis {
@@ -219,7 +265,10 @@ func (n *nemesis) killDataservers(ctx context.Context, rng *rand.Rand) (string, 
 		if rng.IntN(4) == 0 {
 			down = repairAfter + time.Duration(2+rng.IntN(8))*time.Second
 		}
-		n.later(ctx, down, func() { n.restart(d) })
+		n.later(ctx, down, func() {
+			n.restart(d)
+			n.measureCatchUp(d)
+		})
 	}
 	return fmt.Sprintf("SIGKILL dataserver(s) %s", strings.Join(ids, ",")), nil
 }
