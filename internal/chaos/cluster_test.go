@@ -136,11 +136,10 @@ func startCluster(ctx context.Context, bin, dir string, dataservers int, log fun
 		urls = append(urls, "http://"+n.http)
 	}
 	c.nsc = nsclient.New(strings.Join(urls, ","), key, c.hc)
-	for i := range dataservers {
+	for range dataservers {
 		if _, err := c.newDataserver(); err != nil {
 			return nil, err
 		}
-		_ = i
 	}
 	for i := range 2 {
 		n, err := newNode(dir, "gateway", fmt.Sprintf("gw%d", i+1), "", false)

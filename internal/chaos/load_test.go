@@ -115,7 +115,7 @@ func (l *loader) run(ctx context.Context, client int, rng *rand.Rand) {
 	}
 }
 
-func (l *loader) newWrite(client int, rng *rand.Rand, kind opKind, key string, size int64) (*op, *bodyGen) {
+func (l *loader) newWrite(client int, kind opKind, key string, size int64) (*op, *bodyGen) {
 	wid := uint64(client+1)<<40 | l.wids.Add(1)
 	g := newBody(l.seed, wid, size)
 	return &op{client: client, kind: kind, key: key, wid: wid, size: size, sum: g.sum()}, g
@@ -153,7 +153,7 @@ func (l *loader) put(ctx context.Context, client int, rng *rand.Rand, key string
 	if kind == opPutMid && size < 2 {
 		size = 2 + rng.Int64N(256<<10)
 	}
-	o, g := l.newWrite(client, rng, kind, key, size)
+	o, g := l.newWrite(client, kind, key, size)
 	mc, name := l.pick(rng)
 	o.gateway = name
 	core := minio.Core{Client: mc}
@@ -214,7 +214,7 @@ func combine(errs ...error) error {
 func (l *loader) multipart(ctx context.Context, client int, rng *rand.Rand, key string) {
 	const part = 5 << 20
 	size := part + 1 + rng.Int64N(max(1, l.cfg.maxMulti-part))
-	o, g := l.newWrite(client, rng, opMulti, key, size)
+	o, g := l.newWrite(client, opMulti, key, size)
 	mc, name := l.pick(rng)
 	o.gateway = name
 	core := minio.Core{Client: mc}
