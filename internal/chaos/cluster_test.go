@@ -27,11 +27,12 @@ const (
 	stateUp nodeState = iota
 	stateDown
 	statePaused
-	stateRemoved // killed for good, its directory gone
+	stateRemoved  // killed for good, its directory gone
+	stateStarting // started, not ready yet: not a victim yet
 )
 
 func (s nodeState) String() string {
-	return [...]string{"up", "down", "paused", "removed"}[s]
+	return [...]string{"up", "down", "paused", "removed", "starting"}[s]
 }
 
 // node is one depot process of the cluster, with the addresses it keeps
@@ -157,7 +158,7 @@ func startCluster(ctx context.Context, bin, dir string, dataservers int, log fun
 			// The others join the first one's gossip (retrying until it
 			// listens): wait for its process to exist.
 			if err := poll(ctx, 10*time.Second, func() error {
-				if n.getState() != stateUp {
+				if st := n.getState(); st != stateStarting && st != stateUp {
 					return errors.New("ns1 not started")
 				}
 				return nil
@@ -267,11 +268,28 @@ func (c *cluster) args(n *node) []string {
 // start starts n's process and waits for its ready line.
 func (c *cluster) start(ctx context.Context, n *node) error {
 	n.mu.Lock()
-	if n.state == stateUp || n.state == statePaused || n.state == stateRemoved {
+	if n.state != stateDown {
 		n.mu.Unlock()
-		return fmt.Errorf("%s: start while %s", n.id, n.state)
+		return fmt.Errorf("%w: %s is %s", errNotDown, n.id, n.state)
 	}
+	n.state = stateStarting
 	n.mu.Unlock()
+	if err := c.spawn(ctx, n); err != nil {
+		n.mu.Lock()
+		if n.state == stateStarting {
+			n.state = stateDown
+		}
+		n.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// errNotDown refuses to start a process that runs or is starting.
+var errNotDown = errors.New("not down")
+
+// spawn runs n's process and waits for its ready line.
+func (c *cluster) spawn(ctx context.Context, n *node) error {
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -306,17 +324,17 @@ func (c *cluster) start(ctx context.Context, n *node) error {
 		close(done)
 	}()
 	n.mu.Lock()
-	n.cmd, n.done, n.state, n.started = cmd, done, stateUp, time.Now()
+	n.cmd, n.done, n.started = cmd, done, time.Now()
 	n.mu.Unlock()
 	t := time.NewTimer(90 * time.Second)
 	defer t.Stop()
 	select {
 	case <-ready:
+		n.mu.Lock()
+		n.state = stateUp
+		n.mu.Unlock()
 		return nil
 	case <-done:
-		n.mu.Lock()
-		n.state = stateDown
-		n.mu.Unlock()
 		return fmt.Errorf("%s exited before it was ready (%v); see %s", n.id, cmd.ProcessState, n.logPath)
 	case <-t.C:
 		c.kill(n)
@@ -332,7 +350,7 @@ func (c *cluster) start(ctx context.Context, n *node) error {
 func (c *cluster) kill(n *node) {
 	n.mu.Lock()
 	cmd, done := n.cmd, n.done
-	if n.state == stateUp || n.state == statePaused {
+	if n.state == stateUp || n.state == statePaused || n.state == stateStarting {
 		n.state = stateDown
 	}
 	n.mu.Unlock()
@@ -404,7 +422,7 @@ func (c *cluster) stopAll() {
 		n.mu.Lock()
 		cmd, done, st := n.cmd, n.done, n.state
 		n.mu.Unlock()
-		if cmd == nil || (st != stateUp && st != statePaused) {
+		if cmd == nil || (st != stateUp && st != statePaused && st != stateStarting) {
 			continue
 		}
 		wg.Go(func() {

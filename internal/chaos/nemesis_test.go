@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -206,8 +207,8 @@ func (n *nemesis) restart(nd *node) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		err := n.c.start(ctx, nd)
 		cancel()
-		if err == nil {
-			return
+		if err == nil || errors.Is(err, errNotDown) {
+			return // up, or another restore started it
 		}
 		n.log("nemesis: restart %s (attempt %d): %v\n%s", nd.id, attempt, err, nd.tail(15))
 		time.Sleep(time.Second)
@@ -219,7 +220,7 @@ func (n *nemesis) restart(nd *node) {
 func (n *nemesis) impaired() (int, bool) {
 	bad := map[*node]bool{}
 	for _, d := range n.c.nodes("dataserver") {
-		if st := d.getState(); st == stateDown || st == statePaused || d.isCut() {
+		if st := d.getState(); st == stateDown || st == statePaused || st == stateStarting || d.isCut() {
 			bad[d] = true
 		}
 	}
