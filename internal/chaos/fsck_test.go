@@ -267,7 +267,8 @@ func isNotFound(err error) bool {
 // missingOn counts the needles that every other member of one of d's
 // volumes holds live and d lacks: writes it missed and has not caught up
 // with. A needle that is not on all the others (a write under way, an
-// orphan of a failed one) does not count.
+// orphan of a failed one) does not count, nor does a volume with another
+// member down or cut off.
 func (c *cluster) missingOn(d *node) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -292,11 +293,17 @@ func (c *cluster) missingOn(d *node) (int, error) {
 		}
 		count := map[string]int{}
 		var have map[string]bool
+		whole := true
+		for _, m := range v.Members {
+			if x := byID[m.Node]; x == nil || x.getState() != stateUp || x.isCut() {
+				whole = false
+			}
+		}
+		if !whole {
+			continue
+		}
 		for i, m := range v.Members {
 			x := byID[m.Node]
-			if x == nil || x.getState() != stateUp {
-				return 0, fmt.Errorf("member %s of volume %d is down", m.Node, v.ID)
-			}
 			var list struct {
 				Needles []dataserver.ListEntry `json:"needles"`
 			}
