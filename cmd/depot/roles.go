@@ -177,6 +177,7 @@ func runDataserver(ctx context.Context, args []string) error {
 	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
 	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
 	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
+	maxDirBytes := fs.Int64("max-dir-bytes", int64(envFloat("DEPOT_MAX_DIR_BYTES", 0)), "cap on the bytes kept in each data directory, 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
 	orphanGrace := fs.Duration("orphan-grace", envDuration("DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace), "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -205,6 +206,7 @@ func runDataserver(ctx context.Context, args []string) error {
 	}
 	cfg := dataserver.DefaultConfig()
 	cfg.ID, cfg.Dirs, cfg.Addr, cfg.Fsync, cfg.Logger = *id, dirs, rf.addr, dataserver.FsyncPolicy(*fsync), g.Logger
+	cfg.MaxDirBytes = *maxDirBytes
 	if cfg.MetricsToken, err = rf.metricsToken(); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ var (
 	flagClients  = flag.Int("chaos.clients", 6, "concurrent S3 clients")
 	flagMaxSize  = flag.Int64("chaos.maxsize", 0, "largest object in bytes (0: 3 MiB single / 12 MiB multipart for runs under 10m, 40 MiB for longer ones)")
 	flagHeal     = flag.Duration("chaos.heal", 2*time.Minute, "deadline for full redundancy after the nemesis stops")
+	flagFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds to inject (default: all; see faultKinds)")
 	flagKeep     = flag.Bool("chaos.keep", false, "keep the cluster's directory (logs, data) even when the run passes")
 )
 
@@ -136,6 +137,9 @@ func TestChaos(t *testing.T) {
 		wg.Go(func() { l.run(loadCtx, i, r) })
 	}
 	nem := newNemesis(c, 2, logf)
+	if *flagFaults != "" {
+		nem.only = strings.Split(*flagFaults, ",")
+	}
 	nemCtx, stopNem := context.WithTimeout(ctx, max(0, duration-5*time.Second))
 	defer stopNem()
 	nemDone := make(chan struct{})

@@ -48,7 +48,8 @@ type node struct {
 
 	mu      sync.Mutex
 	state   nodeState
-	cut     bool // its proxy is a black hole
+	cut     bool  // its proxy is a black hole
+	maxDir  int64 // dataservers: --max-dir-bytes of the next start (a full disk)
 	cmd     *exec.Cmd
 	done    chan struct{}
 	started time.Time // of the current process
@@ -255,6 +256,11 @@ func (c *cluster) args(n *node) []string {
 	case "dataserver":
 		args = append(args, "--dir", n.dir, "--rack", n.rack, "--orphan-grace", orphanGrace.String(),
 			"--advertise-addr", n.px.addr())
+		n.mu.Lock()
+		if n.maxDir > 0 {
+			args = append(args, "--max-dir-bytes", fmt.Sprint(n.maxDir))
+		}
+		n.mu.Unlock()
 	case "gateway":
 		var urls []string
 		for _, p := range c.ns {
@@ -452,7 +458,13 @@ func (c *cluster) setCut(n *node, cut bool) {
 func (n *node) isCut() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cut
+	return n.cut || n.maxDir > 0
+}
+
+func (n *node) setMaxDir(b int64) {
+	n.mu.Lock()
+	n.maxDir = b
+	n.mu.Unlock()
 }
 
 // waitReady polls n's /readyz until it answers 200.

@@ -51,6 +51,7 @@ func faultKinds() []faultKind {
 		{"pause-ns-leader", 1, (*nemesis).pauseLeader},
 		{"kill-gateway", 2, (*nemesis).killGateway},
 		{"partition-dataserver", 2, (*nemesis).partitionDataserver},
+		{"disk-full", 1, (*nemesis).diskFull},
 		{"bitflip", 2, (*nemesis).bitflip},
 		{"truncate", 1, (*nemesis).truncate},
 		{"remove-dataserver", 1, (*nemesis).removeDataserver},
@@ -88,6 +89,7 @@ type nemesis struct {
 	// damage injected).
 	lastEnd time.Time
 	maxDS   int
+	only    []string // fault kinds to draw from; empty: all
 	// the dataserver being drained, and the drains done
 	draining *node
 	drainAt  time.Time
@@ -147,7 +149,16 @@ func newNemesis(c *cluster, m int, log func(string, ...any)) *nemesis {
 // run injects faults until ctx ends, then ends every lasting fault and
 // waits for the processes to be back.
 func (n *nemesis) run(ctx context.Context, rng *rand.Rand, every time.Duration) {
-	kinds := faultKinds()
+	var kinds []faultKind
+	for _, k := range faultKinds() {
+		if len(n.only) == 0 || slices.Contains(n.only, k.name) {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		n.log("nemesis: no fault kind selected")
+		return
+	}
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -310,6 +321,38 @@ func (n *nemesis) partitionDataserver(ctx context.Context, rng *rand.Rand) (stri
 	dur := time.Duration(2+rng.IntN(12)) * time.Second
 	n.later(ctx, dur, func() { n.c.setCut(d, false) })
 	return fmt.Sprintf("partition dataserver %s's HTTP (gossip still up) for %v", d.id, dur), nil
+}
+
+// diskFull restarts a dataserver with its data directory capped at what it
+// holds now (--max-dir-bytes), so its writes fail as on a full disk, and
+// later restarts it without the cap, as after an operator freed space.
+func (n *nemesis) diskFull(ctx context.Context, rng *rand.Rand) (string, error) {
+	imp, _ := n.impaired()
+	up := upNodes(n.c.nodes("dataserver"))
+	if imp >= n.m || len(up) == 0 {
+		return "", nil
+	}
+	d := up[rng.IntN(len(up))]
+	var used int64
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && !e.IsDir() {
+			used += fi.Size()
+		}
+	}
+	d.setMaxDir(used + 64<<10)
+	n.c.kill(d)
+	n.restart(d)
+	dur := time.Duration(5+rng.IntN(15)) * time.Second
+	n.later(ctx, dur, func() {
+		n.c.kill(d)
+		d.setMaxDir(0)
+		n.restart(d)
+	})
+	return fmt.Sprintf("disk of dataserver %s full (capped at %d bytes) for %v", d.id, used+64<<10, dur), nil
 }
 
 func (n *nemesis) nsVictim(ctx context.Context, leader bool) *node {
