@@ -26,7 +26,9 @@ go vet ./...
 
 # First every package under the race detector in short mode (the cluster
 # tests shrink their data sets), then every package in full without it, to
-# keep the run short on two cores.
+# keep the run short on two cores. The full pass includes the two-minute
+# chaos run of internal/chaos (separate processes under a nemesis; it
+# skips under -race); its long run is in the README.
 go test -race -short -count=1 -timeout 20m "$@" ./...
 go test -count=1 -timeout 30m "$@" ./...
 

@@ -36,7 +36,7 @@ func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
 	fs.Var(&r.join, "join", "gossip address of a member to join (repeatable; env DEPOT_JOIN, comma-separated)")
 	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
 	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
-	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test")
+	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test (test also shortens the repair, delete, scrub and volume-cache intervals, for process tests)")
 	fs.StringVar(&r.metricsTokenFile, "metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
 	r.tls.register(fs)
 }
@@ -128,6 +128,13 @@ func runNameserver(ctx context.Context, args []string) error {
 	}
 	cfg := nameserver.DefaultConfig()
 	cfg.Dir, cfg.Addr, cfg.DefaultK, cfg.DefaultM, cfg.Logger = *dir, rf.addr, *k, *m, g.Logger
+	if rf.timing == "test" {
+		// The same short intervals as the in-process test cluster
+		// (node.StartLocal with TimingTest), so that process tests (the
+		// chaos suite) see repair and deletes within seconds.
+		cfg.SyncInterval, cfg.ShutdownTimeout = 50*time.Millisecond, 2*time.Second
+		cfg.RepairInterval, cfg.DeleteGrace = 200*time.Millisecond, time.Second
+	}
 	cfg.RepairAfter = *repairAfter
 	cfg.RebalanceInterval = *rebalanceEvery
 	cfg.AdminKey, cfg.MetricsToken = adminKey, metricsToken
@@ -170,6 +177,8 @@ func runDataserver(ctx context.Context, args []string) error {
 	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
 	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
 	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
+	maxDirBytes := fs.Int64("max-dir-bytes", int64(envFloat("DEPOT_MAX_DIR_BYTES", 0)), "cap on the bytes kept in each data directory, 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
+	orphanGrace := fs.Duration("orphan-grace", envDuration("DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace), "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -197,10 +206,20 @@ func runDataserver(ctx context.Context, args []string) error {
 	}
 	cfg := dataserver.DefaultConfig()
 	cfg.ID, cfg.Dirs, cfg.Addr, cfg.Fsync, cfg.Logger = *id, dirs, rf.addr, dataserver.FsyncPolicy(*fsync), g.Logger
+	cfg.MaxDirBytes = *maxDirBytes
 	if cfg.MetricsToken, err = rf.metricsToken(); err != nil {
 		return err
 	}
-	ds, err := node.StartDataserver(ctx, g, cfg, *rack, repair.Config{Rate: *repairRate * (1 << 20)})
+	rc := repair.Config{Rate: *repairRate * (1 << 20), OrphanGrace: *orphanGrace}
+	if rf.timing == "test" {
+		// Short intervals, as node.StartLocal gives the in-process test
+		// cluster; MoveSettle covers the gateways' test VolumeTTL twice.
+		rc.Interval, rc.AntiEntropyInterval, rc.MoveSettle = 200*time.Millisecond, 2*time.Second, 2*testVolumeTTL
+		// Scrubs find injected corruption within seconds, at a rate that
+		// leaves two cores to a dozen processes.
+		rc.ScrubInterval, rc.ScrubRate = 2*time.Second, 16<<20
+	}
+	ds, err := node.StartDataserver(ctx, g, cfg, *rack, rc)
 	if err != nil {
 		return err
 	}
@@ -261,10 +280,14 @@ func runGateway(ctx context.Context, args []string) error {
 	gwc := gateway.Config{Addr: rf.addr, RootUser: user, RootPassword: pass, S3: s3.Config{Domain: *domain,
 		Keyring: sseKeys, SSECOverHTTP: sf.cOverHTTP}, TLS: cert, MetricsToken: metricsToken}
 	limits.apply(&gwc)
+	cc := client.Config{K: *k, M: *m}
+	if rf.timing == "test" {
+		cc.VolumeTTL = testVolumeTTL
+	}
 	gw, err := node.StartGateway(ctx, g, node.GatewayConfig{
 		ID:         *id,
 		Gateway:    gwc,
-		Client:     client.Config{K: *k, M: *m},
+		Client:     cc,
 		Nameserver: *ns,
 	})
 	if err != nil {
@@ -277,6 +300,10 @@ func runGateway(ctx context.Context, args []string) error {
 	defer cancel()
 	return gw.Close(sctx)
 }
+
+// testVolumeTTL is the gateways' VolumeTTL with --gossip-timing test, as
+// in node.StartLocal.
+const testVolumeTTL = time.Second
 
 // parsePeers parses "id=host:port,id=host:port".
 func parsePeers(s string) ([]nameserver.Peer, error) {
