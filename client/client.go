@@ -68,6 +68,12 @@ type Config struct {
 	// StripeTimeout drops a member whose stream stalls for longer than this
 	// while writing one stripe. Default 30s.
 	StripeTimeout time.Duration
+	// HoldTTL is the time to live of the hold a read of several segments
+	// keeps on its segments' members (dataserver/doc.go, "Open readers and
+	// holds"), renewed every HoldTTL/3 while the read is open: a reader
+	// that vanishes without Close holds its segments this long. Default
+	// 30s; at most dataserver.MaxHoldTTL (5m).
+	HoldTTL time.Duration
 	// VolumeTTL is how long a volume's member list is cached. Default 10s.
 	VolumeTTL time.Duration
 	// Logger receives warnings about failed members. Default slog.Default().
@@ -121,6 +127,10 @@ func (c *Config) setDefaults() error {
 	if c.StripeTimeout <= 0 {
 		c.StripeTimeout = 30 * time.Second
 	}
+	if c.HoldTTL <= 0 {
+		c.HoldTTL = 30 * time.Second
+	}
+	c.HoldTTL = min(c.HoldTTL, 5*time.Minute)
 	if c.VolumeTTL <= 0 {
 		c.VolumeTTL = 10 * time.Second
 	}

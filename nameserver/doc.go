@@ -255,7 +255,13 @@
 //   - works through the delete queue: segments queued DeleteGrace ago or
 //     more have their needles deleted on every member (DELETE requests, no
 //     bytes); an entry is acknowledged once every member answered 204 or
-//     404, and stays queued while a member is down. An entry whose fid the
+//     404, and stays queued while a member is down. Until ReadHoldMax (1h)
+//     past DeleteGrace it deletes only idle needles (DELETE ?ifidle=1,
+//     dataserver/doc.go "Open readers and holds"): a member with a GET of
+//     the needle in progress, or a reader's hold on it, answers 423 and
+//     the entry stays queued, so a slow GET that began before the
+//     overwrite or delete is not cut; past that bound it deletes
+//     regardless, so no reader keeps space for ever. An entry whose fid the
 //     refs index lists (something references it again, or a command
 //     queued it by mistake) is acknowledged without deleting anything: a
 //     referenced segment is never deleted.
