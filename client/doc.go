@@ -60,4 +60,17 @@
 // bytes to the caller as they arrive. A dead, slow or corrupt member is
 // replaced by a parity member and the stripe is decoded; reads are hedged
 // after Config.HedgeAfter.
+//
+// A read must outlive an overwrite or delete of its object, whose old
+// segments the nameserver's delete queue deletes DeleteGrace later. The
+// dataservers refuse the queue's deletes of a needle they are serving
+// (dataserver/doc.go, "Open readers and holds"), so a read of one segment
+// needs nothing more: its shard requests are open from start to end. A
+// read that spans several segments also holds them all, on every member of
+// their volumes (POST /holds, one request per member, sent in the
+// background when the read opens its first segment), renews the hold every
+// Config.HoldTTL/3 and releases it on Close; a reader that vanishes stops
+// renewing and its hold expires after HoldTTL. The nameserver stops
+// yielding to readers ReadHoldMax past DeleteGrace, so no reader keeps
+// space for longer.
 package client
