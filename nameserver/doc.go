@@ -289,7 +289,10 @@
 // "Orphans"); the nameserver only decides by fid. The gateway writes its
 // segments with client.PutOptions.Pending, so their tags carry "n" and the
 // write time "w"; native /v1 blobs (committed by being written) and older
-// segments carry no "n" and are never candidates.
+// segments carry no "n". The workers find the leftovers of failed native
+// writes by a rule on the needles' copies (package repair, "Failed native
+// writes") and post them here too: nothing references them, so all are
+// queued.
 //
 // The refs bucket indexes every referenced fid. Apply keeps it: put_object
 // and put_part add their segments (complete_upload re-owns the parts'
