@@ -179,7 +179,7 @@
 //	       Sets (or, with release, drops) the reader's hold id on each
 //	       needle, expiring t ms later (capped at MaxHoldTTL, 5m); at most
 //	       4096 needles a request. 200 {"held":n}; 413 when the server
-//	       already keeps 2^20 holds.
+//	       already keeps 2^18 holds.
 //	GET    /shard/{vol}/{idx}
 //	       {"needles":[{"id":"3f9a","cookie":"0c21e4b7","size":123,
 //	       "deleted":false}, ...]} sorted by id, deleted needles included

@@ -22,7 +22,7 @@ const (
 	MaxHoldTTL = 5 * time.Minute
 	// maxHolds bounds the holds one dataserver keeps, so that holds cannot
 	// exhaust its memory; past it POST /holds answers 413.
-	maxHolds = 1 << 20
+	maxHolds = 1 << 18
 	// maxHoldBatch bounds the needles of one POST /holds.
 	maxHoldBatch = 4096
 )
@@ -42,7 +42,14 @@ type readers struct {
 	open  map[needleKey]int
 	holds map[needleKey]map[uint64]time.Time // hold id → expiry
 	n     int                                // holds in the table
+	// swept is when expired holds were last dropped; hold drops them
+	// every expireEvery, so holds that are never released nor asked
+	// about do not pile up.
+	swept time.Time
 }
+
+// expireEvery is how often hold drops expired holds.
+const expireEvery = time.Minute
 
 func newReaders() *readers {
 	return &readers{open: make(map[needleKey]int), holds: make(map[needleKey]map[uint64]time.Time)}
@@ -100,8 +107,9 @@ func (rs *readers) hold(id uint64, keys []needleKey, exp time.Time, release bool
 		}
 		return nil
 	}
-	if rs.n+len(keys) > maxHolds {
-		rs.expireLocked(time.Now())
+	if now := time.Now(); rs.n+len(keys) > maxHolds || now.Sub(rs.swept) > expireEvery {
+		rs.expireLocked(now)
+		rs.swept = now
 		if rs.n+len(keys) > maxHolds {
 			return fmt.Errorf("%w: %d holds already kept", depot.ErrTooLarge, rs.n)
 		}
