@@ -140,15 +140,13 @@ func (c *Client) reserve(ctx context.Context) (*target, error) {
 // manifest's reserved fid, which every segment's tag names. A failure
 // deletes the segments already stored (discard): the caller never learns
 // their fids, so they are garbage.
-func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool) (st *Stored, owner *target, err error) {
-	st = &Stored{}
-	defer func() {
-		if err != nil {
-			c.discard(ctx, st.Segments)
-		}
-	}()
-	st, owner, err = c.putSegments(ctx, r, size, opts, blob, st)
-	return st, owner, err
+func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool) (*Stored, *target, error) {
+	st, owner, err := c.putSegments(ctx, r, size, opts, blob, &Stored{})
+	if err != nil {
+		c.discard(ctx, st.Segments)
+		return nil, nil, err
+	}
+	return st, owner, nil
 }
 
 func (c *Client) putSegments(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool, st *Stored) (*Stored, *target, error) {
