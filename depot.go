@@ -285,4 +285,9 @@ var (
 	// caller resolves it (a retry with the same request id, or a read
 	// back) and never treats it as a refusal.
 	ErrUnknownOutcome = errors.New("outcome unknown")
+	// ErrInUse is returned by a dataserver asked to delete a needle only
+	// when idle (the nameserver's delete queue) while the needle is being
+	// read or held by a reader: the delete is refused for now, and the
+	// caller keeps it queued and retries later.
+	ErrInUse = errors.New("in use by a reader")
 )

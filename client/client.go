@@ -68,6 +68,18 @@ type Config struct {
 	// StripeTimeout drops a member whose stream stalls for longer than this
 	// while writing one stripe. Default 30s.
 	StripeTimeout time.Duration
+	// MaxBlobWrite bounds how long PutBlob may take to write a blob of
+	// several segments; a longer one fails. It must stay below the orphan
+	// sweep's grace (repair.Config.OrphanGrace, 1h), which deletes the
+	// segments of a blob whose manifest is not readable by then. Default
+	// 30m.
+	MaxBlobWrite time.Duration
+	// HoldTTL is the time to live of the hold a read of several segments
+	// keeps on its segments' members (dataserver/doc.go, "Open readers and
+	// holds"), renewed every HoldTTL/3 while the read is open: a reader
+	// that vanishes without Close holds its segments this long. Default
+	// 30s; at most dataserver.MaxHoldTTL (5m).
+	HoldTTL time.Duration
 	// VolumeTTL is how long a volume's member list is cached. Default 10s.
 	VolumeTTL time.Duration
 	// Logger receives warnings about failed members. Default slog.Default().
@@ -121,6 +133,13 @@ func (c *Config) setDefaults() error {
 	if c.StripeTimeout <= 0 {
 		c.StripeTimeout = 30 * time.Second
 	}
+	if c.MaxBlobWrite <= 0 {
+		c.MaxBlobWrite = 30 * time.Minute
+	}
+	if c.HoldTTL <= 0 {
+		c.HoldTTL = 30 * time.Second
+	}
+	c.HoldTTL = min(c.HoldTTL, 5*time.Minute)
 	if c.VolumeTTL <= 0 {
 		c.VolumeTTL = 10 * time.Second
 	}

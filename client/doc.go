@@ -38,8 +38,10 @@
 // PutOptions.Pending (the S3 gateway's, before their commit to the
 // namespace) also carry "n":true and "w", the write time in Unix seconds:
 // the orphan sweep (package repair) deletes such a segment once it is older
-// than its grace period and no namespace entry references its fid. Tags
-// without "n" (native blobs) are never swept. The tag is at most 508
+// than its grace period and no namespace entry references its fid. Native
+// blobs' segments (PutBlob) carry "w" without "n", and each segment of a
+// blob of several also "o", the fid of the blob's manifest; see "Failed
+// writes". Tags with neither "n" nor "w" are never swept. The tag is at most 508
 // bytes, so one suffix range request (the last 512 bytes) reads it. Tags
 // let a fid be read with no namespace lookup, and let repair and fsck know
 // a needle's logical size. Every shard carries the same tag, so a lost
@@ -53,7 +55,33 @@
 //
 //	{"size":N,"etag":"<md5 hex>","segments":[{"fid":"3,1a2b...","size":33554432},...]}
 //
-// and whose tag has m true; the blob's fid is the manifest's fid.
+// and whose tag has m true; the blob's fid is the manifest's fid. PutBlob
+// reserves the manifest's fid (a needle id from a lease) when it writes the
+// first segment's tag, names it in every segment's tag ("o"), and writes
+// the manifest to exactly that fid at the end, or fails.
+//
+// # Failed writes
+//
+// A write that fails is refused to its caller, who never learns its fids,
+// so what it stored is garbage: a segment attempt that missed its quorum
+// (its members that took the whole stream keep the needle), an attempt
+// retried on another volume, the segments stored before a later segment
+// or the manifest failed. The client deletes them at once from every
+// member (best effort, 10s). What that misses (a member unreachable, a
+// crash of the writer) is the orphan sweep's: S3 segments by their "n"
+// tag and the namespace's references; native needles, which nothing
+// commits, by a rule on the needles themselves (package repair, "Failed
+// native writes"): once "w" is the sweep's grace old, a native needle is
+// garbage when fewer than k members of its volume hold it (it cannot be
+// read: deleting it loses nothing) or when it names in "o" a manifest that
+// fewer than k members hold (the blob never came to be). A healthy native
+// PUT costs what it did: no request is added. A failed write that left k
+// or more copies of its one needle is readable, and anti-entropy completes
+// it like a write whose missed report was lost: it is kept (a leak, never
+// a loss). A blob of several segments must be written within
+// Config.MaxBlobWrite (30m), below the sweep's grace (1h), or its early
+// segments could be swept before its manifest is written: PutBlob fails
+// past it.
 //
 // # Reads
 //
@@ -63,4 +91,17 @@
 // bytes to the caller as they arrive. A dead, slow or corrupt member is
 // replaced by a parity member and the stripe is decoded; reads are hedged
 // after Config.HedgeAfter.
+//
+// A read must outlive an overwrite or delete of its object, whose old
+// segments the nameserver's delete queue deletes DeleteGrace later. The
+// dataservers refuse the queue's deletes of a needle they are serving
+// (dataserver/doc.go, "Open readers and holds"), so a read of one segment
+// needs nothing more: its shard requests are open from start to end. A
+// read that spans several segments also holds them all, on every member of
+// their volumes (POST /holds, one request per member, sent in the
+// background when the read opens its first segment), renews the hold every
+// Config.HoldTTL/3 and releases it on Close; a reader that vanishes stops
+// renewing and its hold expires after HoldTTL. The nameserver stops
+// yielding to readers ReadHoldMax past DeleteGrace, so no reader keeps
+// space for longer.
 package client

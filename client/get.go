@@ -20,7 +20,9 @@ import (
 // Get returns the bytes [off, off+n) of the object made of segs, in order.
 // n < 0 means to the end. Segments are opened one after another as the
 // reader reaches them; within a segment the data shards are read in
-// parallel. The caller must Close the reader.
+// parallel. A range over several segments holds them on their members
+// while it is read (readHold), so that an overwrite or delete of the
+// object meanwhile does not cut it. The caller must Close the reader.
 func (c *Client) Get(ctx context.Context, segs []depot.Segment, off, n int64) (io.ReadCloser, error) {
 	var total int64
 	for _, s := range segs {
@@ -32,7 +34,20 @@ func (c *Client) Get(ctx context.Context, segs []depot.Segment, off, n int64) (i
 	if n < 0 || off+n > total {
 		n = total - off
 	}
-	return &objectReader{ctx: ctx, c: c, segs: segs, off: off, left: n}, nil
+	return &objectReader{ctx: ctx, c: c, segs: segs, off: off, left: n, span: spanned(segs, off, n)}, nil
+}
+
+// spanned returns the segments that hold [off, off+n).
+func spanned(segs []depot.Segment, off, n int64) []depot.Segment {
+	var out []depot.Segment
+	var pos int64
+	for _, s := range segs {
+		if pos+s.Size > off && pos < off+n {
+			out = append(out, s)
+		}
+		pos += s.Size
+	}
+	return out
 }
 
 // objectReader walks the segments of an object range.
@@ -46,6 +61,10 @@ type objectReader struct {
 	// curLeft is how many bytes cur has still to deliver.
 	curLeft int64
 	err     error
+	// span is the segments of the range; when there are several, hold
+	// keeps them held from the first open to Close.
+	span []depot.Segment
+	hold *readHold
 }
 
 func (r *objectReader) Read(p []byte) (int, error) {
@@ -128,6 +147,9 @@ func (r *objectReader) next() error {
 	if len(r.segs) == 0 {
 		return fmt.Errorf("%w: object shorter than its segments claim", depot.ErrCorrupt)
 	}
+	if r.hold == nil && len(r.span) > 1 {
+		r.hold = r.c.startHold(r.ctx, r.span)
+	}
 	seg := r.segs[0]
 	fid, err := depot.ParseFid(seg.Fid)
 	if err != nil {
@@ -148,6 +170,10 @@ func (r *objectReader) Close() error {
 	if r.cur != nil {
 		r.cur.Close()
 		r.cur = nil
+	}
+	if r.hold != nil {
+		r.hold.close(r.ctx)
+		r.hold = nil
 	}
 	if r.err == nil {
 		r.err = errors.New("client: read after Close")

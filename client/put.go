@@ -34,9 +34,16 @@ type Tag struct {
 	// Tags without it (native blobs, segments written before the field
 	// existed) are never swept.
 	Pending bool `json:"n,omitempty"`
-	// Written is when a pending segment was written, in Unix seconds (the
-	// writer's clock); the orphan sweep counts its grace period from it.
+	// Written is when a pending segment or a native blob's segment was
+	// written, in Unix seconds (the writer's clock); the orphan sweep
+	// counts its grace period from it.
 	Written int64 `json:"w,omitempty"`
+	// Owner is the fid of the manifest of the blob a segment belongs to,
+	// on every segment of a blob of several segments (PutBlob reserves
+	// the manifest's fid before the first segment's tag is written): the
+	// segment is the leftover of a failed write unless its owner can be
+	// read. See the package documentation, "Failed writes".
+	Owner string `json:"o,omitempty"`
 }
 
 // maxContentType bounds the content type kept in a tag.
@@ -110,13 +117,43 @@ type Stored struct {
 // body. Nothing is recorded in the namespace: the caller keeps the
 // segments (the S3 gateway commits them under a key).
 func (c *Client) Put(ctx context.Context, r io.Reader, size int64, opts PutOptions) (*Stored, error) {
-	return c.put(ctx, r, size, opts, false)
+	st, _, err := c.put(ctx, r, size, opts, false)
+	return st, err
 }
 
-func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool) (*Stored, error) {
+// target is a needle id reserved for a segment not yet written: the
+// manifest of a blob of several segments, whose fid its segments name.
+type target struct {
+	vol depot.Volume
+	fid depot.Fid
+}
+
+// reserve takes a needle id from a lease for a later write.
+func (c *Client) reserve(ctx context.Context) (*target, error) {
+	vol, needle, err := c.leases.take(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lease: %w", err)
+	}
+	return &target{vol: vol, fid: depot.Fid{Volume: vol.ID, Needle: needle, Cookie: depot.NewCookie()}}, nil
+}
+
+// put stores the body; for a blob of several segments it also returns the
+// manifest's reserved fid, which every segment's tag names. A failure
+// deletes the segments already stored (discard): the caller never learns
+// their fids, so they are garbage.
+func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool) (*Stored, *target, error) {
+	st, owner, err := c.putSegments(ctx, r, size, opts, blob, &Stored{})
+	if err != nil {
+		c.discard(ctx, st.Segments)
+		return nil, nil, err
+	}
+	return st, owner, nil
+}
+
+func (c *Client) putSegments(ctx context.Context, r io.Reader, size int64, opts PutOptions, blob bool, st *Stored) (*Stored, *target, error) {
 	whole := md5.New()
 	br := bufio.NewReaderSize(io.TeeReader(r, whole), 64<<10)
-	st := &Stored{}
+	var owner *target
 	var done int64
 	for {
 		segLen := int64(-1)
@@ -131,31 +168,42 @@ func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptio
 			_, err := br.Peek(1)
 			return err != nil
 		}
-		tagFor := func(n int64) Tag {
+		tagFor := func(n int64) (Tag, error) {
 			t := Tag{Size: n}
-			if opts.Pending {
-				t.Pending, t.Written = true, time.Now().Unix()
+			if opts.Pending || blob {
+				t.Pending, t.Written = opts.Pending, time.Now().Unix()
 			}
-			if blob && len(st.Segments) == 0 && last(n) {
+			switch {
+			case blob && len(st.Segments) == 0 && last(n):
 				// The only segment of a blob: its tag describes the blob.
 				t.ETag = hex.EncodeToString(whole.Sum(nil))
 				t.ContentType = clip(opts.ContentType)
+			case blob:
+				// A segment of a blob of several: it names the manifest
+				// that will commit it.
+				if owner == nil {
+					var err error
+					if owner, err = c.reserve(ctx); err != nil {
+						return t, fmt.Errorf("reserve the manifest: %w", err)
+					}
+				}
+				t.Owner = owner.fid.String()
 			}
-			return t
+			return t, nil
 		}
 		progress := func(n int64) {
 			if opts.Progress != nil {
 				opts.Progress(done + n)
 			}
 		}
-		seg, err := c.putSegment(ctx, lr, segLen, tagFor, progress)
+		seg, err := c.putSegment(ctx, nil, lr, segLen, tagFor, progress)
 		if err != nil {
-			return nil, err
-		}
-		if segLen >= 0 && seg.Size != segLen {
-			return nil, fmt.Errorf("%w: body ended after %d of %d bytes", depot.ErrBadRequest, done+seg.Size, size)
+			return st, nil, err
 		}
 		st.Segments = append(st.Segments, seg)
+		if segLen >= 0 && seg.Size != segLen {
+			return st, nil, fmt.Errorf("%w: body ended after %d of %d bytes", depot.ErrBadRequest, done+seg.Size, size)
+		}
 		done += seg.Size
 		if size >= 0 && done >= size {
 			break
@@ -167,12 +215,27 @@ func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptio
 	if size >= 0 {
 		// A body longer than declared is an error, not a silent cut.
 		if _, err := br.Peek(1); err == nil {
-			return nil, fmt.Errorf("%w: body longer than the declared %d bytes", depot.ErrBadRequest, size)
+			return st, nil, fmt.Errorf("%w: body longer than the declared %d bytes", depot.ErrBadRequest, size)
 		}
 	}
 	st.Size = done
 	st.ETag = hex.EncodeToString(whole.Sum(nil))
-	return st, nil
+	return st, owner, nil
+}
+
+// discard deletes segments of a failed write from their members, best
+// effort: the write was refused to its caller, so nothing references
+// them. What a member down or a crash leaves, the orphan sweep (package
+// repair) reclaims.
+func (c *Client) discard(ctx context.Context, segs []depot.Segment) {
+	if len(segs) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.Delete(dctx, segs); err != nil {
+		c.cfg.Logger.Warn("delete segments of a failed write", "segments", len(segs), "err", err)
+	}
 }
 
 func clip(s string) string {
@@ -185,7 +248,8 @@ func clip(s string) string {
 // PutBlob stores r under a single fid (see the package documentation on
 // manifests) and returns the fid and what was stored.
 func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64, opts PutOptions) (depot.Fid, *Stored, error) {
-	st, err := c.put(ctx, r, size, opts, true)
+	start := time.Now()
+	st, owner, err := c.put(ctx, r, size, opts, true)
 	if err != nil {
 		return depot.Fid{}, nil, err
 	}
@@ -197,9 +261,19 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64, opts PutO
 	if err != nil {
 		return depot.Fid{}, nil, err
 	}
-	tag := Tag{Size: int64(len(man)), ETag: st.ETag, ContentType: clip(opts.ContentType), Manifest: true}
-	seg, err := c.putSegment(ctx, bytes.NewReader(man), int64(len(man)), func(int64) Tag { return tag }, nil)
+	tag := Tag{Size: int64(len(man)), ETag: st.ETag, ContentType: clip(opts.ContentType), Manifest: true,
+		Written: time.Now().Unix()}
+	// The orphan sweep deletes segments whose manifest is not readable
+	// once they are its grace period old; a manifest written later than
+	// MaxBlobWrite after the first segment could name swept segments.
+	if d := time.Since(start); d > c.cfg.MaxBlobWrite {
+		c.discard(ctx, st.Segments)
+		return depot.Fid{}, nil, fmt.Errorf("%w: blob took %v to write, over the %v limit", depot.ErrTooLarge, d.Round(time.Second), c.cfg.MaxBlobWrite)
+	}
+	// The manifest goes to the fid its segments name, or nowhere.
+	seg, err := c.putSegment(ctx, owner, bytes.NewReader(man), int64(len(man)), func(int64) (Tag, error) { return tag, nil }, nil)
 	if err != nil {
+		c.discard(ctx, st.Segments)
 		return depot.Fid{}, nil, fmt.Errorf("store manifest: %w", err)
 	}
 	fid, err := depot.ParseFid(seg.Fid)
@@ -215,15 +289,28 @@ type manifest struct {
 
 // putSegment stores the bytes of r (n bytes, -1 when unknown) as one needle
 // and returns its segment. tagFor gives the tag once the length is known.
-func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor func(int64) Tag, progress func(int64)) (depot.Segment, error) {
+// With fixed set, the needle goes to that reserved fid, in one attempt.
+// A failed attempt's needle is deleted (discard).
+func (c *Client) putSegment(ctx context.Context, fixed *target, r io.Reader, n int64, tagFor func(int64) (Tag, error), progress func(int64)) (depot.Segment, error) {
 	avoid := make(map[depot.VolumeID]bool)
 	var enc *erasure.Encoder
 	var shards [][]byte
 	var lastErr error
 	for attempt := 0; attempt < c.cfg.Attempts; attempt++ {
-		vol, needle, err := c.leases.take(ctx, avoid)
-		if err != nil {
-			return depot.Segment{}, fmt.Errorf("lease: %w", err)
+		var vol depot.Volume
+		var needle depot.NeedleID
+		var cookie depot.Cookie
+		var err error
+		if fixed != nil {
+			if attempt > 0 {
+				break
+			}
+			vol, needle, cookie = fixed.vol, fixed.fid.Needle, fixed.fid.Cookie
+		} else {
+			if vol, needle, err = c.leases.take(ctx, avoid); err != nil {
+				return depot.Segment{}, fmt.Errorf("lease: %w", err)
+			}
+			cookie = depot.NewCookie()
 		}
 		// The lease keeps the volume as assigned; a move (rebalance,
 		// drain) may have switched a member since: write to the members
@@ -243,19 +330,24 @@ func (c *Client) putSegment(ctx context.Context, r io.Reader, n int64, tagFor fu
 			// resent.
 			break
 		}
-		fid := depot.Fid{Volume: vol.ID, Needle: needle, Cookie: depot.NewCookie()}
+		fid := depot.Fid{Volume: vol.ID, Needle: needle, Cookie: cookie}
 		shardLen := int64(-1)
 		if n >= 0 {
 			// The tag's encoded length does not depend on the values
 			// still to come (the body's MD5 is 32 hex digits whatever it
 			// is; the write time is taken in seconds).
-			shardLen = codec.ShardSize(n) + int64(len(encodeTag(tagFor(n))))
+			t, err := tagFor(n)
+			if err != nil {
+				return depot.Segment{}, err
+			}
+			shardLen = codec.ShardSize(n) + int64(len(encodeTag(t)))
 		}
 		seg, resend, err := c.writeNeedle(ctx, vol, listed, fid, enc, shardLen, &shards, tagFor, progress)
 		if err == nil {
 			return seg, nil
 		}
 		lastErr = err
+		c.discard(ctx, []depot.Segment{{Fid: fid.String()}})
 		c.leases.drop(vol.ID)
 		avoid[vol.ID] = true
 		if !resend || ctx.Err() != nil {
@@ -341,7 +433,7 @@ func (c *Client) startUpload(ctx context.Context, m depot.Member, fid depot.Fid,
 // It reports whether the failure happened before any stripe beyond the
 // one in hand was read, so that the caller may resend on another volume.
 func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, listed time.Time, fid depot.Fid, enc *erasure.Encoder, shardLen int64,
-	held *[][]byte, tagFor func(int64) Tag, progress func(int64)) (seg depot.Segment, resend bool, err error) {
+	held *[][]byte, tagFor func(int64) (Tag, error), progress func(int64)) (seg depot.Segment, resend bool, err error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -400,7 +492,11 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, listed time.
 	}
 	*held = nil
 
-	tag := tagFor(enc.Size())
+	tag, err := tagFor(enc.Size())
+	if err != nil {
+		abort(err)
+		return depot.Segment{}, false, err
+	}
 	suffix := encodeTag(tag)
 	tails := make([][]byte, len(ups))
 	for i := range tails {

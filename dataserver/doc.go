@@ -159,6 +159,24 @@
 // needle. A checkpoint whose generation, checksum or covered offset does
 // not match its shard file is ignored and the file is scanned in full.
 //
+// # Open readers and holds
+//
+// A GET that started before its object was overwritten or deleted must
+// not be cut when the nameserver's delete queue reaches the old segments.
+// The server counts, per needle, the GETs it is serving, and keeps holds:
+// (hold id, needle) pairs with an expiry, set by POST /holds. A DELETE
+// with ifidle=1 of a needle with a GET in progress or an unexpired hold
+// is refused with 423 InUse. The delete queue sends ifidle=1 for a bounded
+// time (the nameserver's ReadHoldMax past its DeleteGrace) and plain
+// DELETEs after it, so a dead or hostile reader keeps no space for longer;
+// other deleters (a native DeleteBlob, repair) never send it. A healthy
+// single-segment read costs nothing more: its shard GETs themselves are
+// what holds the needle. A reader of several segments (package client)
+// holds its later segments, on every member, when it starts, renews the
+// hold while it reads, and releases it on Close; a reader that vanishes
+// stops renewing, and its hold expires after its TTL. Counts and holds
+// live in memory: a restart cuts every stream, and live readers renew.
+//
 // # HTTP API
 //
 // Every request except /healthz, /readyz and /metrics carries the cluster
@@ -197,8 +215,17 @@
 //	       failure before the first byte is a 500 error, after it the
 //	       connection is cut so the client sees a read error.
 //	HEAD   same path: headers only, X-Depot-Size: n.
-//	DELETE /shard/{vol}/{idx}/{needle}?cookie={cookie}
+//	DELETE /shard/{vol}/{idx}/{needle}?cookie={cookie}[&ifidle=1]
 //	       Writes a tombstone: 204; 404 when unknown or already deleted.
+//	       With ifidle=1, a needle being read or held (below) is left as
+//	       it is: 423 {"code":"InUse"}, a definite "retry later".
+//	POST   /holds
+//	       {"id":"<16 hex>","ttl_ms":t,"release":false,
+//	       "needles":[{"vol":17,"idx":2,"needle":"3f9a"}, ...]}
+//	       Sets (or, with release, drops) the reader's hold id on each
+//	       needle, expiring t ms later (capped at MaxHoldTTL, 5m); at most
+//	       4096 needles a request. 200 {"held":n}; 413 when the server
+//	       already keeps 2^18 holds.
 //	GET    /shard/{vol}/{idx}
 //	       {"needles":[{"id":"3f9a","cookie":"0c21e4b7","size":123,
 //	       "deleted":false}, ...]} sorted by id, deleted needles included

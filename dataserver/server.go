@@ -143,6 +143,8 @@ type Server struct {
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 
+	readers *readers // GETs being served and readers' holds (readers.go)
+
 	mu      sync.Mutex // guards ln, srv, raw
 	ln      net.Listener
 	srv     *http.Server
@@ -163,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), reg: prometheus.NewRegistry(), readers: newReaders()}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "depot_dataserver_requests_total",
 		Help: "Shard API requests by operation and HTTP status.",
@@ -318,6 +320,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET /shard/{vol}/{idx}", s.instrument("list", s.handleList)},
 		{"GET /shard/{vol}/{idx}/needles", s.instrument("needles", s.handleNeedles)},
 		{"POST /shard/{vol}/{idx}/compact", s.instrument("compact", s.handleCompact)},
+		{"POST /holds", s.instrument("holds", s.handleHolds)},
 		{"GET /status", s.instrument("status", s.handleStatus)},
 	}
 }
@@ -541,6 +544,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// While the needle is served, a DELETE ?ifidle=1 of it is refused.
+	defer s.readers.start(needleKey{vol: vol, idx: idx, needle: id})()
 	nd, err := s.store.Open(r.Context(), vol, idx, id, ck)
 	if err != nil {
 		s.fail(w, r, err)
@@ -641,6 +646,10 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	vol, idx, id, ck, err := parseTarget(r)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("ifidle") == "1" && s.readers.busy(needleKey{vol: vol, idx: idx, needle: id}, time.Now()) {
+		s.fail(w, r, fmt.Errorf("needle %d,%x shard %d: %w", vol, id, idx, depot.ErrInUse))
 		return
 	}
 	if err := s.store.Delete(r.Context(), vol, idx, id, ck); err != nil {

@@ -631,3 +631,77 @@ func TestServer_PutDeclaredLength(t *testing.T) {
 		})
 	}
 }
+
+// TestServer_DeleteIfIdle: a DELETE with ifidle=1 is refused with 423
+// InUse while a GET of the needle is being served or a hold on it is
+// unexpired, and succeeds once the GET ended, the hold was released or
+// it expired; a plain DELETE ignores readers.
+func TestServer_DeleteIfIdle(t *testing.T) {
+	_, c, base := MustStartServer(t, nil)
+	url := func(n string) string { return base + "/shard/17/2/" + n + "?cookie=0000000" + n }
+	for _, n := range []string{"1", "2", "3", "4"} {
+		size := 1000
+		if n == "1" {
+			size = 16 << 20 // more than loopback buffers take: the GET stays open
+		}
+		resp, body := do(t, c, "PUT", url(n), bytes.NewReader(payload(1, size)))
+		wantStatus(t, resp, body, 201)
+	}
+	hold := func(n string, ttlms int64, release bool) {
+		t.Helper()
+		b, _ := json.Marshal(HoldRequest{ID: "00000000000000ab", TTLms: ttlms, Release: release,
+			Needles: []HoldNeedle{{Vol: 17, Idx: 2, Needle: n}}})
+		resp, body := do(t, c, "POST", base+"/holds", bytes.NewReader(b))
+		wantStatus(t, resp, body, 200)
+	}
+	waitDeleted := func(n string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, body := do(t, c, "DELETE", url(n)+"&ifidle=1", nil)
+			if resp.StatusCode == 204 {
+				return
+			}
+			wantStatus(t, resp, body, 423)
+			if time.Now().After(deadline) {
+				t.Fatalf("needle %s still in use at the deadline", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	inUse := func(n string) {
+		t.Helper()
+		resp, body := do(t, c, "DELETE", url(n)+"&ifidle=1", nil)
+		wantStatus(t, resp, body, 423)
+		if !bytes.Contains(body, []byte(`"InUse"`)) {
+			t.Fatalf("423 body %s", body)
+		}
+	}
+
+	// A GET in progress.
+	resp, err := c.Get(url("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	inUse("1")
+	resp.Body.Close()
+	waitDeleted("1")
+
+	// A hold, released.
+	hold("2", 60000, false)
+	inUse("2")
+	hold("2", 0, true)
+	waitDeleted("2")
+
+	// A hold that expires.
+	hold("3", 1, false)
+	waitDeleted("3")
+
+	// A plain DELETE does not wait for readers.
+	hold("4", 60000, false)
+	resp2, body := do(t, c, "DELETE", url("4"), nil)
+	wantStatus(t, resp2, body, 204)
+}

@@ -85,6 +85,13 @@ type Config struct {
 	// DeleteGrace is how long a queued segment waits before its needles
 	// are deleted from the dataservers. Default 1m.
 	DeleteGrace time.Duration
+	// ReadHoldMax is how long past DeleteGrace a queued segment's deletion
+	// yields to readers: until then the delete queue asks the dataservers
+	// to delete only idle needles (DELETE ?ifidle=1) and keeps the entry
+	// queued while a GET of it is in progress or a reader holds it; after
+	// it, the needles are deleted whatever readers remain, so a dead or
+	// hostile reader keeps no space for longer. Default 1h.
+	ReadHoldMax time.Duration
 	// RebalanceInterval, when positive, starts a rebalance run on its own
 	// whenever, checked that often, a dataserver's bytes lie outside
 	// RebalanceBand of the mean. Default 0: off (`depot admin rebalance`
@@ -229,6 +236,7 @@ func DefaultConfig() Config {
 		RepairAfter:       10 * time.Minute,
 		RepairInterval:    5 * time.Second,
 		DeleteGrace:       time.Minute,
+		ReadHoldMax:       time.Hour,
 		RebalanceBand:     0.1,
 		RebalanceParallel: 4,
 	}
@@ -245,6 +253,7 @@ func TestConfig(dir string, key auth.Key, members Members) Config {
 	c.SyncInterval = 50 * time.Millisecond
 	c.ShutdownTimeout = time.Second
 	c.RepairAfter, c.RepairInterval, c.DeleteGrace = 2*time.Second, 200*time.Millisecond, time.Second
+	c.ReadHoldMax = 5 * time.Second
 	return c
 }
 
@@ -290,6 +299,9 @@ func (c Config) withDefaults() Config {
 	if c.DeleteGrace == 0 {
 		c.DeleteGrace = d.DeleteGrace
 	}
+	if c.ReadHoldMax == 0 {
+		c.ReadHoldMax = d.ReadHoldMax
+	}
 	if c.RebalanceBand == 0 {
 		c.RebalanceBand = d.RebalanceBand
 	}
@@ -323,7 +335,7 @@ func (c Config) Validate() error {
 	}
 	if c.Unit < 0 || c.MinWritable < 0 || c.MaxLease < 0 || c.MaxBatch < 0 || c.ReadyDataservers < 0 ||
 		c.GroupCommitWindow < 0 || c.SyncInterval < 0 || c.ShutdownTimeout < 0 ||
-		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 ||
+		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 || c.ReadHoldMax < 0 ||
 		c.RebalanceInterval < 0 || c.RebalanceParallel < 0 || c.RebalanceBand < 0 || c.RebalanceBand >= 1 {
 		errs = append(errs, errors.New("negative size, count or duration"))
 	}

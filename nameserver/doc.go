@@ -270,7 +270,13 @@
 //   - works through the delete queue: segments queued DeleteGrace ago or
 //     more have their needles deleted on every member (DELETE requests, no
 //     bytes); an entry is acknowledged once every member answered 204 or
-//     404, and stays queued while a member is down. An entry whose fid the
+//     404, and stays queued while a member is down. Until ReadHoldMax (1h)
+//     past DeleteGrace it deletes only idle needles (DELETE ?ifidle=1,
+//     dataserver/doc.go "Open readers and holds"): a member with a GET of
+//     the needle in progress, or a reader's hold on it, answers 423 and
+//     the entry stays queued, so a slow GET that began before the
+//     overwrite or delete is not cut; past that bound it deletes
+//     regardless, so no reader keeps space for ever. An entry whose fid the
 //     refs index lists (something references it again, or a command
 //     queued it by mistake) is acknowledged without deleting anything: a
 //     referenced segment is never deleted.
@@ -301,7 +307,10 @@
 // "Orphans"); the nameserver only decides by fid. The gateway writes its
 // segments with client.PutOptions.Pending, so their tags carry "n" and the
 // write time "w"; native /v1 blobs (committed by being written) and older
-// segments carry no "n" and are never candidates.
+// segments carry no "n". The workers find the leftovers of failed native
+// writes by a rule on the needles' copies (package repair, "Failed native
+// writes") and post them here too: nothing references them, so all are
+// queued.
 //
 // The refs bucket indexes every referenced fid. Apply keeps it: put_object
 // and put_part add their segments (complete_upload re-owns the parts'

@@ -501,7 +501,10 @@ func replacement(v depot.Volume, jobs map[nsclient.ShardRef]nsclient.RepairJob, 
 
 // processDeletes deletes the needles of queued segments older than
 // DeleteGrace from every member of their volume, and acknowledges the
-// entries whose members all answered. It checks the refs index first: an
+// entries whose members all answered. Within ReadHoldMax past the grace
+// it deletes only idle needles (DELETE ?ifidle=1): a member serving or
+// holding the needle for a reader answers 423 InUse and the entry stays
+// queued for the next pass. It checks the refs index first: an
 // entry whose segment is referenced is acknowledged without deleting
 // anything. An entry with a member down stays
 // queued until the member is back or replaced. No object bytes move: these
@@ -550,7 +553,8 @@ func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if s.deleteNeedle(ctx, hc, v, fid) {
+			ifIdle := now.Sub(pd.Queued) < s.cfg.DeleteGrace+s.cfg.ReadHoldMax
+			if s.deleteNeedle(ctx, hc, v, fid, ifIdle) {
 				mu.Lock()
 				done = append(done, pd.Seq)
 				mu.Unlock()
@@ -565,8 +569,11 @@ func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 }
 
 // deleteNeedle deletes fid's shard from every member; it reports whether
-// every member answered that the needle is gone.
-func (s *Server) deleteNeedle(ctx context.Context, hc *http.Client, v depot.Volume, fid depot.Fid) bool {
+// every member answered that the needle is gone. With ifIdle, it asks
+// for idle needles only and stops at the first member that answers 423
+// InUse, so that a reader keeps the needle's other shards (parity it may
+// need for a degraded read) as well.
+func (s *Server) deleteNeedle(ctx context.Context, hc *http.Client, v depot.Volume, fid depot.Fid, ifIdle bool) bool {
 	ok := true
 	for _, m := range v.Members {
 		if ds, found := s.store.cache.dataserver(m.Node); !found || ds.State != stateAlive {
@@ -575,6 +582,9 @@ func (s *Server) deleteNeedle(ctx context.Context, hc *http.Client, v depot.Volu
 		url := s.cfg.TLS.URL(m.Addr) + "/shard/" + strconv.FormatUint(uint64(fid.Volume), 10) + "/" +
 			strconv.Itoa(m.Index) + "/" + strconv.FormatUint(uint64(fid.Needle), 16) +
 			"?cookie=" + fmt.Sprintf("%08x", uint32(fid.Cookie))
+		if ifIdle {
+			url += "&ifidle=1"
+		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		req, err := http.NewRequestWithContext(rctx, http.MethodDelete, url, nil)
 		if err != nil {
@@ -590,6 +600,9 @@ func (s *Server) deleteNeedle(ctx context.Context, hc *http.Client, v depot.Volu
 		}
 		resp.Body.Close()
 		cancel()
+		if resp.StatusCode == http.StatusLocked {
+			return false // a reader holds it: the entry waits
+		}
 		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
 			ok = false
 		}

@@ -180,13 +180,32 @@
 // in one transaction queues for deletion those that no object or recorded
 // part references and refuses later commits of them (the nameserver's
 // doc.go, "Orphans"); the ordinary delete queue then deletes them on every
-// member. Needles without "n" (native blobs, older writes) are never
-// candidates. A per-slot cursor remembers the highest needle id below
+// member. Needles with neither "n" nor "w" (older writes) are never
+// candidates; native needles (no "n") follow the rule below. A per-slot cursor remembers the highest needle id below
 // which every needle is decided, so a pass reads only newer tags; cursors
 // are forgotten every 24h, since a writer holding an old lease can add a
 // needle below a cursor. Queued orphans are counted in
 // depot_antientropy_differences_total{kind="orphan"}. An orphan whose
 // member 0 missed the write waits until needle-level repair restores it.
+//
+// # Failed native writes
+//
+// Native blobs (client.PutBlob) are committed by being written: no
+// namespace entry lists them, so the refs check cannot tell a failed
+// write's leftovers from a blob. Their tags carry "w" without "n", and
+// every segment of a blob of several carries "o", the fid of the blob's
+// manifest (client/doc.go, "Failed writes"). A native needle whose "w" is
+// OrphanGrace old is a candidate when fewer than k members of its volume
+// hold it live, or when its "o" names a needle that fewer than k members
+// of that volume hold: both mean a write that failed (a needle with fewer
+// than k shards cannot be read, so deleting it loses nothing; a blob is
+// readable only through its manifest). The worker lists every member of
+// the volumes concerned once per pass (GET /shard/{vol}/{idx}); when a
+// member does not answer, or the volume is being repaired, the needle is
+// undecided and looked at again next pass. Candidates go to POST /orphans
+// like S3 orphans (nothing references them, so the nameserver queues them
+// all for deletion). A needle with k or more copies is kept: it is
+// readable, and anti-entropy completes it to k+m.
 //
 // A separate loop scrubs: every Config.ScrubInterval it re-reads every
 // needle of the local store at Config.ScrubRate bytes per second, verifying

@@ -35,9 +35,10 @@ type orphanState struct {
 
 // pendingTag is the part of a segment tag (client/doc.go) the sweep reads.
 type pendingTag struct {
-	Size    int64 `json:"s"`
-	Pending bool  `json:"n"`
-	Written int64 `json:"w"`
+	Size    int64  `json:"s"`
+	Pending bool   `json:"n"`
+	Written int64  `json:"w"`
+	Owner   string `json:"o"`
 }
 
 // readTag reads the tag of a needle's shard from the local store.
@@ -62,7 +63,8 @@ func (w *Worker) readTag(ctx context.Context, ref nsclient.ShardRef, n needleRef
 // sweepOrphans looks for orphans in the shard slots this dataserver holds
 // as member 0 (one member per volume does the work; all hold the same
 // tags): live needles whose tag says they await a commit ("n") and whose
-// write time ("w") is OrphanGrace old or more. It sends them to the
+// write time ("w") is OrphanGrace old or more, and native needles as old
+// that are leftovers of failed writes (nativeCheck). It sends them to the
 // nameserver, which queues those that nothing references for deletion.
 // See the package documentation, "Orphans".
 func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []nsclient.ShardRef) error {
@@ -91,6 +93,7 @@ func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []
 		}
 		cursor := st.cursors[ref]
 		advance := true // every needle so far is decided
+		native := nativeCheck{w: w, ns: ns}
 		var cands []depot.Segment
 		var candIDs []depot.NeedleID
 		for _, ni := range list { // in id order
@@ -104,10 +107,21 @@ func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []
 				// Corrupt or vanished: scrub and repair deal with it; look
 				// again next pass.
 				decided = false
-			case !t.Pending:
-				// Native, or older than the "n" field: never swept.
+			case !t.Pending && t.Written == 0:
+				// Older than the "n" and "w" fields: never swept.
 			case now.Sub(time.Unix(t.Written, 0)) < w.cfg.OrphanGrace:
 				decided = false // its commit may be on its way
+			case !t.Pending:
+				// A native blob's needle: a leftover of a failed write
+				// when it, or the manifest it names, cannot be read.
+				fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
+				failed, known := native.failed(ctx, fid, t.Owner)
+				if !known {
+					decided = false
+				} else if failed {
+					cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
+					candIDs = append(candIDs, ni.ID)
+				}
 			default:
 				fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
 				cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
@@ -140,4 +154,79 @@ func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []
 		st.cursors[ref] = cursor
 	}
 	return errors.Join(errs...)
+}
+
+// nativeCheck decides, for one pass over one shard slot, whether native
+// needles are leftovers of failed writes (the package documentation,
+// "Failed native writes"). It lists each volume's members once.
+type nativeCheck struct {
+	w  *Worker
+	ns *nsclient.Client
+	// copies counts, per volume, the members that hold each needle live;
+	// nil for a volume that could not be listed whole.
+	copies map[depot.VolumeID]map[depot.Fid]int
+	k      map[depot.VolumeID]int
+}
+
+// failed reports whether fid, a native needle, is garbage: fewer than k
+// members of its volume hold it, or it names an owner (the manifest of its
+// blob) that fewer than k members hold. known is false when that cannot be
+// told now (a member did not answer, the volume is being repaired).
+func (c *nativeCheck) failed(ctx context.Context, fid depot.Fid, owner string) (failed, known bool) {
+	ok, known := c.readable(ctx, fid)
+	if !known || !ok {
+		return !ok, known
+	}
+	if owner == "" {
+		return false, true
+	}
+	of, err := depot.ParseFid(owner)
+	if err != nil {
+		return false, false // a damaged tag: leave it to scrub
+	}
+	ok, known = c.readable(ctx, of)
+	return !ok, known
+}
+
+// readable reports whether at least k members of fid's volume hold fid
+// live, every member having answered.
+func (c *nativeCheck) readable(ctx context.Context, fid depot.Fid) (ok, known bool) {
+	if c.copies == nil {
+		c.copies, c.k = make(map[depot.VolumeID]map[depot.Fid]int), make(map[depot.VolumeID]int)
+	}
+	counts, seen := c.copies[fid.Volume]
+	if !seen {
+		counts = c.list(ctx, fid.Volume)
+		c.copies[fid.Volume] = counts
+	}
+	if counts == nil {
+		return false, false
+	}
+	return counts[fid] >= c.k[fid.Volume], true
+}
+
+// list counts the live copies of every needle of vol over its members, or
+// returns nil when a member cannot be listed or a member is being rebuilt.
+func (c *nativeCheck) list(ctx context.Context, vol depot.VolumeID) map[depot.Fid]int {
+	v, err := c.ns.Volume(ctx, vol)
+	if err != nil || v.State == depot.VolumeRepairing || len(v.Members) != v.K+v.M {
+		return nil
+	}
+	c.k[vol] = v.K
+	counts := make(map[depot.Fid]int)
+	for idx := range v.Members {
+		if v.Members[idx].Index != idx {
+			return nil
+		}
+		list, err := c.w.listPeer(ctx, v, idx)
+		if err != nil {
+			return nil
+		}
+		for _, n := range list {
+			if !n.deleted {
+				counts[depot.Fid{Volume: vol, Needle: n.id, Cookie: n.cookie}]++
+			}
+		}
+	}
+	return counts
 }

@@ -39,6 +39,7 @@ var table = []mapping{
 	{depot.ErrBadRequest, "BadRequest", http.StatusBadRequest},
 	{depot.ErrExists, "Exists", http.StatusConflict},
 	{depot.ErrNotEmpty, "NotEmpty", http.StatusConflict},
+	{depot.ErrInUse, "InUse", http.StatusLocked},
 	{depot.ErrTooLarge, "TooLarge", http.StatusRequestEntityTooLarge},
 	{depot.ErrUnknownOutcome, "UnknownOutcome", http.StatusServiceUnavailable},
 	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},

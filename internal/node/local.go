@@ -180,6 +180,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		nc.SyncInterval = 50 * time.Millisecond
 		nc.ShutdownTimeout = 2 * time.Second
 		nc.RepairInterval, nc.DeleteGrace = 200*time.Millisecond, time.Second
+		nc.ReadHoldMax = 5 * time.Second
 	}
 	if cfg.RepairAfter > 0 {
 		nc.RepairAfter = cfg.RepairAfter
