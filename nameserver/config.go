@@ -94,8 +94,11 @@ type Config struct {
 	ReadHoldMax time.Duration
 	// RebalanceInterval, when positive, starts a rebalance run on its own
 	// whenever, checked that often, a dataserver's bytes lie outside
-	// RebalanceBand of the mean. Default 0: off (`depot admin rebalance`
-	// starts runs by hand).
+	// RebalanceBand of the mean. DefaultConfig has it on (every
+	// DefaultRebalanceInterval), since an operator who adds a machine
+	// expects it to fill; 0 turns it off (`depot admin rebalance` then
+	// starts runs by hand). The chaos suite runs with it on, under drains,
+	// kills and added dataservers.
 	RebalanceInterval time.Duration
 	// RebalanceBand is how far from the mean (a fraction of it) a
 	// rebalance run lets a dataserver's bytes be. Default 0.1.
@@ -220,6 +223,10 @@ func (c RaftConfig) withDefaults() RaftConfig {
 	return c
 }
 
+// DefaultRebalanceInterval is how often, by default, the nameserver checks
+// whether a rebalance run should start on its own.
+const DefaultRebalanceInterval = 10 * time.Minute
+
 // DefaultConfig returns the defaults, without the required fields.
 func DefaultConfig() Config {
 	return Config{
@@ -237,6 +244,7 @@ func DefaultConfig() Config {
 		RepairInterval:    5 * time.Second,
 		DeleteGrace:       time.Minute,
 		ReadHoldMax:       time.Hour,
+		RebalanceInterval: DefaultRebalanceInterval,
 		RebalanceBand:     0.1,
 		RebalanceParallel: 4,
 	}

@@ -366,7 +366,8 @@
 // RepairInterval the rebalance loop (rebalanceStep):
 //
 //   - cancels moves whose target is dead or left;
-//   - when Config.RebalanceInterval is set (off by default) and that long
+//   - when Config.RebalanceInterval is set (10 minutes by default; 0 turns
+//     it off) and that long
 //     passed since it last looked, starts a run if a dataserver's bytes
 //     lie outside RebalanceBand of the mean;
 //   - while a run is active or a dataserver drains, asks every up

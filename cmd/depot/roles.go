@@ -103,7 +103,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	k := fs.Int("k", 4, "default data shards")
 	m := fs.Int("m", 2, "default parity shards")
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	raftAddr := fs.String("raft-addr", envOr("DEPOT_RAFT_ADDR", ""), "raft listen address; set (or --peers) to run in a raft group of nameservers under --id (env DEPOT_RAFT_ADDR)")
 	raftAdvertise := fs.String("raft-advertise", envOr("DEPOT_RAFT_ADVERTISE", ""), "raft address announced to the others, when it differs from --raft-addr (env DEPOT_RAFT_ADVERTISE)")

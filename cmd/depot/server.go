@@ -18,6 +18,7 @@ import (
 	"depot/gateway/s3/sse"
 	"depot/internal/auth"
 	"depot/internal/node"
+	"depot/nameserver"
 	"depot/repair"
 )
 
@@ -175,7 +176,7 @@ func runServer(ctx context.Context, args []string) error {
 	memLimit := fs.String("memory-limit", envOr("DEPOT_MEMORY_LIMIT", "400MiB"), "soft limit on the Go heap of the whole process; the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
 	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", 0), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
 	var pub publicTLSFlags
