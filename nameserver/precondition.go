@@ -3,6 +3,7 @@ package nameserver
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
@@ -38,7 +39,7 @@ func checkPrecondition(o depot.Object, cur *depot.Object) error {
 	if p == nil {
 		return nil
 	}
-	if cur != nil && len(o.Segments) > 0 && sameSegments(cur.Segments, o.Segments) {
+	if cur != nil && len(o.Segments) > 0 && slices.Equal(cur.Segments, o.Segments) {
 		return nil
 	}
 	switch {
@@ -50,16 +51,4 @@ func checkPrecondition(o depot.Object, cur *depot.Object) error {
 		return fmt.Errorf("%w: object %s/%s has ETag %q, not %q", depot.ErrPrecondition, o.Bucket, o.Key, cur.ETag, p.IfMatch)
 	}
 	return nil
-}
-
-func sameSegments(a, b []depot.Segment) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

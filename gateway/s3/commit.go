@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"depot"
@@ -78,20 +79,8 @@ func holds(ns *nsclient.Client, bucket, key string, segs []depot.Segment) func(c
 		if err != nil {
 			return false, err
 		}
-		return sameSegments(o.Segments, segs), nil
+		return slices.Equal(o.Segments, segs), nil
 	}
-}
-
-func sameSegments(a, b []depot.Segment) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // commit switches the key to o on a context of its own (commitContext).

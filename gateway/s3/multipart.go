@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -215,7 +216,7 @@ func partHolds(ns *nsclient.Client, bucket, key, id string, p nsclient.Part) fun
 		}
 		for _, have := range info.Parts {
 			if have.Number == p.Number {
-				return sameSegments(have.Segments, p.Segments), nil
+				return slices.Equal(have.Segments, p.Segments), nil
 			}
 		}
 		return false, nil
