@@ -253,16 +253,19 @@ func (w *Worker) taskLoop(ctx context.Context) {
 	defer t.Stop()
 	var lastAE time.Time
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		// The first pass runs at once: a dataserver that comes back
+		// compares its slots with its peers (anti-entropy) before
+		// anything else, catching writes whose missed report was lost.
 		ae := time.Since(lastAE) >= w.cfg.AntiEntropyInterval
 		if err := w.runOnce(ctx, ae, false); err != nil && ctx.Err() == nil {
 			w.log.Debug("repair pass", "err", err)
 		} else if ae {
 			lastAE = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
