@@ -337,7 +337,13 @@ func (w *Worker) runOnce(ctx context.Context, antiEntropy, missed bool) error {
 				<-sem
 			}
 			if err != nil {
-				if ctx.Err() == nil {
+				switch {
+				case ctx.Err() != nil:
+				case errors.Is(err, depot.ErrNotFound):
+					// Cancelled (its member came back) or given to another
+					// target: no failure; the next pass drops the copy.
+					w.log.Info("repair job ended elsewhere", "volume", j.Volume, "index", j.Index, "err", err)
+				default:
 					w.jobFailed(ctx, ns, j, err)
 				}
 				mu.Lock()
