@@ -18,8 +18,8 @@
 // answered that it is durable; members that missed it are reported to the
 // nameserver for repair. A write that ends with a member list older than
 // Config.VolumeTTL looks the volume up again: a member replaced meanwhile
-// (a move or a rebuild switched its slot) counts as missed too, since its
-// copy leaves with the slot. A segment whose volume cannot reach quorum is
+// (a move or a rebuild switched its slot) is reported missed too, since
+// its copy leaves with the slot. A segment whose volume cannot reach quorum is
 // retried on another volume when the body can be rewound (an io.Seeker) or
 // when no byte of it was sent yet.
 //

@@ -517,12 +517,12 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, listed time.
 			missed = append(missed, u.member.Index)
 		}
 	}
-	if time.Since(listed) > c.cfg.VolumeTTL {
-		missed = c.replaced(ctx, vol, missed)
-	}
 	if ok := len(ups) - len(missed); ok < c.cfg.Quorum {
 		return depot.Segment{}, first, fmt.Errorf("%w: volume %d: %d of %d members acknowledged, need %d: %v",
 			depot.ErrNoQuorum, vol.ID, ok, len(ups), c.cfg.Quorum, firstErr(ups))
+	}
+	if time.Since(listed) > c.cfg.VolumeTTL {
+		missed = c.replaced(ctx, vol, missed)
 	}
 	if len(missed) > 0 {
 		c.cfg.Logger.Warn("write missed members", "fid", fid.String(), "shards", missed, "err", firstErr(ups))
@@ -540,8 +540,9 @@ func (c *Client) writeNeedle(ctx context.Context, vol depot.Volume, listed time.
 // since vol was listed. A write that outlived its member list (a stalled
 // or very long one) may have gone to a member that a move or a rebuild
 // switched away meanwhile, whose copy is dropped once the switch settles:
-// its acknowledgement does not count, and the slot's new member gets the
-// shard by needle-level repair. Member lists younger than VolumeTTL need
+// the slot's new member gets the shard by needle-level repair. (The
+// acknowledgement still counted for the quorum: the shard was durable
+// there when it was given.) Member lists younger than VolumeTTL need
 // no check: a switch keeps the old copy for longer (the repair worker's
 // MoveSettle) and the new member catches up from it.
 func (c *Client) replaced(ctx context.Context, vol depot.Volume, missed []int) []int {

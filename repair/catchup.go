@@ -179,6 +179,9 @@ func (w *Worker) jobFailed(ctx context.Context, ns *nsclient.Client, j nsclient.
 	if len(msg) > 512 {
 		msg = msg[:512]
 	}
+	if j.Failures > 0 && j.Error == msg && time.Since(j.Updated) < warnEvery {
+		return // recorded already: one command a minute per failing job at most
+	}
 	p := nsclient.RepairProgress{Volume: j.Volume, Index: j.Index, To: j.To, Error: msg, Failures: j.Failures + 1}
 	if rerr := ns.RepairProgress(ctx, p); rerr != nil && !errors.Is(rerr, depot.ErrNotFound) {
 		w.log.Debug("report job failure", "volume", j.Volume, "index", j.Index, "err", rerr)

@@ -123,6 +123,17 @@ func (w *Worker) copyNeedle(ctx context.Context, v depot.Volume, idx int, r need
 	if f.err != nil {
 		w.log.Debug("move: copy failed, rebuilding the needle", "volume", v.ID, "index", idx, "needle", uint64(r.id), "err", f.err)
 		n, _, err := w.rebuildNeedle(ctx, v, idx, r.id, r.cookie)
+		if errors.Is(err, errPartial) {
+			// Never written whole, on From as elsewhere: nothing to move;
+			// the orphan sweep takes the pieces.
+			fid := depot.Fid{Volume: v.ID, Needle: r.id, Cookie: r.cookie}
+			w.logFailure(fid.String(), reasonPartial, "move skipped a needle never written whole", "fid", fid.String(),
+				"shard", idx, "err", err)
+			if ns, nerr := w.cfg.Nameserver(); nerr == nil {
+				w.offerOrphan(ctx, ns, fid)
+			}
+			return 0, nil
+		}
 		if err == nil {
 			w.repairNeedles.WithLabelValues("move").Inc()
 		}

@@ -67,6 +67,12 @@ func (w *Worker) report(ctx context.Context, list []nsclient.MissedWrite) error 
 			errs = append(errs, fmt.Errorf("report %s: %w", mw.Fid, err))
 		}
 	}
+	// Shards of this dataserver among them are repaired now, not at the
+	// missed-write loop's next interval.
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 	return errors.Join(errs...)
 }
 

@@ -253,16 +253,19 @@ func (w *Worker) taskLoop(ctx context.Context) {
 	defer t.Stop()
 	var lastAE time.Time
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		// The first pass runs at once: a dataserver that comes back
+		// compares its slots with its peers (anti-entropy) before
+		// anything else, catching writes whose missed report was lost.
 		ae := time.Since(lastAE) >= w.cfg.AntiEntropyInterval
 		if err := w.runOnce(ctx, ae, false); err != nil && ctx.Err() == nil {
 			w.log.Debug("repair pass", "err", err)
 		} else if ae {
 			lastAE = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -334,7 +337,13 @@ func (w *Worker) runOnce(ctx context.Context, antiEntropy, missed bool) error {
 				<-sem
 			}
 			if err != nil {
-				if ctx.Err() == nil {
+				switch {
+				case ctx.Err() != nil:
+				case errors.Is(err, depot.ErrNotFound):
+					// Cancelled (its member came back) or given to another
+					// target: no failure; the next pass drops the copy.
+					w.log.Info("repair job ended elsewhere", "volume", j.Volume, "index", j.Index, "err", err)
+				default:
 					w.jobFailed(ctx, ns, j, err)
 				}
 				mu.Lock()

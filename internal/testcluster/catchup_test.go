@@ -206,6 +206,66 @@ func TestRepair_CatchUpAfterSwitch(t *testing.T) {
 	checkAll(t, c.Client(), objs, 0, 103)
 }
 
+// writePartial stores on members the pieces of an upload of fid cut
+// short after one stripe unit, as an older dataserver kept them: bytes of
+// the unit's length without the tag suffix, random from seed.
+func writePartial(t *testing.T, c *testcluster.Cluster, fid depot.Fid, members []depot.Member, seed uint64) {
+	t.Helper()
+	t.Logf("seed %d, partial needle %s", seed, fid)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	partial := make([]byte, c.Opts.Unit)
+	for _, m := range members {
+		for i := range partial {
+			partial[i] = byte(rng.Uint32())
+		}
+		st := c.Dataserver(dsIndex(t, c, m.Node)).Server.Store()
+		if _, err := st.Write(context.Background(), fid.Volume, m.Index, fid.Needle, fid.Cookie, bytes.NewReader(partial), int64(len(partial))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A move (a drain) of a slot whose member holds a partial needle, as k
+// other members do: the copy falls back to a rebuild, which cannot be
+// made; the move skips it, hands it to the orphan sweep and switches.
+func TestRepair_PartialNeedleDoesNotBlockMove(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Dataservers: 7, RepairAfter: time.Hour})
+	ctx := context.Background()
+	stripe := int64(c.Opts.K * c.Opts.Unit)
+	objs := putAll(t, c.Client(), 0, logUniformSizes(20, 256<<10, stripe, c.Opts.SegmentSize, 121), 4)
+	ns := c.NSClient()
+	a, err := ns.Assign(ctx, c.Opts.K, c.Opts.M, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := a.Volume
+	fid := depot.Fid{Volume: v.ID, Needle: a.First, Cookie: depot.NewCookie()}
+	writePartial(t, c, fid, v.Members[:c.Opts.K+1], 122)
+	id := v.Members[0].Node
+	if err := ns.Drain(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRebalanced(t, ns, 60*time.Second, func(st nsclient.RebalanceStatus) bool { return st.Done && st.Drained(id) })
+	after, err := ns.Volume(ctx, v.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Members[0].Node == id {
+		t.Fatalf("volume %d: slot 0 still on the drained %s", v.ID, id)
+	}
+	// Skipped, not stuck on: no attempt of the move failed on it.
+	for i := range c.Dataservers() {
+		if n := dsSum(t, c, i, "depot_repair_failures_total", "reason", "job"); n > 0 {
+			t.Errorf("%s: %v failed move attempts", node.DataserverID(i), n)
+		}
+	}
+	if err := c.StopDataserver(dsIndex(t, c, id)); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitHealed(t, 30*time.Second)
+	checkAll(t, c.Client(), objs, 0, 123)
+}
+
 // A needle that some members hold only in part (a shard upload cut short
 // and kept by an older dataserver, without its tag) cannot be rebuilt.
 // The rebuild of a member lost for good skips it, reports it and hands it
@@ -224,21 +284,9 @@ func TestRepair_PartialNeedleDoesNotBlockRebuild(t *testing.T) {
 	}
 	v := a.Volume
 	fid := depot.Fid{Volume: v.ID, Needle: a.First, Cookie: depot.NewCookie()}
-	const seed = 92
-	t.Logf("seed %d, partial needle %s", seed, fid)
-	rng := rand.New(rand.NewPCG(seed, 1))
 	// k members took the first stripe unit and no more: no tag suffix.
 	// The last member, which the test then loses, took nothing.
-	partial := make([]byte, c.Opts.Unit)
-	for _, m := range v.Members[:c.Opts.K] {
-		for i := range partial {
-			partial[i] = byte(rng.Uint32())
-		}
-		st := c.Dataserver(dsIndex(t, c, m.Node)).Server.Store()
-		if _, err := st.Write(ctx, v.ID, m.Index, fid.Needle, fid.Cookie, bytes.NewReader(partial), int64(len(partial))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writePartial(t, c, fid, v.Members[:c.Opts.K], 92)
 	lost := v.Members[len(v.Members)-1].Node
 	kill(t, c, dsIndex(t, c, lost))
 

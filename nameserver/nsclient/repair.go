@@ -37,8 +37,9 @@ type RepairJob struct {
 	// (recorded as missed writes of the slot, or handed to the orphan
 	// sweep when they were never written whole).
 	Skipped int64 `json:"skipped,omitempty"`
-	// Failures counts the attempts that failed since the job last made
-	// progress; Error is the last one's error.
+	// Failures counts the failed attempts reported since the job last
+	// made progress (the same error at most once a minute); Error is the
+	// last one's error.
 	Failures int    `json:"failures,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
