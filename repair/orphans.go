@@ -148,16 +148,17 @@ func (w *Worker) sweepSlot(ctx context.Context, ns *nsclient.Client, ref nsclien
 		return decided, nil
 	}
 	// Needles member 0 holds live are its to sweep. Asked only when this
-	// slot has needles to look at; without the answer they wait for the
-	// next pass.
+	// slot has needles to look at. Without the answer (member 0 down), or
+	// while a member is being rebuilt (member 0 may be the one, empty so
+	// far), they wait for a later pass, as anti-entropy's comparison does.
 	var first map[depot.NeedleID]bool
 	if ref.Index != 0 {
-		if len(v.Members) == 0 {
+		if len(v.Members) == 0 || v.State == depot.VolumeRepairing {
 			return decided, nil
 		}
 		theirs, err := w.listPeer(ctx, v, 0)
 		if err != nil {
-			return decided, err
+			return decided, nil // see above: not this slot's error
 		}
 		first = make(map[depot.NeedleID]bool, len(theirs))
 		for _, r := range theirs {
