@@ -695,7 +695,7 @@ func (f *shardFile) list(ctx context.Context) ([]NeedleInfo, error) {
 		if err != nil {
 			continue // counted and logged; repair will notice it missing
 		}
-		out = append(out, NeedleInfo{ID: e.id, Cookie: hd.Cookie, Size: hd.Size, Deleted: hd.tombstone()})
+		out = append(out, NeedleInfo{ID: e.id, Cookie: hd.Cookie, Size: hd.Size, Deleted: hd.tombstone(), Record: e.l.offset()})
 	}
 	return out, nil
 }

@@ -578,6 +578,10 @@ type NeedleInfo struct {
 	Cookie  depot.Cookie
 	Size    int64 // 0 when deleted
 	Deleted bool
+	// Record is the offset of the needle's latest record in its shard
+	// file: a needle written again (a repair copy after a delete) gets a
+	// new one, and so does every needle a compaction moves.
+	Record int64
 }
 
 // List returns every needle of a shard file, deleted ones included (so

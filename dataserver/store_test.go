@@ -348,6 +348,14 @@ func TestStore_Delete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Record: where each needle's latest record is (the tombstone of
+		// 1 came after 2).
+		if len(l) != 2 || l[1].Record <= 0 || l[0].Record <= l[1].Record {
+			t.Fatalf("List = %v: records not where written", l)
+		}
+		for i := range l {
+			l[i].Record = 0
+		}
 		want := []NeedleInfo{{ID: 1, Cookie: 5, Deleted: true}, {ID: 2, Cookie: 5, Size: 100}}
 		if fmt.Sprint(l) != fmt.Sprint(want) {
 			t.Fatalf("List = %v, want %v", l, want)

@@ -326,8 +326,10 @@
 // A worker posts the candidates — "n" segments older than its
 // OrphanGrace (1h by default) — to POST /orphans (command sweep_orphans).
 // In one transaction, apply queues for deletion (the ordinary delete queue,
-// after DeleteGrace) those that refs does not list, and records them in
-// swept. put_object and put_part refuse a segment listed in swept before
+// after DeleteGrace) those that refs does not list and queued does not
+// hold, and records them in swept. A fid swept before is queued again once
+// its delete is done: its needle is back on some member (a late write, a
+// repair copy after the delete passed), and swept keeps it uncommittable. put_object and put_part refuse a segment listed in swept before
 // their first write. So a commit racing the sweep either lands first (the
 // fid is referenced and the sweep skips it) or is refused (the gateway
 // answers 500 and the client retries with new segments): an acknowledged

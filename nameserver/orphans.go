@@ -240,13 +240,18 @@ func (s *store) applyOrphans(tx *bbolt.Tx, cmd Command) (res any, ok bool, err e
 	out := nsclient.SweepResult{Queued: []string{}}
 	var queue []depot.Segment
 	seen := make(map[string]bool, len(c.Segments))
+	queued := tx.Bucket(bktQueued)
 	for _, sg := range c.Segments {
 		fid, err := depot.ParseFid(sg.Fid)
 		if err != nil || sg.Size < 0 {
 			continue
 		}
 		k := fid.String()
-		if seen[k] || refs.Get([]byte(k)) != nil || swept.Get([]byte(k)) != nil {
+		// A fid swept before whose delete is done is queued again: its
+		// needle is back on some member (a write or a repair copy that
+		// reached it after the delete passed), and the swept record keeps
+		// any commit from naming it, so deleting it again is safe.
+		if seen[k] || refs.Get([]byte(k)) != nil || (queued != nil && queued.Get([]byte(k)) != nil) {
 			continue
 		}
 		seen[k] = true

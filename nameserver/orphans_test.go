@@ -68,7 +68,8 @@ func TestOrphans_Sweep(t *testing.T) {
 	if err != nil || len(q) != 2 {
 		t.Fatalf("delete queue %+v, %v", q, err)
 	}
-	// Swept fids are not queued twice, and commits naming them fail.
+	// Swept fids are not queued twice while their delete waits, and
+	// commits naming them fail.
 	if got := sweep(fid(1, 20)); len(got) != 0 {
 		t.Fatalf("second sweep queued %v", got)
 	}
@@ -82,13 +83,34 @@ func TestOrphans_Sweep(t *testing.T) {
 		t.Fatal("refused commit left an object")
 	}
 
-	// A replaced or deleted object's segments are no longer referenced
-	// (they are in the delete queue already).
+	// Once their delete is done, a swept fid found again (its needle came
+	// back on some member after the delete passed it) is queued again,
+	// and still refused to commits.
+	var seqs []uint64
+	for _, pd := range q {
+		seqs = append(seqs, pd.Seq)
+	}
+	if err := cl.AckDeletes(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	if got := sweep(fid(1, 20)); !slices.Equal(got, []string{fid(1, 20)}) {
+		t.Fatalf("sweep after the delete: queued %v, want %s", got, fid(1, 20))
+	}
+	if _, err := cl.PutObject(ctx, object("shop", "late.jpg", 20, 7)); err == nil {
+		t.Fatal("PutObject of a segment swept twice accepted")
+	}
+
+	// A replaced or deleted object's segments are no longer referenced;
+	// they are in the delete queue already, so the sweep does not queue
+	// them a second time.
 	if _, err := cl.PutObject(ctx, object("shop", "a.jpg", 2, 20, 5)); err != nil {
 		t.Fatal(err)
 	}
-	if got := sweep(fid(1, 1), fid(1, 2), fid(1, 3)); !slices.Equal(got, []string{fid(1, 1)}) {
-		t.Fatalf("after replace: queued %v, want only %s", got, fid(1, 1))
+	if got := sweep(fid(1, 1), fid(1, 2), fid(1, 3)); len(got) != 0 {
+		t.Fatalf("after replace: queued %v, want none", got)
+	}
+	if q, err := cl.PendingDeletes(ctx, 0); err != nil || !slices.ContainsFunc(q, func(pd nsclient.PendingDelete) bool { return pd.Fid == fid(1, 1) }) {
+		t.Fatalf("after replace: delete queue %+v (%v) lacks %s", q, err, fid(1, 1))
 	}
 
 	// A layout-1 database (no refs index) gets one built on open.

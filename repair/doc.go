@@ -172,21 +172,30 @@
 //
 // Segments written for the S3 namespace carry "n" (pending commit) and "w"
 // (write time, Unix seconds) in their tags (client/doc.go). For every shard
-// slot it holds as member 0 (one member per volume does it; every member
-// holds the same tags), the worker lists its live needles, reads each
-// one's tag from the local store (the last 512 bytes; no bytes cross the
-// network), and collects those with "n" whose "w" is Config.OrphanGrace
-// (1h) old or more. It posts them to the nameserver (POST /orphans), which
-// in one transaction queues for deletion those that no object or recorded
-// part references and refuses later commits of them (the nameserver's
-// doc.go, "Orphans"); the ordinary delete queue then deletes them on every
-// member. Needles with neither "n" nor "w" (older writes) are never
-// candidates; native needles (no "n") follow the rule below. A per-slot cursor remembers the highest needle id below
-// which every needle is decided, so a pass reads only newer tags; cursors
-// are forgotten every 24h, since a writer holding an old lease can add a
-// needle below a cursor. Queued orphans are counted in
-// depot_antientropy_differences_total{kind="orphan"}. An orphan whose
-// member 0 missed the write waits until needle-level repair restores it.
+// slot it holds, the worker lists its live needles, reads each one's tag
+// from the local store (the last 512 bytes; no bytes cross the network),
+// and collects those with "n" whose "w" is Config.OrphanGrace (1h) old or
+// more. Member 0 of a volume speaks for every needle it holds live (every
+// member holds the same tags); any other member lists member 0's needles
+// (only when it has needles to look at) and speaks for those member 0 does
+// not hold live: a cut write that never reached member 0, or a needle that
+// reached this member after its delete had passed (a late write, a move or
+// rebuild copy). So in the steady state each needle is checked once, and
+// none is left to nobody. It posts them to the nameserver (POST /orphans),
+// which in one transaction queues for deletion those that no object or
+// recorded part references and no delete is queued for, and refuses later
+// commits of them (the nameserver's doc.go, "Orphans"); the ordinary
+// delete queue then deletes them on every member. Needles with neither
+// "n" nor "w" (older writes) are never candidates; native needles (no
+// "n") follow the rule below. Per slot the worker remembers the live needles it decided
+// (native, member 0's, or answered by the nameserver), each with the
+// offset of its record (dataserver.NeedleInfo.Record), so a pass reads
+// only the tags of needles new to it — whatever their id, since ids come
+// from leases that writers may hold for long — or written again since (a
+// copy after a delete); a compaction moves every record, so the slot is
+// read once more after one. What it remembers is forgotten every 24h.
+// Queued orphans are counted in
+// depot_antientropy_differences_total{kind="orphan"}.
 //
 // # Failed native writes
 //

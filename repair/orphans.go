@@ -2,6 +2,7 @@ package repair
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,27 +11,53 @@ import (
 	"time"
 
 	"depot"
+	"depot/dataserver"
 	"depot/nameserver/nsclient"
 )
 
 // DefaultOrphanGrace is Config.OrphanGrace's default.
 const DefaultOrphanGrace = time.Hour
 
-// orphanRescan is how often the sweep forgets its cursors and reads every
-// tag again: needle ids come from leases that writers may hold for long, so
-// a needle can appear below a cursor after the cursor passed it.
+// orphanRescan is how often the sweep forgets what it decided and reads
+// every tag again: a safety net for a needle rewritten in place between
+// two passes, which the decided set cannot tell from the one it decided.
 const orphanRescan = 24 * time.Hour
 
 // orphanBatch is how many candidates go to the nameserver at once.
 const orphanBatch = 1024
 
 // orphanState is what the sweep remembers between passes: per shard slot,
-// the highest needle id below which every needle was decided (native,
-// committed, or queued for deletion). The zero value is ready.
+// the ids of the live needles it decided (native, committed, member 0's
+// to sweep, or sent to the nameserver), ascending. A needle live now and
+// not in the set is looked at: a new write, but also one whose id is
+// below others already decided (needle ids come from leases that writers
+// may hold for long) and one that is live again after its delete (a late
+// write or a repair copy reaching this member after the delete passed).
+// The zero value is ready.
 type orphanState struct {
 	mu      sync.Mutex
-	cursors map[nsclient.ShardRef]depot.NeedleID
+	decided map[nsclient.ShardRef][]decidedNeedle
 	reset   time.Time
+}
+
+// decidedNeedle names a needle as the sweep decided it: the offset of its
+// record tells a needle written again since (a late write or repair copy
+// after its delete) from the one decided. A compaction moves every record,
+// so the slot's needles are looked at once more after one.
+type decidedNeedle struct {
+	id     depot.NeedleID
+	record int64
+}
+
+func decidedOf(ni dataserver.NeedleInfo) decidedNeedle {
+	return decidedNeedle{id: ni.ID, record: ni.Record}
+}
+
+func cmpDecided(a, b decidedNeedle) int {
+	if c := cmp.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.record, b.record)
 }
 
 // pendingTag is the part of a segment tag (client/doc.go) the sweep reads.
@@ -60,98 +87,38 @@ func (w *Worker) readTag(ctx context.Context, ref nsclient.ShardRef, n needleRef
 	return t, nil
 }
 
-// sweepOrphans looks for orphans in the shard slots this dataserver holds
-// as member 0 (one member per volume does the work; all hold the same
-// tags): live needles whose tag says they await a commit ("n") and whose
+// sweepOrphans looks for orphans in the shard slots this dataserver
+// holds: live needles whose tag says they await a commit ("n") and whose
 // write time ("w") is OrphanGrace old or more, and native needles as old
 // that are leftovers of failed writes (nativeCheck). It sends them to the
 // nameserver, which queues those that nothing references for deletion.
-// See the package documentation, "Orphans".
-func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []nsclient.ShardRef) error {
+// Member 0 of a volume speaks for every needle it holds live (all members
+// hold the same tags); another member speaks only for the needles member 0
+// does not hold live — a write member 0 missed, or a needle that reached
+// this member after its delete passed — so a needle is checked once in the
+// steady state, yet none is left to nobody. See the package
+// documentation, "Orphans".
+func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []nsclient.ShardRef, vols map[depot.VolumeID]depot.Volume) error {
 	st := &w.orphans
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := time.Now()
-	if st.cursors == nil || now.Sub(st.reset) >= orphanRescan {
-		st.cursors, st.reset = make(map[nsclient.ShardRef]depot.NeedleID), now
+	prev := st.decided
+	if now.Sub(st.reset) >= orphanRescan {
+		prev, st.reset = nil, now
 	}
+	// Slots no longer held are forgotten.
+	st.decided = make(map[nsclient.ShardRef][]decidedNeedle, len(holds))
 	var errs []error
 	for _, ref := range holds {
-		if ref.Index != 0 {
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		list, err := w.cfg.Store.List(ctx, ref.Volume, ref.Index)
-		if errors.Is(err, depot.ErrNotFound) {
-			continue
-		}
+		decided, err := w.sweepSlot(ctx, ns, ref, vols[ref.Volume], prev[ref], now)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		cursor := st.cursors[ref]
-		advance := true // every needle so far is decided
-		native := nativeCheck{w: w, ns: ns}
-		var cands []depot.Segment
-		var candIDs []depot.NeedleID
-		for _, ni := range list { // in id order
-			if ni.ID <= cursor || ni.Deleted {
-				continue
-			}
-			decided := true
-			t, err := w.readTag(ctx, ref, needleRef{id: ni.ID, cookie: ni.Cookie, size: ni.Size})
-			switch {
-			case err != nil:
-				// Corrupt or vanished: scrub and repair deal with it; look
-				// again next pass.
-				decided = false
-			case !t.Pending && t.Written == 0:
-				// Older than the "n" and "w" fields: never swept.
-			case now.Sub(time.Unix(t.Written, 0)) < w.cfg.OrphanGrace:
-				decided = false // its commit may be on its way
-			case !t.Pending:
-				// A native blob's needle: a leftover of a failed write
-				// when it, or the manifest it names, cannot be read.
-				fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
-				failed, known := native.failed(ctx, fid, t.Owner)
-				if !known {
-					decided = false
-				} else if failed {
-					cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
-					candIDs = append(candIDs, ni.ID)
-				}
-			default:
-				fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
-				cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
-				candIDs = append(candIDs, ni.ID)
-			}
-			if !decided {
-				advance = false
-			}
-			if advance {
-				cursor = ni.ID
-			}
-		}
-		sent := true
-		for chunk := range slices.Chunk(cands, orphanBatch) {
-			res, err := ns.SweepOrphans(ctx, chunk)
-			if err != nil {
-				errs = append(errs, err)
-				sent = false
-				break
-			}
-			if len(res.Queued) > 0 {
-				w.differences.WithLabelValues("orphan").Add(float64(len(res.Queued)))
-				w.log.Info("orphans queued for deletion", "volume", ref.Volume, "segments", len(res.Queued))
-			}
-		}
-		if !sent && len(candIDs) > 0 {
-			// Candidates not decided: keep the cursor below the first.
-			cursor = min(cursor, candIDs[0]-1)
-		}
-		st.cursors[ref] = cursor
+		st.decided[ref] = decided
 	}
 	return errors.Join(errs...)
 }
@@ -229,4 +196,106 @@ func (c *nativeCheck) list(ctx context.Context, vol depot.VolumeID) map[depot.Fi
 		}
 	}
 	return counts
+}
+
+// sweepSlot is sweepOrphans for one shard slot of volume v, given the ids
+// decided at the last pass; it returns those decided now.
+func (w *Worker) sweepSlot(ctx context.Context, ns *nsclient.Client, ref nsclient.ShardRef, v depot.Volume, prev []decidedNeedle, now time.Time) ([]decidedNeedle, error) {
+	list, err := w.cfg.Store.List(ctx, ref.Volume, ref.Index)
+	if errors.Is(err, depot.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return prev, err
+	}
+	// Live needles not decided before, and those still live that were.
+	var todo []dataserver.NeedleInfo
+	decided := make([]decidedNeedle, 0, len(prev))
+	for _, ni := range list { // in id order, as prev
+		if ni.Deleted {
+			continue
+		}
+		if _, ok := slices.BinarySearchFunc(prev, decidedOf(ni), cmpDecided); ok {
+			decided = append(decided, decidedOf(ni))
+		} else {
+			todo = append(todo, ni)
+		}
+	}
+	if len(todo) == 0 {
+		return decided, nil
+	}
+	// Needles member 0 holds live are its to sweep. Asked only when this
+	// slot has needles to look at. Without the answer (member 0 down), or
+	// while a member is being rebuilt (member 0 may be the one, empty so
+	// far), they wait for a later pass, as anti-entropy's comparison does.
+	var first map[depot.NeedleID]bool
+	if ref.Index != 0 {
+		if len(v.Members) == 0 || v.State == depot.VolumeRepairing {
+			return decided, nil
+		}
+		theirs, err := w.listPeer(ctx, v, 0)
+		if err != nil {
+			return decided, nil // see above: not this slot's error
+		}
+		first = make(map[depot.NeedleID]bool, len(theirs))
+		for _, r := range theirs {
+			if !r.deleted {
+				first[r.id] = true
+			}
+		}
+	}
+	native := nativeCheck{w: w, ns: ns}
+	var cands []depot.Segment
+	var candIDs []decidedNeedle
+	for _, ni := range todo {
+		if first[ni.ID] {
+			decided = append(decided, decidedOf(ni))
+			continue
+		}
+		t, err := w.readTag(ctx, ref, needleRef{id: ni.ID, cookie: ni.Cookie, size: ni.Size})
+		switch {
+		case err != nil:
+			// Corrupt or vanished: scrub and repair deal with it; look
+			// again next pass.
+		case !t.Pending && t.Written == 0:
+			// Older than the "n" and "w" fields: never swept.
+			decided = append(decided, decidedOf(ni))
+		case now.Sub(time.Unix(t.Written, 0)) < w.cfg.OrphanGrace:
+			// Its commit may be on its way: look again next pass.
+		case !t.Pending:
+			// A native blob's needle: a leftover of a failed write when
+			// it, or the manifest it names, cannot be read.
+			fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
+			failed, known := native.failed(ctx, fid, t.Owner)
+			switch {
+			case !known: // look again next pass
+			case failed:
+				cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
+				candIDs = append(candIDs, decidedOf(ni))
+			default:
+				decided = append(decided, decidedOf(ni))
+			}
+		default:
+			fid := depot.Fid{Volume: ref.Volume, Needle: ni.ID, Cookie: ni.Cookie}
+			cands = append(cands, depot.Segment{Fid: fid.String(), Size: t.Size})
+			candIDs = append(candIDs, decidedOf(ni))
+		}
+	}
+	var errs []error
+	for i, chunk := range slices.Collect(slices.Chunk(cands, orphanBatch)) {
+		res, err := ns.SweepOrphans(ctx, chunk)
+		if err != nil {
+			// Not decided: looked at again next pass.
+			errs = append(errs, err)
+			break
+		}
+		// Referenced (kept) or queued for deletion: decided either way.
+		decided = append(decided, candIDs[i*orphanBatch:i*orphanBatch+len(chunk)]...)
+		if len(res.Queued) > 0 {
+			w.differences.WithLabelValues("orphan").Add(float64(len(res.Queued)))
+			w.log.Info("orphans queued for deletion", "volume", ref.Volume, "index", ref.Index, "segments", len(res.Queued))
+		}
+	}
+	slices.SortFunc(decided, cmpDecided)
+	return decided, errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"depot"
 	"depot/client"
+	"depot/dataserver"
 	"depot/internal/node"
 	"depot/internal/testcluster"
 	"depot/nameserver/nsclient"
@@ -212,4 +213,105 @@ func dataserverByID(c *testcluster.Cluster, id string) depotStore {
 		}
 	}
 	return nil
+}
+
+// TestOrphanSweep_NotOnMemberZero: orphans that member 0 of their volume
+// does not hold live are swept too. The chaos suite found such needles
+// held for ever: a cut write whose shard never reached member 0 (killed,
+// paused, partitioned), and a needle that reached one member after the
+// delete of its sweep had passed it (a late write, a move or repair copy),
+// while member 0 held it deleted. Only member 0 used to sweep, and the
+// nameserver never queued a swept fid again.
+func TestOrphanSweep_NotOnMemberZero(t *testing.T) {
+	const grace = 2 * time.Second
+	c := testcluster.New(t, testcluster.Options{Repair: repair.Config{OrphanGrace: grace}})
+	cl, ns := c.Client(), c.NSClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	put := func(i int) (depot.Fid, depot.Volume) {
+		t.Helper()
+		body := content(2000+i, 50<<10)
+		st, err := cl.Put(ctx, bytes.NewReader(body), int64(len(body)), client.PutOptions{Pending: true})
+		if err != nil || len(st.Segments) != 1 {
+			t.Fatalf("put %d: %+v, %v", i, st, err)
+		}
+		fid, err := depot.ParseFid(st.Segments[0].Fid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := ns.Volume(ctx, fid.Volume)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fid, v
+	}
+	member := func(v depot.Volume, idx int) *dataserver.Store {
+		t.Helper()
+		for i := range c.Dataservers() {
+			if node.DataserverID(i) == v.Members[idx].Node {
+				if d := c.Dataserver(i); d != nil {
+					return d.Server.Store()
+				}
+			}
+		}
+		t.Fatalf("member %d of volume %d (%s) not running", idx, v.ID, v.Members[idx].Node)
+		return nil
+	}
+	// goneEverywhere waits until no member holds fid live.
+	goneEverywhere := func(what string, fid depot.Fid, v depot.Volume) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			held := -1
+			for i := range v.Members {
+				_, err := member(v, i).Stat(ctx, fid.Volume, i, fid.Needle, fid.Cookie)
+				if err == nil {
+					held = i
+					break
+				}
+				if !errors.Is(err, depot.ErrNotFound) {
+					t.Fatalf("%s: stat %s on member %d: %v", what, fid, i, err)
+				}
+			}
+			if held < 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: orphan %s still held by member %d %v after the grace period", what, fid, held, 60*time.Second)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Member 0 never got (or lost) its shard: here it holds it deleted.
+	fid, v := put(0)
+	if err := member(v, 0).Delete(ctx, fid.Volume, 0, fid.Needle, fid.Cookie); err != nil {
+		t.Fatal(err)
+	}
+	goneEverywhere("missed by member 0", fid, v)
+
+	// Swept and deleted everywhere, then a copy reaches member 2 after the
+	// delete passed it, as a move or rebuild that read the needle before
+	// the delete writes it.
+	fid, v = put(1)
+	shard, err := member(v, 2).Read(ctx, fid.Volume, 2, fid.Needle, fid.Cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneEverywhere("first sweep", fid, v)
+	if _, err := member(v, 2).Rewrite(ctx, fid.Volume, 2, fid.Needle, fid.Cookie, bytes.NewReader(shard), int64(len(shard))); err != nil {
+		t.Fatal(err)
+	}
+	goneEverywhere("back after its delete", fid, v)
+
+	// The second sweep did not make the fid committable.
+	if _, err := ns.CreateBucket(ctx, "media"); err != nil {
+		t.Fatal(err)
+	}
+	seg := depot.Segment{Fid: fid.String(), Size: 50 << 10}
+	if _, err := ns.PutObject(ctx, depot.Object{Bucket: "media", Key: "late", Size: seg.Size, Segments: []depot.Segment{seg}}); err == nil {
+		t.Fatal("commit of a swept segment was accepted")
+	}
+	c.MustFsck(t)
 }
