@@ -233,13 +233,16 @@ func (s *store) commit(batch []*request) {
 // error only when the transaction as a whole failed.
 //
 // A command that apply refuses (an ordinary error) leaves nothing behind,
-// whatever it wrote before it failed: the transaction is rolled back and
-// the batch applied again without the commands refused so far, until a
-// pass refuses none; only that pass commits. The refused commands keep the
-// error of the pass that refused them. Which commands are refused depends
-// only on the batch and the database, so raft members, which apply the
-// same batches (fsm.ApplyBatch), agree. A batch that refuses nothing — the
-// usual case — takes one pass.
+// whatever it wrote before it failed: the pass stops at the refusal, the
+// transaction is rolled back and the batch applied again without the
+// commands refused so far, until a pass refuses none; only that pass
+// commits. The refused commands keep the error of the pass that refused
+// them. Since a pass stops at its first refusal, every command is judged
+// on the state that the commands before it in the log left — never on a
+// refused command's partial writes — so the outcome does not depend on
+// how the log is cut into batches: raft members, whose fsm.ApplyBatch
+// batches differ from node to node and on replay, agree. A batch that
+// refuses nothing — the usual case — takes one pass.
 func (s *store) applyBatch(batch []*request) error {
 	refused := make([]bool, len(batch))
 	for {
@@ -256,9 +259,9 @@ func (s *store) applyBatch(batch []*request) error {
 }
 
 // applyPass applies the commands of batch not yet refused in a new
-// transaction. again is set, and the new refusals marked in refused, when
-// a command was refused: the transaction then holds its partial writes and
-// must be rolled back.
+// transaction. again is set, and the refusal marked in refused, when a
+// command was refused: the pass stops there, and the transaction, which
+// holds the refused command's partial writes, must be rolled back.
 func (s *store) applyPass(batch []*request, refused []bool) (tx *bbolt.Tx, again bool, err error) {
 	s.pending = s.pending[:0]
 	tx, err = s.db.Begin(true)
@@ -281,9 +284,12 @@ func (s *store) applyPass(batch []*request, refused []bool) (tx *bbolt.Tx, again
 			tx.Rollback()
 			return nil, false, r.err
 		}
-		refused[i], again = true, true
+		// Stop here: the commands after it must not see its partial
+		// writes (see applyBatch).
+		refused[i] = true
+		return tx, true, nil
 	}
-	return tx, again, nil
+	return tx, false, nil
 }
 
 // commitPass commits a pass that refused nothing new and runs the cache
