@@ -62,9 +62,14 @@ func (h *readHold) run(ctx context.Context) {
 	t := time.NewTicker(h.c.cfg.HoldTTL / 3)
 	defer t.Stop()
 	for {
-		if err := h.send(ctx, false); err != nil && ctx.Err() == nil {
+		// Each round ends by the next one: a member that does not answer
+		// (paused, black-holed) must not hold up the renewals on the
+		// others, whose holds would expire meanwhile.
+		rctx, cancel := context.WithTimeout(ctx, h.c.cfg.HoldTTL/3)
+		if err := h.send(rctx, false); err != nil && ctx.Err() == nil {
 			h.c.cfg.Logger.Warn("hold segments of a read", "err", err)
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return
