@@ -107,12 +107,18 @@ func (rs *readers) hold(id uint64, keys []needleKey, exp time.Time, release bool
 		}
 		return nil
 	}
-	if now := time.Now(); rs.n+len(keys) > maxHolds || now.Sub(rs.swept) > expireEvery {
+	// A full table is swept at most once a second: a table full of live
+	// holds must not make every hold request walk it under the lock that
+	// every GET takes.
+	now := time.Now()
+	full := rs.n+len(keys) > maxHolds
+	if now.Sub(rs.swept) > expireEvery || full && now.Sub(rs.swept) > time.Second {
 		rs.expireLocked(now)
 		rs.swept = now
-		if rs.n+len(keys) > maxHolds {
-			return fmt.Errorf("%w: %d holds already kept", depot.ErrTooLarge, rs.n)
-		}
+		full = rs.n+len(keys) > maxHolds
+	}
+	if full {
+		return fmt.Errorf("%w: %d holds already kept", depot.ErrTooLarge, rs.n)
 	}
 	for _, k := range keys {
 		m := rs.holds[k]
