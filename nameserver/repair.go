@@ -510,13 +510,43 @@ func replacement(v depot.Volume, jobs map[nsclient.ShardRef]nsclient.RepairJob, 
 // queued until the member is back or replaced. No object bytes move: these
 // are DELETE requests.
 func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
-	list, err := s.PendingDeletes(ctx, 512)
-	if err != nil {
-		return err
+	// Entries that stay (a member down, a reader's hold) must not keep the
+	// ones behind them waiting: the pass goes on page by page past them,
+	// up to deletePages pages.
+	var after uint64
+	for range deletePages {
+		next, more, err := s.processDeletePage(ctx, hc, after)
+		if err != nil || !more {
+			return err
+		}
+		after = next
 	}
+	return nil
+}
+
+// deletePages bounds the pages of deleteBatch entries one pass of the
+// delete queue works through.
+const (
+	deletePages = 8
+	deleteBatch = 512
+)
+
+// processDeletePage works through the deleteBatch entries of the delete
+// queue after sequence number after. more reports whether entries past
+// the page may be due too; next is the page's last sequence number.
+func (s *Server) processDeletePage(ctx context.Context, hc *http.Client, after uint64) (next uint64, more bool, err error) {
+	list, err := s.pendingDeletesAfter(ctx, after, deleteBatch)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(list) == 0 {
+		return 0, false, nil
+	}
+	next = list[len(list)-1].Seq
+	more = len(list) == deleteBatch && time.Since(list[len(list)-1].Queued) >= s.cfg.DeleteGrace
 	live, err := s.referencedDeletes(ctx, list)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
 	now := time.Now()
 	c := s.store.cache
@@ -563,9 +593,9 @@ func (s *Server) processDeletes(ctx context.Context, hc *http.Client) error {
 	}
 	wg.Wait()
 	if len(done) == 0 {
-		return nil
+		return next, more, nil
 	}
-	return s.AckDeletes(ctx, done)
+	return next, more, s.AckDeletes(ctx, done)
 }
 
 // deleteNeedle deletes fid's shard from every member; it reports whether

@@ -469,9 +469,15 @@ func (s *Server) ClearMissed(ctx context.Context, fids []string) error {
 // PendingDeletes returns up to limit segments queued for deletion, oldest
 // first.
 func (s *Server) PendingDeletes(ctx context.Context, limit int) ([]nsclient.PendingDelete, error) {
+	return s.pendingDeletesAfter(ctx, 0, limit)
+}
+
+// pendingDeletesAfter is PendingDeletes for the entries after sequence
+// number after.
+func (s *Server) pendingDeletesAfter(ctx context.Context, after uint64, limit int) ([]nsclient.PendingDelete, error) {
 	out := []nsclient.PendingDelete{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return forEachLimit(tx.Bucket(bktDeletes), limit, func(v []byte) error {
+		return forEachLimitAfter(tx.Bucket(bktDeletes), u64(after+1), limit, func(v []byte) error {
 			var pd nsclient.PendingDelete
 			if err := json.Unmarshal(v, &pd); err != nil {
 				return err
@@ -490,12 +496,22 @@ func (s *Server) AckDeletes(ctx context.Context, seqs []uint64) error {
 }
 
 func forEachLimit(b *bbolt.Bucket, limit int, f func(v []byte) error) error {
+	return forEachLimitAfter(b, nil, limit, f)
+}
+
+// forEachLimitAfter is forEachLimit from the first key at or after from
+// (nil: the first key).
+func forEachLimitAfter(b *bbolt.Bucket, from []byte, limit int, f func(v []byte) error) error {
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
 	cur := b.Cursor()
 	n := 0
-	for k, v := cur.First(); k != nil && n < limit; k, v = cur.Next() {
+	k, v := cur.First()
+	if from != nil {
+		k, v = cur.Seek(from)
+	}
+	for ; k != nil && n < limit; k, v = cur.Next() {
 		if err := f(v); err != nil {
 			return fmt.Errorf("%q: %w", k, err)
 		}
