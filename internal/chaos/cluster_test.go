@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -280,7 +281,15 @@ func (c *cluster) start(ctx context.Context, n *node) error {
 	}
 	n.state = stateStarting
 	n.mu.Unlock()
-	if err := c.spawn(ctx, n); err != nil {
+	err := c.spawn(ctx, n)
+	// A port picked free can be taken before the process binds it (other
+	// packages' tests run beside this one, and their connections take
+	// ephemeral ports): try again, a few times, while the log says so.
+	for try := 0; err != nil && try < 5 && portTaken(n.logPath) && ctx.Err() == nil; try++ {
+		time.Sleep(time.Second) // backoff before the next try, not synchronisation
+		err = c.spawn(ctx, n)
+	}
+	if err != nil {
 		n.mu.Lock()
 		if n.state == stateStarting {
 			n.state = stateDown
@@ -289,6 +298,19 @@ func (c *cluster) start(ctx context.Context, n *node) error {
 		return err
 	}
 	return nil
+}
+
+// portTaken reports whether the last start logged in path failed to bind
+// an address already in use.
+func portTaken(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndex(b, []byte("=== ")); i >= 0 {
+		b = b[i:]
+	}
+	return bytes.Contains(b, []byte("address already in use"))
 }
 
 // errNotDown refuses to start a process that runs or is starting.
