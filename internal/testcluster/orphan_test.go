@@ -111,28 +111,7 @@ func TestOrphanSweep(t *testing.T) {
 
 	// Wait for the orphans to be gone from every member.
 	gone := func(sg depot.Segment) (bool, error) {
-		fid, err := depot.ParseFid(sg.Fid)
-		if err != nil {
-			return false, err
-		}
-		v, err := ns.Volume(ctx, fid.Volume)
-		if err != nil {
-			return false, err
-		}
-		for _, m := range v.Members {
-			d := dataserverByID(c, m.Node)
-			if d == nil {
-				return false, fmt.Errorf("member %s not running", m.Node)
-			}
-			_, err := d.Stat(ctx, fid.Volume, m.Index, fid.Needle, fid.Cookie)
-			if err == nil {
-				return false, nil
-			}
-			if !errors.Is(err, depot.ErrNotFound) {
-				return false, err
-			}
-		}
-		return true, nil
+		return segmentsGone(ctx, c, ns, []depot.Segment{sg})
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, sg := range orphans {
