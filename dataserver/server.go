@@ -264,8 +264,7 @@ func (s *Server) Close() error {
 		var errs []error
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-			if err := srv.Shutdown(ctx); err != nil {
-				srv.Close()
+			if err := httpx.Shutdown(ctx, srv, s.log); err != nil {
 				errs = append(errs, fmt.Errorf("dataserver: shutdown: %w", err))
 			}
 			cancel()

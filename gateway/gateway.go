@@ -21,6 +21,7 @@ import (
 	"depot/gateway/s3"
 	"depot/internal/auth"
 	"depot/internal/guard"
+	"depot/internal/httpx"
 	"depot/internal/tlsconf"
 )
 
@@ -273,11 +274,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	if g.s3 != nil {
 		g.s3.Close()
 	}
-	if err := srv.Shutdown(ctx); err != nil {
-		srv.Close()
-		return err
-	}
-	return nil
+	return httpx.Shutdown(ctx, srv, g.cfg.Logger)
 }
 
 func (g *Gateway) readyz(c *gin.Context) {

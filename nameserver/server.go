@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"depot"
+	"depot/internal/httpx"
 	"depot/internal/tlsconf"
 	"depot/nameserver/nsclient"
 )
@@ -176,9 +177,8 @@ func (s *Server) Close() error {
 	}
 	if started {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-		if err := s.http.Shutdown(ctx); err != nil {
+		if err := httpx.Shutdown(ctx, s.http, s.log); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			s.http.Close()
 		}
 		cancel()
 		s.cancel()

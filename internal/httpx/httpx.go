@@ -1,7 +1,8 @@
 // Package httpx holds the HTTP plumbing that depot's internal APIs share:
 // one table that maps depot's sentinel errors to HTTP statuses and error
 // codes, JSON error bodies, and the reverse mapping on the client side so
-// that errors.Is works across processes.
+// that errors.Is works across processes; and the bounded graceful shutdown
+// every server's Close uses.
 //
 // An internal error response has the status from the table and the body
 //
