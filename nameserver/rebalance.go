@@ -563,16 +563,18 @@ func (s *Server) rebalanceLoop(ctx context.Context) {
 // RebalanceInterval is set and the spread left the band, and, while a run
 // is active or a dataserver drains, starts planned moves up to
 // RebalanceParallel under way. A run ends when nothing is left to plan and
-// no move is under way.
+// no job is under way: neither a move nor a repair, whose volume plan
+// leaves alone.
 func (s *Server) rebalanceStep(ctx context.Context, hc *http.Client, lastAuto *time.Time) error {
 	st := s.rebalanceState()
 	jobs, err := s.repairJobs()
 	if err != nil {
 		return err
 	}
-	inflight := 0
+	inflight, repairing := 0, 0
 	for _, j := range jobs {
 		if !j.Move {
+			repairing++
 			continue
 		}
 		if d, ok := s.store.cache.dataserver(j.To); !ok || d.down() {
@@ -620,7 +622,9 @@ func (s *Server) rebalanceStep(ctx context.Context, hc *http.Client, lastAuto *t
 		}
 		s.log.Info("moves started", "moves", len(start), "planned", len(moves))
 	}
-	if st.Active && len(moves) == 0 && inflight == 0 {
+	// plan leaves a volume under repair alone, so an empty plan while a
+	// repair job runs proves nothing: the run waits for it.
+	if st.Active && len(moves) == 0 && inflight == 0 && repairing == 0 {
 		mean, ok := u.mean(band)
 		s.log.Info("rebalance run finished", "mean", mean, "in_band", ok)
 		if _, err := s.store.propose(ctx, CmdRebalanceSet, rebalanceSetCmd{Op: "stop"}); err != nil {
