@@ -152,6 +152,10 @@ type Precondition struct {
 	IfMatch string `json:"if_match,omitempty"`
 	// IfNoneMatch asks that the key does not exist.
 	IfNoneMatch bool `json:"if_none_match,omitempty"`
+	// IfUnchanged, when set, asks that the key still holds the very object
+	// a metadata-only update (such as S3's PutObjectTagging) read: the
+	// same segments, modified at this time. The update keeps that time.
+	IfUnchanged *time.Time `json:"if_unchanged,omitempty"`
 }
 
 // Encryption modes.

@@ -49,6 +49,10 @@ func checkPrecondition(o depot.Object, cur *depot.Object) error {
 		return fmt.Errorf("object %s/%s: %w", o.Bucket, o.Key, depot.ErrNotFound)
 	case p.IfMatch != "" && p.IfMatch != "*" && p.IfMatch != cur.ETag:
 		return fmt.Errorf("%w: object %s/%s has ETag %q, not %q", depot.ErrPrecondition, o.Bucket, o.Key, cur.ETag, p.IfMatch)
+	case p.IfUnchanged != nil && cur == nil:
+		return fmt.Errorf("object %s/%s: %w", o.Bucket, o.Key, depot.ErrNotFound)
+	case p.IfUnchanged != nil && (!cur.Modified.Equal(*p.IfUnchanged) || !slices.Equal(cur.Segments, o.Segments)):
+		return fmt.Errorf("%w: object %s/%s was replaced", depot.ErrPrecondition, o.Bucket, o.Key)
 	}
 	return nil
 }

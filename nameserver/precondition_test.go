@@ -76,6 +76,44 @@ func TestPutObject_Precondition(t *testing.T) {
 			t.Fatalf("after If-Match put: %+v", got)
 		}
 	})
+	t.Run("IfUnchanged", func(t *testing.T) {
+		cur := current(t)
+		at := cur.Modified
+		queued, err := cl.PendingDeletes(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retag := cur
+		retag.Meta = map[string]string{"x-amz-tagging": "a=b"}
+		retag.Precondition = &depot.Precondition{IfUnchanged: &at}
+		if _, err := cl.PutObject(ctx, retag); err != nil {
+			t.Fatalf("metadata update of the current object: %v", err)
+		}
+		got := current(t)
+		if got.Meta["x-amz-tagging"] != "a=b" || !got.Modified.Equal(at) || got.Segments[0] != cur.Segments[0] {
+			t.Fatalf("after the update: %+v", got)
+		}
+		if q, err := cl.PendingDeletes(ctx, 0); err != nil || len(q) != len(queued) {
+			t.Fatalf("a metadata update queued deletions: %+v, %v", q, err)
+		}
+		// The key is overwritten: an update of what it held is refused.
+		next := object("shop", "k", 40, 40)
+		next.ETag = "second" // as the next subtest expects
+		if _, err := cl.PutObject(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.PutObject(ctx, retag); !errors.Is(err, depot.ErrPrecondition) {
+			t.Fatalf("update of a replaced object: %v, want ErrPrecondition", err)
+		}
+		if got := current(t); got.Segments[0].Fid != fid(1, 40) || got.Meta["x-amz-tagging"] != "" {
+			t.Fatalf("a refused update changed the key: %+v", got)
+		}
+		missing := retag
+		missing.Key = "none"
+		if _, err := cl.PutObject(ctx, missing); !errors.Is(err, depot.ErrNotFound) {
+			t.Fatalf("update of a missing key: %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("CompleteIfNoneMatch", func(t *testing.T) {
 		if _, err := cl.CreateUpload(ctx, nsclient.Upload{Bucket: "shop", Key: "k", ID: "u1"}); err != nil {
 			t.Fatal(err)

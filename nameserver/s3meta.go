@@ -225,6 +225,9 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 	if c.Settings.Encryption != nil {
 		bk.Encryption = *c.Settings.Encryption
 	}
+	if c.Settings.Tags != nil {
+		bk.Tags = *c.Settings.Tags
+	}
 	if c.Settings.Owner != nil {
 		bk.Owner = *c.Settings.Owner
 	}

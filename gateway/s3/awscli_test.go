@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,4 +107,85 @@ func TestS3AWSCLI(t *testing.T) {
 		t.Fatalf("after rm: %s", rest)
 	}
 	run("s3", "rb", "s3://cli")
+}
+
+// TestS3AWSCLI_Everyday runs the everyday s3api calls that used to
+// surprise aws-cli: user metadata comes back under its own (lower-case)
+// key, plain and after a copy that replaces it; a bucket copied in parts
+// between buckets (aws-cli asks GetObjectTagging first); the owner's
+// second create-bucket in us-east-1 succeeds; object tagging round-trips.
+func TestS3AWSCLI_Everyday(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("aws not found and CI is set: install awscli (scripts/test.sh does)")
+		}
+		t.Skip("aws not installed (apt-get install awscli)")
+	}
+	c := testcluster.New(t, testcluster.Options{})
+	home := t.TempDir()
+	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+c.User, "AWS_SECRET_ACCESS_KEY="+c.Password,
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE="+filepath.Join(home, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "creds"), "HOME="+home, "AWS_PAGER=")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", c.Endpoint(), "--output", "json"}, args...)...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("aws %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	runJSON := func(v any, args ...string) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(run(args...)), v); err != nil {
+			t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	run("s3api", "create-bucket", "--bucket", "every")
+	run("s3api", "create-bucket", "--bucket", "every") // the owner's second create: 200 in us-east-1
+	run("s3api", "put-object", "--bucket", "every", "--key", "m", "--body", small, "--metadata", "color=blue,Origin=shop")
+	var head struct{ Metadata map[string]string }
+	runJSON(&head, "s3api", "head-object", "--bucket", "every", "--key", "m")
+	if head.Metadata["color"] != "blue" || head.Metadata["origin"] != "shop" || len(head.Metadata) != 2 {
+		t.Fatalf("metadata read back: %v, want color=blue origin=shop", head.Metadata)
+	}
+	run("s3api", "copy-object", "--bucket", "every", "--key", "m2", "--copy-source", "every/m",
+		"--metadata-directive", "REPLACE", "--metadata", "size=large")
+	head.Metadata = nil
+	runJSON(&head, "s3api", "head-object", "--bucket", "every", "--key", "m2")
+	if head.Metadata["size"] != "large" || len(head.Metadata) != 1 {
+		t.Fatalf("metadata after a REPLACE copy: %v", head.Metadata)
+	}
+
+	run("s3api", "put-object-tagging", "--bucket", "every", "--key", "m",
+		"--tagging", `TagSet=[{Key=team,Value=media},{Key=stage,Value=raw}]`)
+	var tg struct{ TagSet []struct{ Key, Value string } }
+	runJSON(&tg, "s3api", "get-object-tagging", "--bucket", "every", "--key", "m")
+	if len(tg.TagSet) != 2 || tg.TagSet[0] != (struct{ Key, Value string }{"team", "media"}) {
+		t.Fatalf("tags read back: %+v", tg.TagSet)
+	}
+
+	// A copy between buckets that aws-cli makes in parts.
+	big := filepath.Join(dir, "big")
+	data := make([]byte, 20<<20)
+	rand.Read(data)
+	if err := os.WriteFile(big, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("s3", "mb", "s3://other")
+	run("s3", "cp", big, "s3://every/big")
+	run("s3", "cp", "s3://every/big", "s3://other/big")
+	run("s3", "cp", "s3://other/big", filepath.Join(dir, "big.back"))
+	if back := mustRead(t, filepath.Join(dir, "big.back")); !bytes.Equal(back, data) {
+		t.Fatalf("copied in parts: %d bytes back, want %d", len(back), len(data))
+	}
 }

@@ -107,7 +107,14 @@ func (s *Server) createBucket(q *request) error {
 			if b, berr := q.ns.Bucket(q.ctx, q.bucket); berr == nil && b.Owner != s.ownerFor(q) {
 				return s3err("BucketAlreadyExists", http.StatusConflict, "The requested bucket name is not available.")
 			}
-			return s3err("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
+			if s.cfg.Region != "us-east-1" {
+				return s3err("BucketAlreadyOwnedByYou", http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it.")
+			}
+			// In us-east-1 AWS answers the owner's repeated create with 200
+			// and leaves the bucket as it is (settings included).
+			q.w.Header().Set("Location", "/"+q.bucket)
+			q.w.WriteHeader(http.StatusOK)
+			return nil
 		}
 		return err
 	}

@@ -62,8 +62,8 @@ func TestS3Minio(t *testing.T) {
 		if err := mc.MakeBucket(ctx, "photos", minio.MakeBucketOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		err := mc.MakeBucket(ctx, "photos", minio.MakeBucketOptions{})
-		if minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
+		// In us-east-1 AWS answers the owner's second create with 200.
+		if err := mc.MakeBucket(ctx, "photos", minio.MakeBucketOptions{}); err != nil {
 			t.Fatalf("second create: %v", err)
 		}
 		if err := mc.MakeBucket(ctx, "Bad_Name", minio.MakeBucketOptions{}); err == nil {

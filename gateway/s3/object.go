@@ -65,7 +65,11 @@ func metaFromHeaders(h http.Header, limit int) (map[string]string, error) {
 			m[strings.ToLower(name)] = v
 		}
 	}
-	return m, nil
+	tags, err := tagsFromHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	return setTags(m, tags), nil
 }
 
 func writeObjectHeaders(h http.Header, o depot.Object) {
@@ -79,7 +83,9 @@ func writeObjectHeaders(h http.Header, o depot.Object) {
 	h.Set("Accept-Ranges", "bytes")
 	for k, v := range o.Meta {
 		if strings.HasPrefix(k, "x-amz-meta-") {
-			h[http.CanonicalHeaderKey(k)] = []string{v}
+			// Lower case, as AWS sends them: SDKs take the metadata key
+			// from the header name as it comes.
+			h[k] = []string{v}
 		}
 	}
 	for _, name := range storedHeaders {
@@ -90,6 +96,7 @@ func writeObjectHeaders(h http.Header, o depot.Object) {
 	if len(o.PartSizes) > 0 {
 		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(o.PartSizes)))
 	}
+	writeTagCount(h, o)
 }
 
 // etagMatch reports whether an If-Match style header lists etag.
@@ -466,6 +473,18 @@ func (s *Server) copyObject(q *request) error {
 		o.Meta, o.ContentType = meta, q.r.Header.Get("Content-Type")
 	default:
 		return errInvalidArgument("Unknown metadata directive %q", d)
+	}
+	switch d := q.r.Header.Get("X-Amz-Tagging-Directive"); d {
+	case "", "COPY":
+		o.Meta = setTags(o.Meta, src.Meta[metaTagging])
+	case "REPLACE":
+		tags, err := tagsFromHeader(q.r.Header)
+		if err != nil {
+			return err
+		}
+		o.Meta = setTags(o.Meta, tags)
+	default:
+		return errInvalidArgument("Unknown tagging directive %q", d)
 	}
 	// Bytes are copied, never shared: each object owns its segments, which
 	// the nameserver deletes with it.

@@ -55,12 +55,15 @@ var bucketRules = []opRule{
 	{http.MethodPut, []string{"acl"}, "", op{"s3:PutBucketAcl", (*Server).putACL}},
 	{http.MethodPut, []string{"encryption"}, "", op{"s3:PutEncryptionConfiguration", (*Server).putBucketEncryption}},
 	{http.MethodPut, []string{"versioning"}, "", op{"s3:PutBucketVersioning", (*Server).putVersioning}},
+	{http.MethodPut, []string{"tagging"}, "", op{"s3:PutBucketTagging", (*Server).putBucketTagging}},
 	{http.MethodPut, nil, "", op{"s3:CreateBucket", (*Server).createBucket}},
 	{http.MethodHead, nil, "", op{"s3:ListBucket", (*Server).headBucket}},
 	// As on AWS, no DeleteBucketCORS nor DeleteEncryptionConfiguration
 	// action exists: the Put action covers the delete.
 	{http.MethodDelete, []string{"cors"}, "", op{"s3:PutBucketCORS", (*Server).deleteCORS}},
 	{http.MethodDelete, []string{"policy"}, "", op{"s3:DeleteBucketPolicy", (*Server).deletePolicy}},
+	// As on AWS, PutBucketTagging covers the delete too.
+	{http.MethodDelete, []string{"tagging"}, "", op{"s3:PutBucketTagging", (*Server).deleteBucketTagging}},
 	{http.MethodDelete, []string{"encryption"}, "", op{"s3:PutEncryptionConfiguration", (*Server).deleteBucketEncryption}},
 	{http.MethodDelete, nil, "", op{"s3:DeleteBucket", (*Server).deleteBucket}},
 	{http.MethodPost, []string{"delete"}, "", op{perKey, (*Server).deleteObjects}},
@@ -70,6 +73,7 @@ var bucketRules = []opRule{
 	{http.MethodGet, []string{"acl"}, "", op{"s3:GetBucketAcl", (*Server).getACL}},
 	{http.MethodGet, []string{"encryption"}, "", op{"s3:GetEncryptionConfiguration", (*Server).getBucketEncryption}},
 	{http.MethodGet, []string{"versioning"}, "", op{"s3:GetBucketVersioning", (*Server).getVersioning}},
+	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetBucketTagging", (*Server).getBucketTagging}},
 	{http.MethodGet, []string{"uploads"}, "", op{"s3:ListBucketMultipartUploads", (*Server).listUploads}},
 	{http.MethodGet, nil, "", op{"s3:ListBucket", func(s *Server, q *request) error {
 		return s.listObjects(q, q.r.URL.Query().Get("list-type") == "2")
@@ -79,13 +83,16 @@ var bucketRules = []opRule{
 var objectRules = []opRule{
 	{http.MethodGet, []string{"uploadId"}, "", op{"s3:ListMultipartUploadParts", (*Server).listParts}},
 	{http.MethodGet, []string{"acl"}, "", op{"s3:GetObjectAcl", (*Server).getACL}},
+	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetObjectTagging", (*Server).getObjectTagging}},
 	{http.MethodGet, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, false) }}},
 	{http.MethodHead, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, true) }}},
 	{http.MethodPut, []string{"uploadId", "partNumber"}, "", op{"s3:PutObject", (*Server).uploadPart}}, // and UploadPartCopy
 	{http.MethodPut, []string{"acl"}, "", op{"s3:PutObjectAcl", (*Server).putObjectACL}},
+	{http.MethodPut, []string{"tagging"}, "", op{"s3:PutObjectTagging", (*Server).putObjectTagging}},
 	{http.MethodPut, nil, "X-Amz-Copy-Source", op{"s3:PutObject", (*Server).copyObject}},
 	{http.MethodPut, nil, "", op{"s3:PutObject", (*Server).putObject}},
 	{http.MethodDelete, []string{"uploadId"}, "", op{"s3:AbortMultipartUpload", (*Server).abortUpload}},
+	{http.MethodDelete, []string{"tagging"}, "", op{"s3:DeleteObjectTagging", (*Server).deleteObjectTagging}},
 	{http.MethodDelete, nil, "", op{actDeleteObject, (*Server).deleteObject}},
 	{http.MethodPost, []string{"uploads"}, "", op{"s3:PutObject", (*Server).createUpload}},
 	{http.MethodPost, []string{"uploadId"}, "", op{"s3:PutObject", (*Server).completeUpload}},

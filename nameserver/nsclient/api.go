@@ -93,6 +93,9 @@ type Bucket struct {
 	// (buckets the root created, and every bucket made before owners were
 	// kept) is the root.
 	Owner string `json:"owner,omitempty"`
+	// Tags is the bucket's S3 tag set, URL-encoded key=value pairs joined
+	// by "&"; empty for none.
+	Tags string `json:"tags,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.

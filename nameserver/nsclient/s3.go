@@ -39,6 +39,9 @@ type BucketSettings struct {
 	Encryption *string `json:"encryption,omitempty"`
 	// Owner is the access key that owns the bucket; "" is the root.
 	Owner *string `json:"owner,omitempty"`
+	// Tags is the bucket's tag set in the x-amz-tagging form
+	// (URL-encoded key=value pairs joined by "&").
+	Tags *string `json:"tags,omitempty"`
 }
 
 // Upload is a multipart upload in progress. Bucket, Key and ID name it;
