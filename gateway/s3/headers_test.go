@@ -1,11 +1,14 @@
 package s3_test
 
 import (
+	"bytes"
 	"encoding/xml"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 
 	"depot/internal/testcluster"
 )
@@ -33,5 +36,31 @@ func TestS3OversizedHeaders(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusBadRequest || doc.Code != "RequestHeaderSectionTooLarge" {
 		t.Fatalf("status %s code %q, want 400 RequestHeaderSectionTooLarge", resp.Status, doc.Code)
+	}
+}
+
+// TestS3ContentEncodingAWSChunked: minio-go uploads over plain HTTP with
+// sigv4 streaming, which sends Content-Encoding "aws-chunked[,enc]". As on
+// S3, the stored Content-Encoding is what is left without aws-chunked.
+func TestS3ContentEncodingAWSChunked(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{})
+	mc := mustMinio(t, c)
+	ctx := ctxT(t)
+	if err := mc.MakeBucket(ctx, "enc", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := randBytes(t, 1000)
+	for key, enc := range map[string]string{"plain": "", "gzip": "gzip"} {
+		_, err := mc.PutObject(ctx, "enc", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{ContentEncoding: enc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := mc.StatObject(ctx, "enc", key, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Metadata.Get("Content-Encoding"); got != enc {
+			t.Fatalf("%s: Content-Encoding %q, want %q", key, got, enc)
+		}
 	}
 }

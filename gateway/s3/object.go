@@ -25,6 +25,9 @@ func (s *Server) objectOp(q *request) error {
 	if !utf8.ValidString(q.key) {
 		return errInvalidArgument("object keys must be UTF-8")
 	}
+	if err := checkVersionID(q); err != nil {
+		return err
+	}
 	return s.dispatch(q)
 }
 
@@ -61,7 +64,11 @@ func metaFromHeaders(h http.Header, limit int) (map[string]string, error) {
 		return nil, s3err("MetadataTooLarge", http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size: %d bytes, at most %d.", size, limit)
 	}
 	for _, name := range storedHeaders {
-		if v := h.Get(name); v != "" {
+		v := h.Get(name)
+		if name == "Content-Encoding" {
+			v = withoutAWSChunked(v)
+		}
+		if v != "" {
 			m[strings.ToLower(name)] = v
 		}
 	}
@@ -70,6 +77,19 @@ func metaFromHeaders(h http.Header, limit int) (map[string]string, error) {
 		return nil, err
 	}
 	return setTags(m, tags), nil
+}
+
+// withoutAWSChunked drops "aws-chunked" from a Content-Encoding list: it
+// names how the request body was framed (sigv4 streaming), not how the
+// object is encoded, and S3 does not store it.
+func withoutAWSChunked(v string) string {
+	var keep []string
+	for c := range strings.SplitSeq(v, ",") {
+		if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
+			keep = append(keep, c)
+		}
+	}
+	return strings.Join(keep, ",")
 }
 
 func writeObjectHeaders(h http.Header, o depot.Object) {
@@ -411,7 +431,10 @@ func (s *Server) putObject(q *request) error {
 // copySource parses x-amz-copy-source: "[/]bucket/key[?versionId=...]",
 // URL-encoded.
 func copySource(h string) (bucket, key string, err error) {
-	src, _, _ := strings.Cut(h, "?versionId=")
+	src, version, versioned := strings.Cut(h, "?versionId=")
+	if versioned && version != nullVersion {
+		return "", "", errNoSuchVersion()
+	}
 	dec, uerr := url.PathUnescape(src)
 	if uerr != nil {
 		return "", "", errInvalidArgument("Invalid copy source encoding")
@@ -551,18 +574,22 @@ func (r deleteRequest) validate() error {
 }
 
 type deleteResult struct {
-	XMLName xml.Name `xml:"DeleteResult"`
-	NS      string   `xml:"xmlns,attr"`
-	Deleted []struct {
-		Key string `xml:"Key"`
-	} `xml:"Deleted"`
-	Errors []deleteError `xml:"Error"`
+	XMLName xml.Name      `xml:"DeleteResult"`
+	NS      string        `xml:"xmlns,attr"`
+	Deleted []deleted     `xml:"Deleted"`
+	Errors  []deleteError `xml:"Error"`
+}
+
+type deleted struct {
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
 }
 
 type deleteError struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId,omitempty"`
+	Code      string `xml:"Code"`
+	Message   string `xml:"Message"`
 }
 
 func (s *Server) deleteObjects(q *request) error {
@@ -587,16 +614,19 @@ func (s *Server) deleteObjects(q *request) error {
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
 			continue
 		}
+		if o.VersionID != "" && o.VersionID != nullVersion {
+			e := errNoSuchVersion()
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
+			continue
+		}
 		_, err = q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
 		if err != nil && !errors.Is(err, depot.ErrNotFound) {
 			e := toS3(err)
-			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, struct {
-				Key string `xml:"Key"`
-			}{o.Key})
+			res.Deleted = append(res.Deleted, deleted{Key: o.Key, VersionID: o.VersionID})
 		}
 	}
 	s.writeXML(q, res)

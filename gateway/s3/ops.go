@@ -75,6 +75,7 @@ var bucketRules = []opRule{
 	{http.MethodGet, []string{"versioning"}, "", op{"s3:GetBucketVersioning", (*Server).getVersioning}},
 	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetBucketTagging", (*Server).getBucketTagging}},
 	{http.MethodGet, []string{"uploads"}, "", op{"s3:ListBucketMultipartUploads", (*Server).listUploads}},
+	{http.MethodGet, []string{"versions"}, "", op{"s3:ListBucketVersions", (*Server).listObjectVersions}},
 	{http.MethodGet, nil, "", op{"s3:ListBucket", func(s *Server, q *request) error {
 		return s.listObjects(q, q.r.URL.Query().Get("list-type") == "2")
 	}}},
