@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,34 +28,67 @@ type owner struct {
 func (s *Server) owner() owner { return owner{ID: "depot", DisplayName: "depot"} }
 
 type listAllMyBucketsResult struct {
-	XMLName xml.Name      `xml:"ListAllMyBucketsResult"`
-	NS      string        `xml:"xmlns,attr"`
-	Owner   owner         `xml:"Owner"`
-	Buckets []bucketEntry `xml:"Buckets>Bucket"`
+	XMLName           xml.Name      `xml:"ListAllMyBucketsResult"`
+	NS                string        `xml:"xmlns,attr"`
+	Owner             owner         `xml:"Owner"`
+	Buckets           []bucketEntry `xml:"Buckets>Bucket"`
+	ContinuationToken string        `xml:"ContinuationToken,omitempty"`
+	Prefix            string        `xml:"Prefix,omitempty"`
 }
 
 type bucketEntry struct {
 	Name         string `xml:"Name"`
 	CreationDate string `xml:"CreationDate"`
+	BucketRegion string `xml:"BucketRegion"`
 }
+
+// maxListBuckets is the largest max-buckets AWS takes.
+const maxListBuckets = 10000
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
+// listBuckets answers ListBuckets, in name order, with AWS's prefix and
+// paging (max-buckets, continuation-token: an opaque form of the last
+// name of the page before).
 func (s *Server) listBuckets(q *request) error {
+	v := q.r.URL.Query()
+	limit := maxListBuckets
+	if mb := v.Get("max-buckets"); mb != "" {
+		n, err := strconv.Atoi(mb)
+		if err != nil || n < 1 || n > maxListBuckets {
+			return errInvalidArgument("max-buckets must be an integer from 1 to %d", maxListBuckets)
+		}
+		limit = n
+	}
+	after := ""
+	if tok := v.Get("continuation-token"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return errInvalidArgument("The continuation token provided is incorrect")
+		}
+		after = string(b)
+	}
+	prefix := v.Get("prefix")
 	bs, err := q.ns.Buckets(q.ctx)
 	if err != nil {
 		return err
 	}
+	slices.SortFunc(bs, func(a, b nsclient.Bucket) int { return strings.Compare(a.Name, b.Name) })
 	// Callers without s3:ListAllMyBuckets see the buckets they own.
 	all, err := s.allowed(q, "s3:ListAllMyBuckets", "", "")
 	if err != nil {
 		return err
 	}
-	res := listAllMyBucketsResult{NS: s3NS, Owner: s.owner(), Buckets: []bucketEntry{}}
+	res := listAllMyBucketsResult{NS: s3NS, Owner: s.owner(), Buckets: []bucketEntry{}, Prefix: prefix}
 	for _, b := range bs {
-		if all || b.Owner == q.principal() {
-			res.Buckets = append(res.Buckets, bucketEntry{Name: b.Name, CreationDate: isoTime(b.Created)})
+		if b.Name <= after || !strings.HasPrefix(b.Name, prefix) || !all && b.Owner != q.principal() {
+			continue
 		}
+		if len(res.Buckets) == limit {
+			res.ContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(res.Buckets[limit-1].Name))
+			break
+		}
+		res.Buckets = append(res.Buckets, bucketEntry{Name: b.Name, CreationDate: isoTime(b.Created), BucketRegion: s.cfg.Region})
 	}
 	s.writeXML(q, res)
 	return nil

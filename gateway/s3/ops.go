@@ -85,6 +85,7 @@ var objectRules = []opRule{
 	{http.MethodGet, []string{"uploadId"}, "", op{"s3:ListMultipartUploadParts", (*Server).listParts}},
 	{http.MethodGet, []string{"acl"}, "", op{"s3:GetObjectAcl", (*Server).getACL}},
 	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetObjectTagging", (*Server).getObjectTagging}},
+	{http.MethodGet, []string{"attributes"}, "", op{"s3:GetObjectAttributes", (*Server).getObjectAttributes}},
 	{http.MethodGet, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, false) }}},
 	{http.MethodHead, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, true) }}},
 	{http.MethodPut, []string{"uploadId", "partNumber"}, "", op{"s3:PutObject", (*Server).uploadPart}}, // and UploadPartCopy

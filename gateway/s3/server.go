@@ -441,7 +441,7 @@ func (s *Server) checkRegion(q *request, a *sigv4.Auth) error {
 var unsupportedSub = []string{"lifecycle", "website", "logging", "notification",
 	"replication", "object-lock", "legal-hold", "retention", "torrent", "restore", "select",
 	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
-	"requestPayment", "intelligent-tiering", "attributes", "policyStatus", "renameObject", "session"}
+	"requestPayment", "intelligent-tiering", "policyStatus", "renameObject", "session"}
 
 func unsupported(r *http.Request) error {
 	q := r.URL.Query()
