@@ -136,6 +136,14 @@ type Object struct {
 	// sent. Size and PartSizes always count the object's own (plaintext)
 	// bytes; the segments then hold Encryption.StoredSize() bytes.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// VersionID is the object's version in a bucket with S3 versioning
+	// configured; "" is the null version (every object of a bucket that
+	// was never versioned, and what a write in a suspended bucket makes).
+	// The nameserver assigns it; a write request's value is ignored.
+	VersionID string `json:"version_id,omitempty"`
+	// DeleteMarker marks a version that records a delete: it has no
+	// bytes, and a key whose current version is one reads as absent.
+	DeleteMarker bool `json:"delete_marker,omitempty"`
 	// Precondition, set only in a write request, makes the write
 	// conditional; it is never stored with the object.
 	Precondition *Precondition `json:"precondition,omitempty"`

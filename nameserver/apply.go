@@ -516,6 +516,16 @@ func (s *store) applyDeleteBucket(tx *bbolt.Tx, c bucketCmd) error {
 	if hasUploads(tx, c.Name) {
 		return fmt.Errorf("bucket %q: multipart uploads in progress: %w", c.Name, depot.ErrNotEmpty)
 	}
+	if vb, err := versionsOf(tx, c.Name, false); err != nil {
+		return err
+	} else if vb != nil {
+		if k, _ := vb.Cursor().First(); k != nil {
+			return fmt.Errorf("bucket %q: versions remain: %w", c.Name, depot.ErrNotEmpty)
+		}
+		if err := tx.Bucket(bktVersions).DeleteBucket([]byte(c.Name)); err != nil {
+			return &storageError{err}
+		}
+	}
 	ob := tx.Bucket(bktObjects)
 	if nb := ob.Bucket([]byte(c.Name)); nb != nil {
 		if k, _ := nb.Cursor().First(); k != nil {
@@ -558,18 +568,25 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 			return nil, fmt.Errorf("object %s/%s: decode: %w", o.Bucket, o.Key, depot.ErrCorrupt)
 		}
 	}
-	if err := checkPrecondition(o, old); err != nil {
+	// A delete marker is no object to a condition.
+	if err := checkPrecondition(o, liveObject(old)); err != nil {
 		return nil, err
 	}
-	o.Precondition = nil // a condition of this write, not part of the object
 	if err := checkNotSwept(tx, o.Segments); err != nil {
 		return nil, err
 	}
-	// Segments of the old object that the new one no longer uses.
-	var replaced []depot.Segment
-	if old != nil {
-		replaced = unusedSegments(old.Segments, o.Segments)
+	state, err := versioningOf(tx, o.Bucket)
+	if err != nil {
+		return nil, err
 	}
+	// What becomes of the old version (versions.go): the segments it
+	// releases are queued for deletion; a version kept keeps its own.
+	replaced, err := applyVersionedPut(tx, cmd, state, &o, old)
+	if err != nil {
+		return nil, err
+	}
+	o.Precondition = nil // a condition of this write, not part of the object
+	o.DeleteMarker = false
 	if err := putJSON(b, []byte(o.Key), o); err != nil {
 		return nil, err
 	}
@@ -580,16 +597,13 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 		return nil, err
 	}
 	var dObjects, dBytes int64 = 1, o.Size
-	if old != nil {
-		dObjects, dBytes = 0, o.Size-old.Size
+	if live := liveObject(old); live != nil {
+		dObjects, dBytes = 0, o.Size-live.Size
 	}
 	if err := addCounters(tx, dObjects, dBytes); err != nil {
 		return nil, err
 	}
-	if replaced == nil {
-		replaced = []depot.Segment{}
-	}
-	return nsclient.PutResult{Replaced: replaced}, nil
+	return nsclient.PutResult{Replaced: nonNil(replaced), VersionID: s3Version(state, o.VersionID)}, nil
 }
 
 func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (any, error) {
@@ -597,14 +611,21 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	if err != nil {
 		return nil, err
 	}
-	raw := b.Get([]byte(c.Key))
-	if raw == nil {
+	cur, err := currentObject(b, c.Bucket, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	state, err := versioningOf(tx, c.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if state != "" {
+		return s.applyDeleteVersioned(tx, cmd, c, state, b, cur)
+	}
+	if cur == nil || c.Version != nil && *c.Version != nullVersion {
 		return nil, fmt.Errorf("object %s/%s: %w", c.Bucket, c.Key, depot.ErrNotFound)
 	}
-	var old depot.Object
-	if err := json.Unmarshal(raw, &old); err != nil {
-		return nil, fmt.Errorf("object %s/%s: decode: %w", c.Bucket, c.Key, depot.ErrCorrupt)
-	}
+	old := *cur
 	if err := del(b, []byte(c.Key)); err != nil {
 		return nil, err
 	}

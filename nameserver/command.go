@@ -122,4 +122,8 @@ type bucketCmd struct {
 type objectKeyCmd struct {
 	Bucket string `json:"bucket"`
 	Key    string `json:"key"`
+	// Version, in a delete, names the one version to remove ("null" for
+	// the null version); without it a delete of a versioned bucket's key
+	// makes a delete marker (see versions.go).
+	Version *string `json:"version,omitempty"`
 }

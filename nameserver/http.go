@@ -47,6 +47,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(api, "GET /objects/{bucket}", s.handleGetObject)
 	s.route(api, "DELETE /objects/{bucket}", s.handleDeleteObject)
 	s.route(api, "GET /list/{bucket}", s.handleList)
+	s.route(api, "GET /versions/{bucket}", s.handleListVersions)
 	s.route(api, "GET /status", s.handleStatus)
 	s.routeS3(api)
 	s.routeRepair(api)
@@ -362,12 +363,12 @@ func (s *Server) handlePutObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.Bucket, o.Key = bucket, key
-	replaced, err := s.PutObject(r.Context(), o)
+	res, err := s.PutObject(r.Context(), o)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, nsclient.PutResult{Replaced: replaced})
+	httpx.WriteJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleGetObject(w http.ResponseWriter, r *http.Request) {
@@ -376,7 +377,12 @@ func (s *Server) handleGetObject(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	o, err := s.GetObject(r.Context(), bucket, key)
+	var o depot.Object
+	if q := r.URL.Query(); q.Has("version") {
+		o, err = s.GetObjectVersion(r.Context(), bucket, key, q.Get("version"))
+	} else {
+		o, err = s.GetObject(r.Context(), bucket, key)
+	}
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
@@ -390,12 +396,35 @@ func (s *Server) handleDeleteObject(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, err)
 		return
 	}
-	deleted, err := s.DeleteObject(r.Context(), bucket, key)
+	var version *string
+	if q := r.URL.Query(); q.Has("version") {
+		v := q.Get("version")
+		version = &v
+	}
+	res, err := s.DeleteVersion(r.Context(), bucket, key, version)
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, nsclient.DeleteResult{Deleted: deleted})
+	httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleListVersions(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	res, err := s.ListVersions(r.Context(), r.PathValue("bucket"), nsclient.VersionListOptions{
+		Prefix: q.Get("prefix"), KeyMarker: q.Get("key_marker"), VersionIDMarker: q.Get("version_marker"),
+		Delimiter: q.Get("delimiter"), Limit: limit,
+	})
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {

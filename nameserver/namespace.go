@@ -65,19 +65,19 @@ func (s *Server) Buckets(ctx context.Context) ([]nsclient.Bucket, error) {
 }
 
 // PutObject switches o.Bucket/o.Key to o atomically and returns the segments
-// of the object it replaced that o does not reuse; they are already queued
-// for deletion in the same transaction. A zero o.Modified becomes the commit
+// of the object it replaced that o does not reuse, already queued for
+// deletion in the same transaction, and the version it made. A zero o.Modified becomes the commit
 // time. It fails with depot.ErrNotFound (no bucket) or depot.ErrBadRequest
 // (bad key, segment sizes that do not add up to Size, malformed fids).
-func (s *Server) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+func (s *Server) PutObject(ctx context.Context, o depot.Object) (nsclient.PutResult, error) {
 	if err := checkObject(o); err != nil {
-		return nil, err
+		return nsclient.PutResult{}, err
 	}
 	res, err := s.store.propose(ctx, CmdPutObject, o)
 	if err != nil {
-		return nil, err
+		return nsclient.PutResult{}, err
 	}
-	return res.(nsclient.PutResult).Replaced, nil
+	return res.(nsclient.PutResult), nil
 }
 
 // GetObject returns the metadata of bucket/key, or an error wrapping
@@ -93,19 +93,36 @@ func (s *Server) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 		if raw == nil {
 			return fmt.Errorf("object %s/%s: %w", bucket, key, depot.ErrNotFound)
 		}
-		return json.Unmarshal(raw, &o)
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return err
+		}
+		if o.DeleteMarker {
+			return fmt.Errorf("object %s/%s: deleted (a delete marker): %w", bucket, key, depot.ErrNotFound)
+		}
+		return nil
 	})
 	return o, err
 }
 
 // DeleteObject removes bucket/key and returns its segments, already queued
-// for deletion. It fails with depot.ErrNotFound.
+// for deletion. It fails with depot.ErrNotFound. In a bucket with
+// versioning it deletes as S3 does (DeleteVersion with no version).
 func (s *Server) DeleteObject(ctx context.Context, bucket, key string) ([]depot.Segment, error) {
-	res, err := s.store.propose(ctx, CmdDeleteObject, objectKeyCmd{Bucket: bucket, Key: key})
+	res, err := s.DeleteVersion(ctx, bucket, key, nil)
+	return res.Deleted, err
+}
+
+// DeleteVersion deletes as S3's DeleteObject: with version (S3's names:
+// "null" for the null version) that version, which fails with
+// depot.ErrNotFound when there is no such version; without, the key,
+// which in a bucket with versioning becomes a delete marker and keeps
+// its versions.
+func (s *Server) DeleteVersion(ctx context.Context, bucket, key string, version *string) (nsclient.DeleteResult, error) {
+	res, err := s.store.propose(ctx, CmdDeleteObject, objectKeyCmd{Bucket: bucket, Key: key, Version: version})
 	if err != nil {
-		return nil, err
+		return nsclient.DeleteResult{}, err
 	}
-	return res.(nsclient.DeleteResult).Deleted, nil
+	return res.(nsclient.DeleteResult), nil
 }
 
 // List returns one page of a bucket's keys in byte order: those with
@@ -162,6 +179,10 @@ func (s *Server) List(ctx context.Context, bucket string, o nsclient.ListOptions
 			var obj depot.Object
 			if err := json.Unmarshal(v, &obj); err != nil {
 				return fmt.Errorf("object %s/%s: %w", bucket, key, depot.ErrCorrupt)
+			}
+			if obj.DeleteMarker {
+				k, v = cur.Next()
+				continue
 			}
 			res.Objects = append(res.Objects, obj)
 			res.Next = key

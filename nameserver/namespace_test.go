@@ -184,7 +184,7 @@ func TestNamespace_Objects(t *testing.T) {
 						return
 					}
 					mu.Lock()
-					for _, s := range rep {
+					for _, s := range rep.Replaced {
 						replacedFids[s.Fid]++
 					}
 					mu.Unlock()

@@ -169,8 +169,8 @@ func (s *Server) referencedDeletes(ctx context.Context, list []nsclient.PendingD
 	return live, err
 }
 
-// buildRefs (re)builds the refs index from the objects and the parts of
-// multipart uploads: openStore runs it on databases of layout version 1,
+// buildRefs (re)builds the refs index from the objects, their non-current
+// versions and the parts of multipart uploads: openStore runs it on databases of layout version 1,
 // which had no index.
 func buildRefs(tx *bbolt.Tx) error {
 	if tx.Bucket(bktRefs) != nil {
@@ -201,6 +201,20 @@ func buildRefs(tx *bbolt.Tx) error {
 		err := ob.ForEachBucket(func(name []byte) error {
 			return ob.Bucket(name).ForEach(func(k, v []byte) error {
 				return add(v, objectOwner(string(name), string(k)))
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if vb := tx.Bucket(bktVersions); vb != nil {
+		err := vb.ForEachBucket(func(name []byte) error {
+			return vb.Bucket(name).ForEach(func(k, v []byte) error {
+				key, _, ok := unescapeKey(k)
+				if !ok {
+					return nil
+				}
+				return add(v, objectOwner(string(name), key))
 			})
 		})
 		if err != nil {

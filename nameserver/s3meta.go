@@ -228,6 +228,13 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 	if c.Settings.Tags != nil {
 		bk.Tags = *c.Settings.Tags
 	}
+	if v := c.Settings.Versioning; v != nil {
+		if *v != nsclient.VersioningEnabled && *v != nsclient.VersioningSuspended {
+			return bk, fmt.Errorf("%w: versioning %q (want %s or %s)", depot.ErrBadRequest, *v,
+				nsclient.VersioningEnabled, nsclient.VersioningSuspended)
+		}
+		bk.Versioning = *v
+	}
 	if c.Settings.Owner != nil {
 		bk.Owner = *c.Settings.Owner
 	}

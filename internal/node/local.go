@@ -502,10 +502,10 @@ func (n localNS) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 	return s.GetObject(ctx, bucket, key)
 }
 
-func (n localNS) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+func (n localNS) PutObject(ctx context.Context, o depot.Object) (nsclient.PutResult, error) {
 	s, err := n.server()
 	if err != nil {
-		return nil, err
+		return nsclient.PutResult{}, err
 	}
 	return s.PutObject(ctx, o)
 }

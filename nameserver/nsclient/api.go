@@ -96,6 +96,9 @@ type Bucket struct {
 	// Tags is the bucket's S3 tag set, URL-encoded key=value pairs joined
 	// by "&"; empty for none.
 	Tags string `json:"tags,omitempty"`
+	// Versioning is the bucket's S3 versioning state: "" (never
+	// configured), VersioningEnabled or VersioningSuspended.
+	Versioning string `json:"versioning,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.
@@ -109,12 +112,58 @@ type BucketList struct {
 // them again.
 type PutResult struct {
 	Replaced []depot.Segment `json:"replaced"`
+	// VersionID is the version the write made, as S3 reports it: "" in a
+	// bucket that never had versioning, "null" in a suspended one.
+	VersionID string `json:"version_id,omitempty"`
 }
 
 // DeleteResult is the answer to DELETE /objects/{bucket}?key=K: the deleted
 // object's segments, already queued for deletion.
 type DeleteResult struct {
 	Deleted []depot.Segment `json:"deleted"`
+	// VersionID is the version removed (a delete of one version) or the
+	// delete marker made (a delete of a key in a versioned bucket), as S3
+	// reports it; "" in a bucket that never had versioning.
+	VersionID string `json:"version_id,omitempty"`
+	// DeleteMarker reports that the version removed, or the one made, is
+	// a delete marker.
+	DeleteMarker bool `json:"delete_marker,omitempty"`
+}
+
+// Bucket versioning states (Bucket.Versioning); "" is a bucket that was
+// never versioned.
+const (
+	VersioningEnabled   = "Enabled"
+	VersioningSuspended = "Suspended"
+)
+
+// VersionListOptions selects versions for GET /versions/{bucket}: keys
+// with Prefix, after (KeyMarker, VersionIDMarker) in listing order (keys
+// in byte order, each key's versions newest first; a KeyMarker alone
+// starts after every version of that key), rolled up at Delimiter.
+type VersionListOptions struct {
+	Prefix          string
+	KeyMarker       string
+	VersionIDMarker string // as S3 names it: "null" for the null version
+	Delimiter       string
+	Limit           int // versions plus prefixes per page; 0 means 1000, at most 1000
+}
+
+// VersionEntry is one version in a VersionList.
+type VersionEntry struct {
+	depot.Object
+	IsLatest bool `json:"is_latest"`
+}
+
+// VersionList is one page of GET /versions/{bucket}. When Truncated, the
+// next page is asked with KeyMarker = NextKeyMarker and VersionIDMarker =
+// NextVersionIDMarker.
+type VersionList struct {
+	Versions            []VersionEntry `json:"versions"`
+	Prefixes            []string       `json:"prefixes,omitempty"`
+	Truncated           bool           `json:"truncated,omitempty"`
+	NextKeyMarker       string         `json:"next_key_marker,omitempty"`
+	NextVersionIDMarker string         `json:"next_version_id_marker,omitempty"`
 }
 
 // ListOptions selects keys for GET /list/{bucket}.

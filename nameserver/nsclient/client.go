@@ -97,7 +97,7 @@ type Local interface {
 	IsLeader() bool
 	GetObject(ctx context.Context, bucket, key string) (depot.Object, error)
 	Bucket(ctx context.Context, name string) (Bucket, error)
-	PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error)
+	PutObject(ctx context.Context, o depot.Object) (PutResult, error)
 }
 
 // WithLocal makes c call l directly where it can (see Local) and returns
@@ -409,17 +409,24 @@ func keyQuery(key string) url.Values { return url.Values{"key": {key}} }
 // depot.ErrNotFound for IfMatch on a missing key) when the condition does
 // not hold; see Refused for which errors mean "not applied".
 func (c *Client) PutObject(ctx context.Context, o depot.Object) ([]depot.Segment, error) {
+	r, err := c.PutObjectVersion(ctx, o)
+	return r.Replaced, err
+}
+
+// PutObjectVersion is PutObject that also returns the version the write
+// made (PutResult.VersionID).
+func (c *Client) PutObjectVersion(ctx context.Context, o depot.Object) (PutResult, error) {
 	ctx, _ = ensureRequestID(ctx)
 	if l := c.local; l != nil && l.IsLeader() {
-		replaced, err := l.PutObject(ctx, o)
+		r, err := l.PutObject(ctx, o)
 		if !errors.Is(err, depot.ErrNoLeader) {
-			return replaced, err
+			return r, err
 		}
 		// It lost office meanwhile: ask the leader, under the same id.
 	}
 	var r PutResult
 	err := c.do(ctx, http.MethodPut, "/objects/"+url.PathEscape(o.Bucket), keyQuery(o.Key), o, &r)
-	return r.Replaced, err
+	return r, err
 }
 
 // GetObject returns an object's metadata, or an error wrapping
@@ -434,11 +441,54 @@ func (c *Client) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 }
 
 // DeleteObject removes a key and returns its segments, already queued for
-// deletion; depot.ErrNotFound when there is no such key.
+// deletion; depot.ErrNotFound when there is no such key. In a bucket with
+// versioning it deletes as S3 does (DeleteVersion with no version).
 func (c *Client) DeleteObject(ctx context.Context, bucket, key string) ([]depot.Segment, error) {
-	var r DeleteResult
-	err := c.do(ctx, http.MethodDelete, "/objects/"+url.PathEscape(bucket), keyQuery(key), nil, &r)
+	r, err := c.DeleteVersion(ctx, bucket, key, nil)
 	return r.Deleted, err
+}
+
+// DeleteVersion deletes as S3's DeleteObject: with version (S3's names:
+// "null" for the null version) that one version, depot.ErrNotFound when
+// there is no such version; without, the key, which in a bucket with
+// versioning becomes a delete marker.
+func (c *Client) DeleteVersion(ctx context.Context, bucket, key string, version *string) (DeleteResult, error) {
+	q := keyQuery(key)
+	if version != nil {
+		q.Set("version", *version)
+	}
+	var r DeleteResult
+	err := c.do(ctx, http.MethodDelete, "/objects/"+url.PathEscape(bucket), q, nil, &r)
+	return r, err
+}
+
+// GetObjectVersion returns version vid of a key (S3's names: "null" for
+// the null version; "" for the current version, which may be a delete
+// marker), or an error wrapping depot.ErrNotFound.
+func (c *Client) GetObjectVersion(ctx context.Context, bucket, key, vid string) (depot.Object, error) {
+	q := keyQuery(key)
+	q.Set("version", vid)
+	var o depot.Object
+	err := c.do(ctx, http.MethodGet, "/objects/"+url.PathEscape(bucket), q, nil, &o)
+	return o, err
+}
+
+// ListVersions returns one page of a bucket's versions (see
+// VersionListOptions).
+func (c *Client) ListVersions(ctx context.Context, bucket string, o VersionListOptions) (VersionList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"prefix": o.Prefix, "key_marker": o.KeyMarker,
+		"version_marker": o.VersionIDMarker, "delimiter": o.Delimiter} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	var r VersionList
+	err := c.do(ctx, http.MethodGet, "/versions/"+url.PathEscape(bucket), q, nil, &r)
+	return r, err
 }
 
 // List returns one page of keys; see ListOptions and ListResult.

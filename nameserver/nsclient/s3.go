@@ -42,6 +42,9 @@ type BucketSettings struct {
 	// Tags is the bucket's tag set in the x-amz-tagging form
 	// (URL-encoded key=value pairs joined by "&").
 	Tags *string `json:"tags,omitempty"`
+	// Versioning sets the S3 versioning state: VersioningEnabled or
+	// VersioningSuspended (a bucket never goes back to unversioned).
+	Versioning *string `json:"versioning,omitempty"`
 }
 
 // Upload is a multipart upload in progress. Bucket, Key and ID name it;
