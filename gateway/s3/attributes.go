@@ -67,10 +67,12 @@ func (s *Server) getObjectAttributes(q *request) error {
 		}
 		marker = n
 	}
-	o, err := s.getMeta(q, q.bucket, q.key)
+	version, versioned := requestedVersion(q)
+	o, err := s.objectVersion(q, q.bucket, q.key, version, versioned)
 	if err != nil {
 		return err
 	}
+	setVersionHeader(q, s.s3VersionOf(q, q.bucket, o))
 	if _, _, err := s.readKEK(q, objectPrefix, o); err != nil {
 		return err
 	}

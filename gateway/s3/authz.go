@@ -155,6 +155,8 @@ type bucketInfo struct {
 	policy *policy.Document
 	// encryption is the bucket's default server-side encryption.
 	encryption string
+	// versioning is the bucket's versioning state ("" never versioned).
+	versioning string
 }
 
 func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucketInfo, error) {
@@ -171,7 +173,7 @@ func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucke
 	case err != nil:
 		return info, err
 	default:
-		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption}
+		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption, versioning: b.Versioning}
 		if b.Policy != "" {
 			d, err := policy.Parse([]byte(b.Policy), policy.Bucket)
 			if err != nil {

@@ -86,17 +86,39 @@ func holds(ns *nsclient.Client, bucket, key string, segs []depot.Segment) func(c
 // commit switches the key to o on a context of its own (commitContext).
 // When the nameserver refuses, o's new segments are discarded; when the
 // outcome is unknown they are kept (see settle).
+//
+// The version the commit made goes out in x-amz-version-id (read back
+// with the key when the outcome had to be resolved).
 func (s *Server) commit(q *request, o depot.Object) error {
 	ctx, cancel := s.commitContext(q)
-	_, err := q.ns.PutObject(ctx, o)
+	res, err := q.ns.PutObjectVersion(ctx, o)
 	cancel()
 	if err == nil {
+		setVersionHeader(q, res.VersionID)
 		return nil
 	}
 	if err := s.settle(q, "put", o.Segments, err, holds(q.ns, o.Bucket, o.Key, o.Segments)); err != nil {
 		return s.commitError(q, o.Bucket, o.Key, o.Precondition, err)
 	}
+	s.readBackVersion(q, o.Bucket, o.Key)
 	return nil
+}
+
+// readBackVersion sets x-amz-version-id from the key's current version
+// after a write whose outcome was read back (best effort: the header is
+// left out if the read fails).
+func (s *Server) readBackVersion(q *request, bucket, key string) {
+	ctx, cancel := s.commitContext(q)
+	defer cancel()
+	cur, err := q.ns.GetObject(ctx, bucket, key)
+	if err != nil {
+		return
+	}
+	if cur.VersionID != "" {
+		setVersionHeader(q, cur.VersionID)
+	} else if bi, err := s.bucketInfo(ctx, q, bucket); err == nil && bi.versioning != "" {
+		setVersionHeader(q, nullVersion)
+	}
 }
 
 // commitError maps a refused object commit to its S3 error.

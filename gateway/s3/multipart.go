@@ -132,14 +132,11 @@ func (s *Server) uploadPart(q *request) error {
 // copyPart stores a byte range of another object as a part (UploadPartCopy),
 // encrypted as enc says.
 func (s *Server) copyPart(q *request, enc writeEnc) (stored, error) {
-	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
+	cs, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return stored{}, err
 	}
-	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
-		return stored{}, err
-	}
-	src, err := s.getMeta(q, sb, sk)
+	src, err := s.copySourceObject(q, cs)
 	if err != nil {
 		return stored{}, err
 	}
@@ -314,9 +311,10 @@ func (s *Server) completedAgain(q *request, req completeRequest, notFound error)
 // named parts' segments only if this completion applied).
 func (s *Server) commitUpload(q *request, info nsclient.UploadInfo, creq nsclient.CompleteRequest) error {
 	ctx, cancel := s.commitContext(q)
-	_, err := q.ns.CompleteUpload(ctx, q.bucket, q.key, info.Upload.ID, creq)
+	res, err := q.ns.CompleteUpload(ctx, q.bucket, q.key, info.Upload.ID, creq)
 	cancel()
 	if err == nil {
+		setVersionHeader(q, res.VersionID)
 		return nil
 	}
 	var segs []depot.Segment
@@ -336,11 +334,13 @@ func (s *Server) commitUpload(q *request, info nsclient.UploadInfo, creq nsclien
 		ok, rerr := applied(ctx)
 		cancel()
 		if rerr == nil && ok {
+			s.readBackVersion(q, q.bucket, q.key)
 			return nil
 		}
 	}
 	switch {
 	case err == nil:
+		s.readBackVersion(q, q.bucket, q.key)
 		return nil
 	case errors.Is(err, depot.ErrPrecondition):
 		return errPrecondition()

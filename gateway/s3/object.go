@@ -25,9 +25,6 @@ func (s *Server) objectOp(q *request) error {
 	if !utf8.ValidString(q.key) {
 		return errInvalidArgument("object keys must be UTF-8")
 	}
-	if err := checkVersionID(q); err != nil {
-		return err
-	}
 	return s.dispatch(q)
 }
 
@@ -210,10 +207,12 @@ func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
 }
 
 func (s *Server) getObject(q *request, head bool) error {
-	o, err := s.getMeta(q, q.bucket, q.key)
+	version, versioned := requestedVersion(q)
+	o, err := s.objectVersion(q, q.bucket, q.key, version, versioned)
 	if err != nil {
 		return err
 	}
+	setVersionHeader(q, s.s3VersionOf(q, q.bucket, o))
 	kek, sp, err := s.readKEK(q, objectPrefix, o)
 	if err != nil {
 		return err
@@ -430,21 +429,56 @@ func (s *Server) putObject(q *request) error {
 
 // copySource parses x-amz-copy-source: "[/]bucket/key[?versionId=...]",
 // URL-encoded.
-func copySource(h string) (bucket, key string, err error) {
-	src, version, versioned := strings.Cut(h, "?versionId=")
-	if versioned && version != nullVersion {
-		return "", "", errNoSuchVersion()
-	}
-	dec, uerr := url.PathUnescape(src)
+func copySource(h string) (src copySrc, err error) {
+	path, version, versioned := strings.Cut(h, "?versionId=")
+	dec, uerr := url.PathUnescape(path)
 	if uerr != nil {
-		return "", "", errInvalidArgument("Invalid copy source encoding")
+		return src, errInvalidArgument("Invalid copy source encoding")
 	}
 	dec = strings.TrimPrefix(dec, "/")
 	bucket, key, ok := strings.Cut(dec, "/")
 	if !ok || bucket == "" || key == "" {
-		return "", "", errInvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+		return src, errInvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
 	}
-	return bucket, key, nil
+	return copySrc{bucket: bucket, key: key, version: version, versioned: versioned}, nil
+}
+
+// copySrc is the object x-amz-copy-source names.
+type copySrc struct {
+	bucket, key string
+	version     string
+	versioned   bool // a versionId was given
+}
+
+// copySource reads the object a copy names, authorised as a read of it,
+// and sets x-amz-copy-source-version-id. A delete marker cannot be copied.
+func (s *Server) copySourceObject(q *request, c copySrc) (depot.Object, error) {
+	if err := s.authorize(q, actGetObject, c.bucket, c.key); err != nil {
+		return depot.Object{}, err
+	}
+	if !c.versioned {
+		o, err := s.getMeta(q, c.bucket, c.key)
+		if err == nil {
+			if v := s.s3VersionOf(q, c.bucket, o); v != "" {
+				q.w.Header().Set("x-amz-copy-source-version-id", v)
+			}
+		}
+		return o, err
+	}
+	o, err := q.ns.GetObjectVersion(q.ctx, c.bucket, c.key, c.version)
+	switch {
+	case errors.Is(err, depot.ErrNotFound):
+		if _, berr := q.ns.Bucket(q.ctx, c.bucket); errors.Is(berr, depot.ErrNotFound) {
+			return o, errNoSuchBucket(c.bucket)
+		}
+		return o, errNoSuchVersion()
+	case err != nil:
+		return o, err
+	case o.DeleteMarker:
+		return o, s3err("InvalidRequest", http.StatusBadRequest, "The source of a copy request may not specifically refer to a delete marker by version id.")
+	}
+	q.w.Header().Set("x-amz-copy-source-version-id", c.version)
+	return o, nil
 }
 
 type copyResult struct {
@@ -455,17 +489,15 @@ type copyResult struct {
 }
 
 func (s *Server) copyObject(q *request) error {
-	sb, sk, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
+	cs, err := copySource(q.r.Header.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(q, actGetObject, sb, sk); err != nil {
-		return err
-	}
-	src, err := s.getMeta(q, sb, sk)
+	src, err := s.copySourceObject(q, cs)
 	if err != nil {
 		return err
 	}
+	sb, sk := cs.bucket, cs.key
 	srcKEK, _, err := s.readKEK(q, copySrcPrefix, src)
 	if err != nil {
 		return err
@@ -544,14 +576,26 @@ func sseRequested(h http.Header) bool {
 	return h.Get(hdrSSE) != "" || h.Get(hdrSSECAlgo) != ""
 }
 
+// deleteObject deletes a key (a delete marker in a versioned bucket) or,
+// with ?versionId, one version. Deleting what is not there succeeds, as
+// on S3.
 func (s *Server) deleteObject(q *request) error {
-	if _, err := q.ns.DeleteObject(q.ctx, q.bucket, q.key); err != nil {
+	var version *string
+	if v, ok := requestedVersion(q); ok {
+		version = &v
+	}
+	res, err := q.ns.DeleteVersion(q.ctx, q.bucket, q.key, version)
+	if err != nil {
 		if !errors.Is(err, depot.ErrNotFound) {
 			return err
 		}
 		if _, berr := q.ns.Bucket(q.ctx, q.bucket); errors.Is(berr, depot.ErrNotFound) {
 			return errNoSuchBucket(q.bucket)
 		}
+	}
+	setVersionHeader(q, res.VersionID)
+	if res.DeleteMarker {
+		q.w.Header().Set("x-amz-delete-marker", "true")
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -581,8 +625,10 @@ type deleteResult struct {
 }
 
 type deleted struct {
-	Key       string `xml:"Key"`
-	VersionID string `xml:"VersionId,omitempty"`
+	Key                   string `xml:"Key"`
+	VersionID             string `xml:"VersionId,omitempty"`
+	DeleteMarker          bool   `xml:"DeleteMarker,omitempty"`
+	DeleteMarkerVersionID string `xml:"DeleteMarkerVersionId,omitempty"`
 }
 
 type deleteError struct {
@@ -614,19 +660,22 @@ func (s *Server) deleteObjects(q *request) error {
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
 			continue
 		}
-		if o.VersionID != "" && o.VersionID != nullVersion {
-			e := errNoSuchVersion()
-			res.Errors = append(res.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
-			continue
+		var version *string
+		if o.VersionID != "" {
+			version = &o.VersionID
 		}
-		_, err = q.ns.DeleteObject(q.ctx, q.bucket, o.Key)
+		dr, err := q.ns.DeleteVersion(q.ctx, q.bucket, o.Key, version)
 		if err != nil && !errors.Is(err, depot.ErrNotFound) {
 			e := toS3(err)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, deleted{Key: o.Key, VersionID: o.VersionID})
+			d := deleted{Key: o.Key, VersionID: o.VersionID, DeleteMarker: dr.DeleteMarker}
+			if dr.DeleteMarker && version == nil {
+				d.DeleteMarkerVersionID = dr.VersionID
+			}
+			res.Deleted = append(res.Deleted, d)
 		}
 	}
 	s.writeXML(q, res)

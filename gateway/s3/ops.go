@@ -126,21 +126,6 @@ func (s *Server) dispatch(q *request) error {
 	return q.op.run(s, q)
 }
 
-func (s *Server) putVersioning(q *request) error {
-	return s3err("NotImplemented", http.StatusNotImplemented, "versioning is not implemented")
-}
-
-func (s *Server) getVersioning(q *request) error {
-	if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
-		return bucketErr(q, err)
-	}
-	s.writeXML(q, struct {
-		XMLName xml.Name `xml:"VersioningConfiguration"`
-		NS      string   `xml:"xmlns,attr"`
-	}{NS: s3NS})
-	return nil
-}
-
 func (s *Server) headBucket(q *request) error {
 	if _, err := q.ns.Bucket(q.ctx, q.bucket); err != nil {
 		return bucketErr(q, err)

@@ -157,10 +157,12 @@ func writeTagCount(h http.Header, o depot.Object) {
 }
 
 func (s *Server) getObjectTagging(q *request) error {
-	o, err := s.getMeta(q, q.bucket, q.key)
+	version, versioned := requestedVersion(q)
+	o, err := s.objectVersion(q, q.bucket, q.key, version, versioned)
 	if err != nil {
 		return err
 	}
+	setVersionHeader(q, s.s3VersionOf(q, q.bucket, o))
 	tags := objectTags(o)
 	if tags == nil {
 		tags = []tag{}
@@ -194,11 +196,20 @@ const retagAttempts = 5
 // refusal never discards anything (the segments are the live object's);
 // an object replaced meanwhile is read again.
 func (s *Server) retag(q *request, enc string, status int) error {
+	version, versioned := requestedVersion(q)
 	for range retagAttempts {
 		o, err := s.getMeta(q, q.bucket, q.key)
 		if err != nil {
 			return err
 		}
+		if versioned && s.s3VersionOf(q, q.bucket, o) != version && !(version == nullVersion && o.VersionID == "") {
+			// Only the current version's record can be rewritten.
+			if _, err := s.objectVersion(q, q.bucket, q.key, version, true); err != nil {
+				return err
+			}
+			return s3err("NotImplemented", http.StatusNotImplemented, "Tagging a non-current version is not implemented")
+		}
+		setVersionHeader(q, s.s3VersionOf(q, q.bucket, o))
 		if o.Meta[metaTagging] == enc {
 			q.w.WriteHeader(status)
 			return nil

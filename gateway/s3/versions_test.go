@@ -17,8 +17,8 @@ import (
 // TestS3NullVersions drives the version-aware calls tools make on any
 // bucket (emptying it by listing versions, reading ?versionId=null) with
 // aws-sdk-go-v2: an unversioned bucket lists each object as its null
-// version, pages by key marker, and deletes by version id null; other
-// version ids are NoSuchVersion. Keys are listed as they are unless the
+// version, pages by key marker, and deletes by version id null; reading
+// another version id is NoSuchVersion. Keys are listed as they are unless the
 // client asks for encoding-type=url.
 func TestS3NullVersions(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{})
@@ -122,7 +122,8 @@ func TestS3NullVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(del.Deleted) != len(keys) || len(del.Errors) != 1 || aws.ToString(del.Errors[0].Code) != "NoSuchVersion" {
+	// A version that is not there is deleted already, as on S3.
+	if len(del.Deleted) != len(keys)+1 || len(del.Errors) != 0 {
 		t.Fatalf("delete by version: %d deleted, errors %+v", len(del.Deleted), del.Errors)
 	}
 	if _, err := cl.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: b}); err != nil {

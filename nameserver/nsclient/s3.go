@@ -208,10 +208,10 @@ func (c *Client) PutPart(ctx context.Context, bucket, key, id string, p Part) ([
 // CompleteUpload switches the key to the concatenation of the named parts
 // and removes the upload. It fails with depot.ErrNotFound (no upload) or
 // depot.ErrBadRequest (a part missing or with another ETag).
-func (c *Client) CompleteUpload(ctx context.Context, bucket, key, id string, req CompleteRequest) ([]depot.Segment, error) {
+func (c *Client) CompleteUpload(ctx context.Context, bucket, key, id string, req CompleteRequest) (PutResult, error) {
 	var r PutResult
 	err := c.do(ctx, http.MethodPost, "/complete/"+url.PathEscape(bucket), uploadQuery(key, id), req, &r)
-	return r.Replaced, err
+	return r, err
 }
 
 // AbortUpload removes an upload and queues its parts for deletion.
