@@ -143,25 +143,27 @@ func (c *Cluster) Fsck(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every version of every object, current or not.
 	for _, b := range buckets {
-		after := ""
+		var opts nsclient.VersionListOptions
+		opts.Limit = 1000
 		for range 100000 {
-			res, err := ns.List(ctx, b.Name, nsclient.ListOptions{After: after, Limit: 1000})
+			res, err := ns.ListVersions(ctx, b.Name, opts)
 			if err != nil {
 				return nil, err
 			}
-			for _, o := range res.Objects {
+			for _, o := range res.Versions {
 				for _, sg := range o.Segments {
 					fid, err := depot.ParseFid(sg.Fid)
 					if err != nil || !live[fid] {
-						add("object %s/%s: segment %s held by no member", b.Name, o.Key, sg.Fid)
+						add("object %s/%s version %q: segment %s held by no member", b.Name, o.Key, o.VersionID, sg.Fid)
 					}
 				}
 			}
 			if !res.Truncated {
 				break
 			}
-			after = res.Next
+			opts.KeyMarker, opts.VersionIDMarker = res.NextKeyMarker, res.NextVersionIDMarker
 		}
 	}
 	return problems, nil
