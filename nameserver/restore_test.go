@@ -70,7 +70,7 @@ func TestRestore_LiftsCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Start(nil)
-	if err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
+	if _, err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	assign(6, true) // from the backup's writable volumes

@@ -179,7 +179,7 @@ func TestRestore_NoIDTwice(t *testing.T) {
 		if err := os.WriteFile(file, backup.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := ns.Restore(ctx, file); err != nil {
+		if _, err := ns.Restore(ctx, file); err != nil {
 			t.Fatal(err)
 		}
 	}
