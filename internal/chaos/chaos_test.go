@@ -137,6 +137,7 @@ func TestChaos(t *testing.T) {
 		wg.Go(func() { l.run(loadCtx, i, r) })
 	}
 	nem := newNemesis(c, 2, logf)
+	nem.h = h
 	if *flagFaults != "" {
 		nem.only = strings.Split(*flagFaults, ",")
 	}
@@ -319,6 +320,12 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 			state = fmt.Sprintf("repaired after %v (%s)", d.resolved.Sub(d.at).Round(time.Second), d.note)
 		}
 		fmt.Fprintf(&b, "  damage: %s on %s: %s\n", d.kind, d.ds.id, state)
+	}
+	if len(nem.backups) > 0 || len(nem.restores) > 0 {
+		fmt.Fprintf(&b, "  backups taken: %d; restores: %d\n", len(nem.backups), len(nem.restores))
+		for _, r := range nem.restores {
+			fmt.Fprintf(&b, "  restore: %s\n", r)
+		}
 	}
 	for _, d := range nem.drained {
 		fmt.Fprintf(&b, "  drain: %s\n", d)
