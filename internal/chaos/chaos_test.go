@@ -360,6 +360,18 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 	fmt.Fprintf(&b, "listing violations: %d\n", byClass["list"])
 	fmt.Fprintf(&b, "writes refused (4xx) that took effect: %d\n", byClass["refused-applied"])
 	fmt.Fprintf(&b, "unreadable after the nemesis stopped: %d\n", byClass["unreadable"])
+	if len(nem.restores) > 0 {
+		// The same history checked as if no restore had happened: the
+		// reads it finds wrong saw what a restore brought back.
+		var rest []*op
+		for _, o := range ops {
+			if o.kind != opRestore {
+				rest = append(rest, o)
+			}
+		}
+		rewound := len(buildModel(m.seed, rest).check(rest)) - len(vs)
+		fmt.Fprintf(&b, "reads and listings that saw a restore's rewind (wrong without it): %d\n", rewound)
+	}
 	fate := m.unknownFate(ops)
 	var fl []string
 	nUnknown := 0
