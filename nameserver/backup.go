@@ -248,6 +248,7 @@ func prepareBackup(path string, hw highWater, cur *bbolt.DB, bt time.Time, log *
 //   - rebalance: cur's state when it has one.
 //   - dataservers, missed: the union, cur's entry where both have one.
 //   - nameservers: cur's members when it has any.
+//   - deletes: the backup's entries, with the higher sequence.
 func mergePlacement(tx, cur *bbolt.Tx, log *slog.Logger) error {
 	ensure := func(name []byte) (*bbolt.Bucket, error) { return tx.CreateBucketIfNotExists(name) }
 	// union copies cur's entries of name over tx's.
@@ -365,6 +366,18 @@ func mergePlacement(tx, cur *bbolt.Tx, log *slog.Logger) error {
 			return bn.Put(bytes.Clone(k), bytes.Clone(v))
 		})
 		if err != nil {
+			return err
+		}
+	}
+	// deletes: the backup's queue, numbered on from the higher sequence,
+	// so that no sequence number names two entries (the delete loop acks
+	// entries by it, and a pass may have begun before the restore).
+	if cd := cur.Bucket(bktDeletes); cd != nil {
+		bd, err := ensure(bktDeletes)
+		if err != nil {
+			return err
+		}
+		if err := bd.SetSequence(max(bd.Sequence(), cd.Sequence())); err != nil {
 			return err
 		}
 	}

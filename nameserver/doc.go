@@ -269,6 +269,10 @@
 //	             nameservers: the running group's members when it has any
 //	union        dataservers, missed: both, the running database's entry
 //	             where both have one
+//	higher seq   deletes keeps the backup's entries but the higher
+//	             sequence, so that no sequence number names two entries (the
+//	             delete loop acknowledges entries by it, and a pass may have
+//	             begun before the restore)
 //
 // The merge and the install happen under the store's fence: every
 // proposal holds it shared until applied, the restore exclusively, so no

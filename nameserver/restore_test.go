@@ -138,6 +138,21 @@ func TestRestore_Answer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t1 := time.Now()
+	// Queued deletes after the backup: their sequence numbers are not
+	// handed out again after the restore.
+	for i, k := range []string{"a", "b"} {
+		if _, err := c.client.PutObject(ctx, object("backed", k, uint64(100+i), 5)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.DeleteObject(ctx, "backed", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteSeq := func() (seq uint64) {
+		c.srv.store.db.View(func(tx *bbolt.Tx) error { seq = tx.Bucket(bktDeletes).Sequence(); return nil })
+		return seq
+	}
+	queued := deleteSeq()
 	if !bytes.HasPrefix(backup.Bytes(), backupMagic[:]) {
 		t.Fatalf("backup starts %q, want the magic", backup.Bytes()[:8])
 	}
@@ -155,6 +170,9 @@ func TestRestore_Answer(t *testing.T) {
 	}
 	if _, err := c.client.Bucket(ctx, "backed"); err != nil {
 		t.Fatalf("bucket of the backup after the restore: %v", err)
+	}
+	if got := deleteSeq(); queued == 0 || got < queued {
+		t.Fatalf("delete queue sequence %d after the restore, below the %d handed out before it", got, queued)
 	}
 
 	// A bare bbolt file: no time, a warning, not whole.
