@@ -57,8 +57,8 @@ func faultKinds() []faultKind {
 		{"remove-dataserver", 1, (*nemesis).removeDataserver},
 		{"add-dataserver", 1, (*nemesis).addDataserver},
 		{"drain-dataserver", 1, (*nemesis).drainDataserver},
-		{"backup", 1, (*nemesis).backup},
-		{"restore", 1, (*nemesis).restore},
+		{"backup", 2, (*nemesis).backup},
+		{"restore", 4, (*nemesis).restore}, // applies only within maxBackupAge of a backup
 	}
 }
 
