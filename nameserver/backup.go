@@ -1,10 +1,13 @@
 package nameserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,13 +25,29 @@ import (
 	"depot/nameserver/nsclient"
 )
 
-// Backup writes a consistent copy of the database (a bbolt file) to w while
-// the nameserver goes on serving, and returns its size.
+// backupMagic opens every backup that Backup writes: 7 bytes of name and
+// the header's version (see doc.go, "Backup and restore").
+var backupMagic = [8]byte{'D', 'E', 'P', 'O', 'T', 'B', 'K', 1}
+
+// backupHeaderSize is the size of the header: the magic and the backup
+// time.
+const backupHeaderSize = 16
+
+// Backup writes a consistent copy of the database to w while the
+// nameserver goes on serving, and returns its size: a 16-byte header (the
+// magic and the time of the read transaction the copy is of, int64 Unix
+// nanoseconds, big-endian) followed by the bbolt file.
 func (s *Server) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
+		hdr := binary.BigEndian.AppendUint64(backupMagic[:], uint64(time.Now().UnixNano()))
+		m, err := w.Write(hdr)
+		n += int64(m)
+		if err != nil {
+			return err
+		}
+		m64, err := tx.WriteTo(w)
+		n += m64
 		return err
 	})
 	if err != nil {
@@ -37,11 +56,30 @@ func (s *Server) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// Restore replaces the whole state with a backup read from r. Alone, the
-// database's content is replaced in one transaction; in a raft group the
-// leader takes the backup as a snapshot that every member installs
-// (raft.Restore). Meant for disaster recovery into a fresh or quiet
-// cluster: what was written since the backup is gone from the namespace.
+// readBackupHeader reads the header of a backup from r and returns its
+// time and the bbolt file that follows. A backup from before the header
+// (a bare bbolt file) has no time: the zero time, and the whole of r.
+func readBackupHeader(r io.Reader) (time.Time, io.Reader, error) {
+	var hdr [backupHeaderSize]byte
+	n, err := io.ReadFull(r, hdr[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return time.Time{}, nil, err
+	}
+	if n == backupHeaderSize && [8]byte(hdr[:8]) == backupMagic {
+		return time.Unix(0, int64(binary.BigEndian.Uint64(hdr[8:]))).UTC(), r, nil
+	}
+	return time.Time{}, io.MultiReader(bytes.NewReader(hdr[:n]), r), nil
+}
+
+// Restore rewinds the namespace to a backup read from r (Backup's format,
+// or a bare bbolt file from before it had a header) and keeps the
+// placement of now (mergePlacement; doc.go, "Backup and restore"). Alone,
+// the database's content is replaced in one transaction; in a raft group
+// the leader takes the merged file as a snapshot that every member
+// installs (raft.Restore). What was written since the backup is gone from
+// the namespace; segments deleted or overwritten since the backup was
+// taken lose their bytes once DeleteGrace passed, which the result tells
+// (whole false, and a warning).
 //
 // The backup's id counters are old: the volumes and needle ids leased
 // since it was taken live on the dataservers. Before installing it,
@@ -49,54 +87,110 @@ func (s *Server) Backup(ctx context.Context, w io.Writer) (int64, error) {
 // database, the backup and every dataserver gossip shows up report, plus
 // a margin for what none of them can know (leases in clients' hands,
 // dataservers that are down), so that no id is ever handed out twice.
-func (s *Server) Restore(ctx context.Context, r io.Reader) error {
+//
+// While it merges and installs, Restore holds the store's fence: no
+// command is proposed here, and every one proposed before has been
+// applied, so no change of placement falls between the merge and the
+// install.
+func (s *Server) Restore(ctx context.Context, r io.Reader) (nsclient.RestoreResult, error) {
+	var res nsclient.RestoreResult
+	bt, body, err := readBackupHeader(r)
+	if err != nil {
+		return res, fmt.Errorf("nameserver: restore: %w", err)
+	}
 	tmp, err := os.CreateTemp(s.cfg.Dir, "backup-*.db")
 	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+		return res, fmt.Errorf("nameserver: restore: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, r)
+	_, err = io.Copy(tmp, body)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+		return res, fmt.Errorf("nameserver: restore: %w", err)
 	}
 	hw, err := s.highWater(ctx)
 	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+		return res, fmt.Errorf("nameserver: restore: %w", err)
 	}
-	if err := prepareBackup(tmp.Name(), hw, s.log); err != nil {
-		return err
+	s.store.fence.Lock()
+	defer s.store.fence.Unlock()
+	now := time.Now()
+	restored, err := prepareBackup(tmp.Name(), hw, s.store.db, bt, s.log)
+	if err != nil {
+		return res, err
 	}
+	res = restoreResult(bt, now, s.cfg.DeleteGrace, restored)
 	f, err := os.Open(tmp.Name())
 	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+		return res, fmt.Errorf("nameserver: restore: %w", err)
 	}
 	defer f.Close()
 	if s.raft == nil {
-		return s.store.restoreFrom(f, s.cfg.Dir)
+		if err := s.store.restoreFrom(f, s.cfg.Dir); err != nil {
+			return res, err
+		}
+	} else {
+		st, err := f.Stat()
+		if err != nil {
+			return res, fmt.Errorf("nameserver: restore: %w", err)
+		}
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: st.Size()}
+		if err := s.raft.r.Restore(meta, f, timeoutOf(ctx)); err != nil {
+			return res, raftError(err)
+		}
 	}
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+	s.log.Info("restored from a backup", "backup_time", bt, "age", res.Age, "delete_grace", res.DeleteGrace,
+		"whole", res.Whole, "restored", restored)
+	if res.Warning != "" {
+		s.log.Warn("restore: " + res.Warning)
 	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: st.Size()}
-	if err := s.raft.r.Restore(meta, f, timeoutOf(ctx)); err != nil {
-		return raftError(err)
-	}
-	return nil
+	return res, nil
 }
+
+// restoreResult describes a restore of a backup taken at bt, done at now.
+func restoreResult(bt, now time.Time, grace time.Duration, restored uint64) nsclient.RestoreResult {
+	res := nsclient.RestoreResult{BackupTime: bt, DeleteGrace: grace, Restored: restored}
+	switch {
+	case bt.IsZero():
+		res.Warning = "the backup records no time (taken before backups had a header): " +
+			"objects deleted or overwritten since it was taken may have lost their data"
+	default:
+		res.Age = max(0, now.Sub(bt))
+		res.Whole = res.Age < grace
+		if !res.Whole {
+			res.Warning = fmt.Sprintf("the backup is %v old, older than the delete grace (%v): "+
+				"objects deleted or overwritten since it was taken may have lost their data",
+				res.Age.Round(time.Second), grace)
+		}
+	}
+	return res
+}
+
+// Meta keys a restore writes.
+var (
+	// keyRestored counts the restores this database went through
+	// (uint64); the repair workers' orphan sweep forgets what it decided
+	// when it changes.
+	keyRestored = []byte("restored")
+	// keyBackupTime is the time of the backup last restored (int64 Unix
+	// nanoseconds; absent for a backup without header).
+	keyBackupTime = []byte("backup_time")
+)
 
 // prepareBackup readies the staged backup at path for installing: it must
 // be a database of this format; its raft index, which belongs to the log
 // it came from, is dropped (the entries after the restore are applied
-// here); and its id counters are lifted above hw.
-func prepareBackup(path string, hw highWater, log *slog.Logger) error {
+// here); the placement of cur, the running database, is merged in
+// (mergePlacement); its id counters are lifted above hw; and meta records
+// the restore (restored, backup_time). It returns the new restore count.
+func prepareBackup(path string, hw highWater, cur *bbolt.DB, bt time.Time, log *slog.Logger) (uint64, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		return fmt.Errorf("%w: restore: not a database: %v", depot.ErrBadRequest, err)
+		return 0, fmt.Errorf("%w: restore: not a database: %v", depot.ErrBadRequest, err)
 	}
+	var restored uint64
 	err = db.Update(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bktMeta)
 		if meta == nil || string(meta.Get(keyVersion)) != formatVersion {
@@ -105,15 +199,211 @@ func prepareBackup(path string, hw highWater, log *slog.Logger) error {
 		if err := meta.Delete(keyRaftIndex); err != nil {
 			return err
 		}
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		err := cur.View(func(ctx *bbolt.Tx) error {
+			restored = max(getU64(meta, keyRestored), getU64(ctx.Bucket(bktMeta), keyRestored)) + 1
+			return mergePlacement(tx, ctx, log)
+		})
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyRestored, u64(restored)); err != nil {
+			return err
+		}
+		if err := meta.Delete(keyBackupTime); err != nil {
+			return err
+		}
+		if !bt.IsZero() {
+			if err := meta.Put(keyBackupTime, u64(uint64(bt.UnixNano()))); err != nil {
+				return err
+			}
+		}
 		return liftCounters(tx, hw, log)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("nameserver: restore: %w", err)
+		return 0, fmt.Errorf("nameserver: restore: %w", err)
 	}
+	return restored, nil
+}
+
+// mergePlacement gives the staged backup tx the placement of the running
+// database cur, so that a restore rewinds the namespace but not where the
+// shards are (doc.go, "Backup and restore", has the bucket by bucket
+// decision):
+//
+//   - volumes: cur's record of every volume it knows; the backup's record
+//     of a volume cur lacks (a wiped database). The sequence is the
+//     higher of the two (liftCounters lifts it further).
+//   - nodevols: rebuilt from the merged volume records.
+//   - needles: per volume, the higher counter.
+//   - repairs, retired: cur's entries; the backup's only for volumes whose
+//     record came from the backup.
+//   - rebalance: cur's state when it has one.
+//   - dataservers, missed: the union, cur's entry where both have one.
+//   - nameservers: cur's members when it has any.
+//   - deletes: the backup's entries, with the higher sequence.
+func mergePlacement(tx, cur *bbolt.Tx, log *slog.Logger) error {
+	ensure := func(name []byte) (*bbolt.Bucket, error) { return tx.CreateBucketIfNotExists(name) }
+	// union copies cur's entries of name over tx's.
+	union := func(name []byte) error {
+		src := cur.Bucket(name)
+		if src == nil {
+			return nil
+		}
+		dst, err := ensure(name)
+		if err != nil {
+			return err
+		}
+		return src.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return nil
+			}
+			return dst.Put(bytes.Clone(k), bytes.Clone(v))
+		})
+	}
+	// replace drops tx's entries of name but those keep (nil: none)
+	// holds to, and copies cur's in. With keep nil, an empty or missing
+	// bucket in cur leaves tx's as it is.
+	replace := func(name []byte, keep func(k []byte) bool) error {
+		src := cur.Bucket(name)
+		if keep == nil && (src == nil || firstKey(src) == nil) {
+			return nil
+		}
+		dst, err := ensure(name)
+		if err != nil {
+			return err
+		}
+		var drop [][]byte
+		err = dst.ForEach(func(k, _ []byte) error {
+			if keep == nil || !keep(k) {
+				drop = append(drop, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := dst.Delete(k); err != nil {
+				return err
+			}
+		}
+		return union(name)
+	}
+
+	bv, err := ensure(bktVolumes)
+	if err != nil {
+		return err
+	}
+	fromNow := make(map[uint32]bool)
+	if cv := cur.Bucket(bktVolumes); cv != nil {
+		err := cv.ForEach(func(k, v []byte) error {
+			if len(k) == 4 && v != nil {
+				fromNow[binary.BigEndian.Uint32(k)] = true
+				return bv.Put(bytes.Clone(k), bytes.Clone(v))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := bv.SetSequence(max(bv.Sequence(), cv.Sequence())); err != nil {
+			return err
+		}
+	}
+	fromBackup := 0
+	// nodevols, from the merged records.
+	if err := tx.DeleteBucket(bktNodeVols); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		return err
+	}
+	ix, err := tx.CreateBucket(bktNodeVols)
+	if err != nil {
+		return err
+	}
+	err = bv.ForEach(func(k, v []byte) error {
+		if len(k) != 4 || v == nil {
+			return nil
+		}
+		if !fromNow[binary.BigEndian.Uint32(k)] {
+			fromBackup++
+		}
+		var rec volumeRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("volume %d: %w", binary.BigEndian.Uint32(k), err)
+		}
+		for _, m := range rec.Members {
+			if m.Node != "" {
+				if err := ix.Put(nodeVolKey(m.Node, rec.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// needles: the higher counter.
+	if cn := cur.Bucket(bktNeedles); cn != nil {
+		bn, err := ensure(bktNeedles)
+		if err != nil {
+			return err
+		}
+		err = cn.ForEach(func(k, v []byte) error {
+			if len(k) != 4 || len(v) != 8 {
+				return nil
+			}
+			if getU64(bn, k) >= binary.BigEndian.Uint64(v) {
+				return nil
+			}
+			return bn.Put(bytes.Clone(k), bytes.Clone(v))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// deletes: the backup's queue, numbered on from the higher sequence,
+	// so that no sequence number names two entries (the delete loop acks
+	// entries by it, and a pass may have begun before the restore).
+	if cd := cur.Bucket(bktDeletes); cd != nil {
+		bd, err := ensure(bktDeletes)
+		if err != nil {
+			return err
+		}
+		if err := bd.SetSequence(max(bd.Sequence(), cd.Sequence())); err != nil {
+			return err
+		}
+	}
+	backupsVolume := func(k []byte) bool { return len(k) >= 4 && !fromNow[binary.BigEndian.Uint32(k)] }
+	for _, name := range [][]byte{bktRepairs, bktRetired} {
+		if err := replace(name, backupsVolume); err != nil {
+			return err
+		}
+	}
+	for _, name := range [][]byte{bktRebalance, bktNameservers} {
+		if err := replace(name, nil); err != nil {
+			return err
+		}
+	}
+	for _, name := range [][]byte{bktDataservers, bktMissed} {
+		if err := union(name); err != nil {
+			return err
+		}
+	}
+	log.Info("restore: placement of now kept", "volumes_now", len(fromNow), "volumes_from_backup", fromBackup)
 	return nil
+}
+
+func firstKey(b *bbolt.Bucket) []byte {
+	k, _ := b.Cursor().First()
+	return k
 }
 
 // Margins a restore adds above the highest ids it could learn of. The
@@ -225,11 +515,12 @@ func (s *Server) routeRaft(mux *http.ServeMux) {
 		}
 	})
 	s.route(mux, "POST /restore", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Restore(r.Context(), r.Body); err != nil {
+		res, err := s.Restore(r.Context(), r.Body)
+		if err != nil {
 			httpx.WriteError(w, err)
 			return
 		}
-		w.WriteHeader(http.StatusNoContent)
+		httpx.WriteJSON(w, http.StatusOK, res)
 	})
 	s.route(mux, "GET /nameservers", func(w http.ResponseWriter, r *http.Request) {
 		l, err := s.Nameservers(r.Context())

@@ -40,6 +40,7 @@
 //
 //	meta         "version" → "2" (layout version; "1" is upgraded on open by
 //	             building refs, other versions are refused)
+//	             "restored", "backup_time": see "Backup and restore"
 //	             "objects" → uint64: number of objects in the namespace
 //	             "bytes"   → uint64: sum of their sizes
 //	             "raft_index" → uint64: in a raft group, the log index of
@@ -215,14 +216,76 @@
 //
 // # Backup and restore
 //
-// GET /backup streams the database as of one read transaction (a bbolt
-// file) while the nameserver serves. POST /restore takes such a file and
-// replaces the whole state with it: alone, in one transaction; in a group,
-// the leader hands it to raft.Restore, which installs it as a snapshot on
-// every member (the backup's raft_index is dropped first). Restore is for
-// disaster recovery onto a fresh or wiped group: writes made after the
-// backup are lost from the namespace. `depot admin backup FILE` and `depot
-// admin restore FILE` drive them.
+// GET /backup streams the database as of one read transaction while the
+// nameserver serves, in this format:
+//
+//	offset 0   8 bytes  magic "DEPOTBK" and 0x01 (the header's version)
+//	offset 8   8 bytes  int64 Unix nanoseconds, big-endian: the time of the
+//	                    read transaction (the backup time)
+//	offset 16  ...      the bbolt file (tx.WriteTo)
+//
+// POST /restore takes such a file, or a bare bbolt file (backups from
+// before the header; their time is unknown), and rewinds the namespace to
+// it: alone, in one transaction; in a group, the leader hands the merged
+// file to raft.Restore, which installs it as a snapshot on every member
+// (the backup's raft_index is dropped first). It answers JSON
+// nsclient.RestoreResult {backup_time, age, delete_grace, whole, warning,
+// restored}. `depot admin backup FILE` and `depot admin restore FILE`
+// drive them; the latter prints the age and a WARNING when the backup is
+// not whole.
+//
+// The contract. A restore rewinds the namespace to the backup's time:
+// objects written, replaced or deleted since are as they were then; that
+// is what the operator asks for. What the backup holds is served whole
+// after the restore when the backup is younger than Config.DeleteGrace
+// (--delete-grace, default 1m): a segment released since the backup
+// (overwritten, deleted) waits that long in the delete queue before its
+// needles go, and the restored queue is the backup's, in which the
+// segment is referenced and not queued. With an older backup, objects
+// deleted or overwritten since it was taken may have lost their data
+// (whole false, and the warning). Segments written after the backup and
+// committed are referenced no more: the orphan sweep reclaims them
+// (meta "restored" below).
+//
+// Restore rewinds the namespace, not placement: shards moved since the
+// backup (repair, rebalance, drain) live where the running database says,
+// and their old copies may be gone. So the leader merges its own
+// placement into the staged backup (mergePlacement) before installing
+// it, bucket by bucket:
+//
+//	backup's     users, uploads, parts, buckets, objects, deletes, queued,
+//	             refs, swept, completed, completed_times, requests,
+//	             request_times (the namespace and what hangs on it); meta
+//	             objects and bytes
+//	now's        volumes: the running database's record of every volume
+//	             it knows; the backup's record only for volumes it lacks
+//	             (a wiped database takes the backup's placement whole);
+//	             the sequence is the higher one, then lifted (below)
+//	rebuilt      nodevols, from the merged volume records
+//	higher       needles: per volume, the higher counter, then lifted
+//	now's        repairs and retired: the running database's entries, the
+//	             backup's only for volumes whose record came from it;
+//	             rebalance: the running database's state when it has one;
+//	             nameservers: the running group's members when it has any
+//	union        dataservers, missed: both, the running database's entry
+//	             where both have one
+//	higher seq   deletes keeps the backup's entries but the higher
+//	             sequence, so that no sequence number names two entries (the
+//	             delete loop acknowledges entries by it, and a pass may have
+//	             begun before the restore)
+//
+// The merge and the install happen under the store's fence: every
+// proposal holds it shared until applied, the restore exclusively, so no
+// command (a member switch above all) falls between the merge and the
+// install; proposals wait for the restore to end.
+//
+// meta gets "restored" → uint64, the number of restores the database went
+// through (the higher of the backup's and the running one's, plus one),
+// and "backup_time" → int64 Unix nanoseconds of the backup restored (none
+// for a bare bbolt file). GET /repair/tasks reports "restored"; a repair
+// worker's orphan sweep forgets every needle it decided when the number
+// changes, since segments it found committed before the restore may be
+// referenced no more (and ones unreferenced then, referenced again).
 //
 // A backup's id counters are old, and the ids leased since live on the
 // dataservers (native blobs are reachable by fid alone). So that no volume

@@ -658,6 +658,7 @@ func (s *Server) RepairTasks(ctx context.Context, node string, limit int) (nscli
 	}
 	c := s.store.cache
 	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		t.Restored = getU64(tx.Bucket(bktMeta), keyRestored)
 		ids, _ := volumesOf(tx, node)
 		for _, id := range ids {
 			v, ok := c.volume(id)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -70,7 +72,7 @@ func TestRestore_LiftsCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Start(nil)
-	if err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
+	if _, err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
 		t.Fatal(err)
 	}
 	assign(6, true) // from the backup's writable volumes
@@ -117,5 +119,84 @@ func TestStore_RestoreKeepsSequences(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A backup records its time in its header; the restore answers its age
+// against the delete grace, counts itself in meta (which RepairTasks
+// reports to the orphan sweep), and still takes a bare bbolt file (a
+// backup from before the header), with a warning.
+func TestRestore_Answer(t *testing.T) {
+	c := MustCluster(t, []string{"", "", "", "", "", ""}, func(cfg *Config) { cfg.DeleteGrace = time.Hour })
+	ctx := ctxT(t)
+	if _, err := c.client.CreateBucket(ctx, "backed"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	var backup bytes.Buffer
+	if _, err := c.srv.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Now()
+	// Queued deletes after the backup: their sequence numbers are not
+	// handed out again after the restore.
+	for i, k := range []string{"a", "b"} {
+		if _, err := c.client.PutObject(ctx, object("backed", k, uint64(100+i), 5)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.DeleteObject(ctx, "backed", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteSeq := func() (seq uint64) {
+		c.srv.store.db.View(func(tx *bbolt.Tx) error { seq = tx.Bucket(bktDeletes).Sequence(); return nil })
+		return seq
+	}
+	queued := deleteSeq()
+	if !bytes.HasPrefix(backup.Bytes(), backupMagic[:]) {
+		t.Fatalf("backup starts %q, want the magic", backup.Bytes()[:8])
+	}
+	path := filepath.Join(t.TempDir(), "ns.backup")
+	if err := os.WriteFile(path, backup.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.client.Restore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BackupTime.Before(t0.Add(-time.Millisecond)) || res.BackupTime.After(t1) || !res.Whole || res.Warning != "" ||
+		res.DeleteGrace != time.Hour || res.Age <= 0 || res.Age > time.Since(t0) || res.Restored != 1 {
+		t.Fatalf("restore answered %+v (backup taken between %v and %v)", res, t0, t1)
+	}
+	if _, err := c.client.Bucket(ctx, "backed"); err != nil {
+		t.Fatalf("bucket of the backup after the restore: %v", err)
+	}
+	if got := deleteSeq(); queued == 0 || got < queued {
+		t.Fatalf("delete queue sequence %d after the restore, below the %d handed out before it", got, queued)
+	}
+
+	// A bare bbolt file: no time, a warning, not whole.
+	if err := os.WriteFile(path, backup.Bytes()[backupHeaderSize:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err = c.client.Restore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.BackupTime.IsZero() || res.Whole || res.Warning == "" || res.Restored != 2 {
+		t.Fatalf("restore of a bare database answered %+v", res)
+	}
+	tasks, err := c.srv.RepairTasks(ctx, "nobody", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tasks.Restored != 2 {
+		t.Fatalf("repair tasks report %d restores, want 2", tasks.Restored)
+	}
+
+	// Older than the delete grace: a warning.
+	old := restoreResult(time.Now().Add(-2*time.Hour), time.Now(), time.Hour, 3)
+	if old.Whole || !strings.Contains(old.Warning, "older than the delete grace") {
+		t.Fatalf("a backup 2h old against a 1h grace: %+v", old)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,11 @@ type store struct {
 	// of the committer; applied is the last raft index in the database.
 	rep     replicator
 	applied atomic.Uint64
+
+	// fence is held shared by every proposal until it is applied (or
+	// abandoned), and exclusively by a restore while it merges the
+	// placement of now into the backup and installs it (backup.go).
+	fence sync.RWMutex
 }
 
 type request struct {
@@ -135,6 +141,8 @@ func (s *store) propose(ctx context.Context, typ CommandType, payload any) (any,
 	if err != nil {
 		return nil, fmt.Errorf("nameserver: encode %s: %w", typ, err)
 	}
+	s.fence.RLock()
+	defer s.fence.RUnlock()
 	cmd := Command{Type: typ, Time: time.Now().UTC(), Data: data, ID: nsclient.RequestID(ctx)}
 	if s.rep != nil {
 		return s.rep.replicate(ctx, cmd)

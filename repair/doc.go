@@ -193,7 +193,10 @@
 // only the tags of needles new to it — whatever their id, since ids come
 // from leases that writers may hold for long — or written again since (a
 // copy after a delete); a compaction moves every record, so the slot is
-// read once more after one. What it remembers is forgotten every 24h.
+// read once more after one. What it remembers is forgotten every 24h,
+// and whenever the nameserver's count of restores from a backup
+// (RepairTasks.Restored) changes: a restore rewinds the namespace, so a
+// segment committed before it may be referenced no more.
 // Queued orphans are counted in
 // depot_antientropy_differences_total{kind="orphan"}.
 //

@@ -38,6 +38,10 @@ type orphanState struct {
 	mu      sync.Mutex
 	decided map[nsclient.ShardRef][]decidedNeedle
 	reset   time.Time
+	// restored is the nameserver's restore count (RepairTasks.Restored)
+	// that the decisions were made under: a restore rewinds the
+	// namespace, so a needle referenced then may be an orphan now.
+	restored uint64
 }
 
 // decidedNeedle names a needle as the sweep decided it: the offset of its
@@ -98,14 +102,22 @@ func (w *Worker) readTag(ctx context.Context, ref nsclient.ShardRef, n needleRef
 // this member after its delete passed — so a needle is checked once in the
 // steady state, yet none is left to nobody. See the package
 // documentation, "Orphans".
-func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []nsclient.ShardRef, vols map[depot.VolumeID]depot.Volume) error {
+//
+// Everything decided is forgotten every orphanRescan, and when restored,
+// the nameserver's count of restores from a backup, changed since the last
+// pass: a restore rewinds the namespace, so segments committed after the
+// backup are referenced no more.
+func (w *Worker) sweepOrphans(ctx context.Context, ns *nsclient.Client, holds []nsclient.ShardRef, vols map[depot.VolumeID]depot.Volume, restored uint64) error {
 	st := &w.orphans
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := time.Now()
 	prev := st.decided
-	if now.Sub(st.reset) >= orphanRescan {
-		prev, st.reset = nil, now
+	if now.Sub(st.reset) >= orphanRescan || restored != st.restored {
+		if restored != st.restored && st.decided != nil {
+			w.log.Info("orphan sweep: the nameserver was restored from a backup; every needle is looked at again", "restores", restored)
+		}
+		prev, st.reset, st.restored = nil, now, restored
 	}
 	// Slots no longer held are forgotten.
 	st.decided = make(map[nsclient.ShardRef][]decidedNeedle, len(holds))

@@ -153,7 +153,7 @@ func (w *Worker) antiEntropy(ctx context.Context, ns *nsclient.Client, files []d
 		w.log.Info("anti-entropy: needles missing here", "count", len(missing))
 		errs = append(errs, w.report(ctx, missing))
 	}
-	errs = append(errs, w.sweepOrphans(ctx, ns, tasks.Holds, vols))
+	errs = append(errs, w.sweepOrphans(ctx, ns, tasks.Holds, vols, tasks.Restored))
 	// Compaction of files with much garbage.
 	for _, f := range w.cfg.Store.Status().Files {
 		if f.GarbageBytes < 1<<20 || float64(f.GarbageBytes) < w.cfg.CompactGarbage*float64(f.FileBytes) {

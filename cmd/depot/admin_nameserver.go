@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"depot/nameserver/nsclient"
 )
@@ -25,10 +26,11 @@ func adminNameserver(ctx context.Context, ns *nsclient.Client, out io.Writer, ar
 	case len(args) == 2 && args[0] == "backup":
 		return backupTo(ctx, ns, out, args[1])
 	case len(args) == 2 && args[0] == "restore":
-		if err := ns.Restore(ctx, args[1]); err != nil {
+		res, err := ns.Restore(ctx, args[1])
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "restored from %s\n", args[1])
+		printRestore(out, args[1], res)
 		return nil
 	case len(args) == 2 && args[0] == "nameserver" && args[1] == "ls":
 		l, err := ns.Nameservers(ctx)
@@ -88,4 +90,19 @@ func backupTo(ctx context.Context, ns *nsclient.Client, out io.Writer, path stri
 	}
 	fmt.Fprintf(out, "backed up %d bytes to %s\n", n, path)
 	return nil
+}
+
+// printRestore tells what a restore did: the backup's time and age, and a
+// warning when objects deleted or overwritten since it was taken may have
+// lost their data.
+func printRestore(out io.Writer, path string, res nsclient.RestoreResult) {
+	if res.BackupTime.IsZero() {
+		fmt.Fprintf(out, "restored from %s (backup time unknown; delete grace %v)\n", path, res.DeleteGrace)
+	} else {
+		fmt.Fprintf(out, "restored from %s: backup taken %s, %v old (delete grace %v)\n", path,
+			res.BackupTime.Local().Format(time.RFC3339), res.Age.Round(time.Second), res.DeleteGrace)
+	}
+	if res.Warning != "" {
+		fmt.Fprintf(out, "WARNING: %s\n", res.Warning)
+	}
 }

@@ -104,6 +104,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	m := fs.Int("m", 2, "default parity shards")
 	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
 	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	deleteGrace := fs.String("delete-grace", envOr("DEPOT_DELETE_GRACE", ""), "how long a deleted or overwritten segment's needles stay on the dataservers before they are deleted; a restore from a backup older than this may miss the data of objects deleted or overwritten since (default 1m, 1s with test gossip timing; env DEPOT_DELETE_GRACE)")
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	raftAddr := fs.String("raft-addr", envOr("DEPOT_RAFT_ADDR", ""), "raft listen address; set (or --peers) to run in a raft group of nameservers under --id (env DEPOT_RAFT_ADDR)")
 	raftAdvertise := fs.String("raft-advertise", envOr("DEPOT_RAFT_ADVERTISE", ""), "raft address announced to the others, when it differs from --raft-addr (env DEPOT_RAFT_ADVERTISE)")
@@ -134,6 +135,13 @@ func runNameserver(ctx context.Context, args []string) error {
 		// chaos suite) see repair and deletes within seconds.
 		cfg.SyncInterval, cfg.ShutdownTimeout = 50*time.Millisecond, 2*time.Second
 		cfg.RepairInterval, cfg.DeleteGrace = 200*time.Millisecond, time.Second
+	}
+	if *deleteGrace != "" {
+		d, err := time.ParseDuration(*deleteGrace)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("--delete-grace %q: want a positive duration such as 1m", *deleteGrace)
+		}
+		cfg.DeleteGrace = d
 	}
 	cfg.RepairAfter = *repairAfter
 	cfg.RebalanceInterval = *rebalanceEvery

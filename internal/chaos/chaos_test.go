@@ -137,6 +137,7 @@ func TestChaos(t *testing.T) {
 		wg.Go(func() { l.run(loadCtx, i, r) })
 	}
 	nem := newNemesis(c, 2, logf)
+	nem.h = h
 	if *flagFaults != "" {
 		nem.only = strings.Split(*flagFaults, ",")
 	}
@@ -320,6 +321,12 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 		}
 		fmt.Fprintf(&b, "  damage: %s on %s: %s\n", d.kind, d.ds.id, state)
 	}
+	if len(nem.backups) > 0 || len(nem.restores) > 0 {
+		fmt.Fprintf(&b, "  backups taken: %d; restores: %d\n", len(nem.backups), len(nem.restores))
+		for _, r := range nem.restores {
+			fmt.Fprintf(&b, "  restore: %s\n", r)
+		}
+	}
 	for _, d := range nem.drained {
 		fmt.Fprintf(&b, "  drain: %s\n", d)
 	}
@@ -353,6 +360,18 @@ func summary(ops []*op, vs []violation, nem *nemesis, m *model, healed time.Dura
 	fmt.Fprintf(&b, "listing violations: %d\n", byClass["list"])
 	fmt.Fprintf(&b, "writes refused (4xx) that took effect: %d\n", byClass["refused-applied"])
 	fmt.Fprintf(&b, "unreadable after the nemesis stopped: %d\n", byClass["unreadable"])
+	if len(nem.restores) > 0 {
+		// The same history checked as if no restore had happened: the
+		// reads it finds wrong saw what a restore brought back.
+		var rest []*op
+		for _, o := range ops {
+			if o.kind != opRestore {
+				rest = append(rest, o)
+			}
+		}
+		rewound := len(buildModel(m.seed, rest).check(rest)) - len(vs)
+		fmt.Fprintf(&b, "reads and listings that saw a restore's rewind (wrong without it): %d\n", rewound)
+	}
 	fate := m.unknownFate(ops)
 	var fl []string
 	nUnknown := 0

@@ -19,7 +19,15 @@ import (
 //     before the read began (then w2 certainly replaced w first).
 //
 // A write whose outcome is unknown never ends: it may take effect at any
-// time after it began. Everything else is a violation: a read that misses
+// time after it began.
+//
+// A restore of the nameserver from a backup taken during [bs, be], done
+// during [rs, re], rewinds the namespace: it is a write of every key
+// during [rs, re] whose possible values are every value a read of the key
+// during [bs, be] may return, absence included. Acknowledged writes
+// before the restore may so be undone, but only to a value the key could
+// hold when the backup was taken; what was acknowledged after the restore
+// must be seen as always. Everything else is a violation: a read that misses
 // an acknowledged write (lost data, or a stale read after the write was
 // acknowledged), bytes that no write produced (corruption, a torn or
 // partial write, a wrong range), a listing that misses an acknowledged key
@@ -78,8 +86,12 @@ type model struct {
 
 func buildModel(seed uint64, ops []*op) *model {
 	m := &model{seed: seed, keys: map[string]*keyModel{}, writes: map[uint64]*op{}, bySum: map[[32]byte][]uint64{}}
-	var copies []*op
+	var copies, restores []*op
 	for _, o := range ops {
+		if o.kind == opRestore {
+			restores = append(restores, o)
+			continue
+		}
 		if !o.kind.isWrite() {
 			continue
 		}
@@ -95,20 +107,53 @@ func buildModel(seed uint64, ops []*op) *model {
 			km.writes = append(km.writes, &write{op: o, vals: []val{{wid: o.wid}}})
 		}
 	}
-	m.index()
-	// Copy sources are never copy destinations, so their values are
-	// known now.
+	// Copies and restores take their values from the model (a copy: its
+	// source's during the copy; a restore: each key's during the backup),
+	// and are part of it. Their values are found by rounds until none
+	// grows: which writes are candidates for a read depends on times and
+	// outcomes only, so the values only grow, and there are finitely many.
+	type derived struct {
+		w        *write
+		key      string
+		from, to time.Duration
+		absence  bool // absence is a possible value
+	}
+	var ds []derived
 	for _, o := range copies {
-		var vs []val
-		for _, v := range m.allowed(o.src, o.start, o.effectiveEnd()) {
-			if !v.absent {
-				vs = append(vs, v)
-			}
+		w := &write{op: o}
+		m.key(o.key).writes = append(m.key(o.key).writes, w)
+		ds = append(ds, derived{w: w, key: o.src, from: o.start, to: o.effectiveEnd()})
+	}
+	keys := make([]string, 0, len(m.keys))
+	for k := range m.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, o := range restores {
+		for _, k := range keys {
+			w := &write{op: o}
+			m.key(k).writes = append(m.key(k).writes, w)
+			ds = append(ds, derived{w: w, key: k, from: o.bstart, to: o.bend, absence: true})
 		}
-		km := m.key(o.key)
-		km.writes = append(km.writes, &write{op: o, vals: vs})
 	}
 	m.index()
+	for grew := true; grew; {
+		grew = false
+		for _, d := range ds {
+			have := make(map[val]bool, len(d.w.vals))
+			for _, v := range d.w.vals {
+				have[v] = true
+			}
+			for _, v := range m.allowed(d.key, d.from, d.to) {
+				if (v.absent && !d.absence) || have[v] {
+					continue
+				}
+				have[v] = true
+				d.w.vals = append(d.w.vals, v)
+				grew = true
+			}
+		}
+	}
 	return m
 }
 

@@ -207,3 +207,107 @@ func TestBody_Deterministic(t *testing.T) {
 		t.Fatal("two writes of one size have the same body")
 	}
 }
+
+// restore records a restore during [start, end] of a backup taken during
+// [bstart, bend].
+func (h *hist) restore(bstart, bend, start, end int, out outcome) *op {
+	return h.add(&op{kind: opRestore, start: s(start), end: s(end), bstart: s(bstart), bend: s(bend), out: out})
+}
+
+func TestChecker_RestoreBringsBackAnOldValue(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.put("k", 2, 50, 4, 5, outOK) // after the backup
+	h.del("d", 0, 1, outOK)
+	h.put("d", 3, 70, 4, 5, outOK) // a key absent at the backup
+	h.restore(2, 3, 6, 7, outOK)
+	h.get("k", 1, 100, 8, 9) // the backup's value: fine
+	h.get("d", 0, 0, 8, 9)   // absent, as in the backup: fine
+	wantClasses(t, h.check())
+}
+
+func TestChecker_RestoreOfAValueNeverCurrentInTheBackup(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.put("k", 2, 50, 2, 3, outOK)
+	h.put("k", 3, 60, 8, 9, outOK) // after the backup
+	h.restore(4, 5, 10, 11, outOK)
+	h.get("k", 1, 100, 12, 13) // replaced before the backup: not allowed
+	h.get("k", 3, 60, 14, 15)  // written after the backup, rewound: not allowed
+	h.get("k", 2, 50, 16, 17)  // the backup's: fine
+	wantClasses(t, h.check(), "lost", "lost")
+}
+
+func TestChecker_RestoreWindowAllowsConcurrentValues(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.put("k", 2, 50, 2, 5, outOK) // during the backup: in it or not
+	h.restore(3, 4, 6, 7, outOK)
+	h.get("k", 1, 100, 8, 9)
+	h.get("k", 2, 50, 10, 11)
+	wantClasses(t, h.check())
+}
+
+func TestChecker_WriteAckedAfterRestoreMustBeSeen(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.restore(2, 3, 4, 5, outOK)
+	h.put("k", 2, 50, 6, 7, outOK)
+	h.get("k", 1, 100, 8, 9) // the restore's value after a later acked write
+	h.get("k", 0, 0, 10, 11) // absent after the acked write
+	wantClasses(t, h.check(), "lost", "lost")
+}
+
+func TestChecker_ConcurrentRestoreMayUndoAWrite(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.restore(2, 3, 4, 8, outOK)
+	h.put("k", 2, 50, 5, 6, outOK) // acked during the restore
+	h.get("k", 1, 100, 9, 10)      // the restore came last: fine
+	wantClasses(t, h.check())
+}
+
+func TestChecker_FailedRestoreChangesNothing(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.put("k", 2, 50, 4, 5, outOK)
+	h.restore(2, 3, 6, 7, outFailed)
+	h.get("k", 1, 100, 8, 9) // a refused restore brought nothing back
+	wantClasses(t, h.check(), "lost")
+}
+
+func TestChecker_RestoreOfARestore(t *testing.T) {
+	var h hist
+	h.put("k", 1, 100, 0, 1, outOK)
+	h.put("k", 2, 50, 4, 5, outOK)
+	h.restore(2, 3, 6, 7, outOK)   // back to 1
+	h.restore(8, 9, 12, 13, outOK) // a backup taken after the first restore: 1
+	h.put("k", 3, 60, 10, 11, outOK)
+	h.get("k", 1, 100, 14, 15)
+	h.get("k", 2, 50, 16, 17) // 2 was current in neither backup
+	wantClasses(t, h.check(), "lost")
+}
+
+func TestChecker_RestoreAndCopy(t *testing.T) {
+	var h hist
+	h.put("k/1", 1, 100, 0, 1, outOK)
+	h.add(&op{kind: opCopy, key: "c/1", src: "k/1", start: s(2), end: s(3), out: outOK})
+	h.put("k/1", 2, 50, 4, 5, outOK)
+	h.add(&op{kind: opCopy, key: "c/1", src: "k/1", start: s(6), end: s(7), out: outOK})
+	h.restore(3, 4, 8, 9, outOK) // c/1 held the first copy, of write 1
+	h.get("c/1", 1, 100, 10, 11)
+	h.get("c/1", 2, 50, 12, 13) // the second copy is rewound
+	wantClasses(t, h.check(), "lost")
+}
+
+func TestChecker_ListAfterRestore(t *testing.T) {
+	var h hist
+	h.put("k/1", 1, 100, 0, 1, outOK)
+	h.put("k/2", 2, 50, 4, 5, outOK) // after the backup
+	h.restore(2, 3, 6, 7, outOK)
+	h.add(&op{kind: opList, key: "k/", listFirst: "k/", start: s(8), end: s(9), out: outOK,
+		listed: map[string]int64{"k/1": 100}})
+	h.add(&op{kind: opList, key: "k/", listFirst: "k/", start: s(8), end: s(9), out: outOK,
+		listed: map[string]int64{"k/1": 100, "k/2": 50}}) // shows the rewound k/2
+	wantClasses(t, h.check(), "list")
+}

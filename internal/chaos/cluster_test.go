@@ -73,7 +73,15 @@ type cluster struct {
 	gw  []*node
 	hc  *http.Client
 	nsc *nsclient.Client
+	// nsSlow is nsc with a longer bound on a request, for backups and
+	// restores (a restore asks every dataserver for its id marks).
+	nsSlow *nsclient.Client
 }
+
+// deleteGrace is the nameservers' delete grace: a restore of a backup
+// younger than it (the nemesis restores none older than maxBackupAge)
+// finds every segment the backup references still stored.
+const deleteGrace = 60 * time.Second
 
 // repairAfter is how long a dataserver stays down before the nameserver
 // rebuilds its shards elsewhere; the nemesis pauses members for longer.
@@ -139,6 +147,7 @@ func startCluster(ctx context.Context, bin, dir string, dataservers int, log fun
 		urls = append(urls, "http://"+n.http)
 	}
 	c.nsc = nsclient.New(strings.Join(urls, ","), key, c.hc)
+	c.nsSlow = nsclient.New(strings.Join(urls, ","), key, &http.Client{Timeout: 2 * time.Minute})
 	for range dataservers {
 		if _, err := c.newDataserver(); err != nil {
 			return nil, err
@@ -253,7 +262,7 @@ func (c *cluster) args(n *node) []string {
 			peers = append(peers, p.id+"="+p.raft)
 		}
 		args = append(args, "--dir", n.dir, "--raft-addr", n.raft, "--peers", strings.Join(peers, ","),
-			"--repair-after", repairAfter.String(), "--rebalance-interval", "5s")
+			"--repair-after", repairAfter.String(), "--rebalance-interval", "5s", "--delete-grace", deleteGrace.String())
 	case "dataserver":
 		args = append(args, "--dir", n.dir, "--rack", n.rack, "--orphan-grace", orphanGrace.String(),
 			"--advertise-addr", n.px.addr())

@@ -41,6 +41,9 @@ const (
 	opRange    opKind = "get-range"
 	opList     opKind = "list"
 	opFinal    opKind = "final-get" // the read-back after the nemesis stopped
+	// opRestore is the nemesis's restore of the nameserver from a
+	// backup taken during [bstart, bend]: a write of every key (checker.go).
+	opRestore opKind = "restore"
 )
 
 func (k opKind) isWrite() bool {
@@ -78,6 +81,10 @@ type op struct {
 	badRange  bool   // 416: the range starts past the object's end
 	listed    map[string]int64
 	listFirst string // lists: the prefix listed
+
+	// Restores: when the backup restored was taken (the GET /backup
+	// request's interval).
+	bstart, bend time.Duration
 }
 
 func (o *op) String() string {
@@ -88,6 +95,9 @@ func (o *op) String() string {
 	}
 	if o.kind == opCopy {
 		s += " from " + o.src
+	}
+	if o.kind == opRestore {
+		s += fmt.Sprintf(" of the backup taken during [%v..%v]", o.bstart.Round(time.Millisecond), o.bend.Round(time.Millisecond))
 	}
 	if o.err != "" {
 		s += ": " + o.err

@@ -57,6 +57,8 @@ func faultKinds() []faultKind {
 		{"remove-dataserver", 1, (*nemesis).removeDataserver},
 		{"add-dataserver", 1, (*nemesis).addDataserver},
 		{"drain-dataserver", 1, (*nemesis).drainDataserver},
+		{"backup", 2, (*nemesis).backup},
+		{"restore", 4, (*nemesis).restore}, // applies only within maxBackupAge of a backup
 	}
 }
 
@@ -99,7 +101,28 @@ type nemesis struct {
 	mwg       sync.WaitGroup
 	catchUps  []time.Duration
 	behind    []string // restarts not caught up within catchUpLimit
+	// backups taken (GET /backup), and the restores done
+	h        *history
+	backups  []backupFile
+	restores []string
 }
+
+// backupFile is a backup the nemesis took: where it is, and the interval
+// of the request, on the history's clock and on the wall clock.
+type backupFile struct {
+	path         string
+	bstart, bend time.Duration
+	at           time.Time
+}
+
+// maxBackupAge is the age of the oldest backup the nemesis restores,
+// counted from the start of its request: well inside deleteGrace, so
+// that a restore is whole and every value the checker allows is there.
+const maxBackupAge = 30 * time.Second
+
+// maxRestores bounds the restores of one run: each one rewinds the
+// namespace, and the run must still show acknowledged writes holding.
+const maxRestores = 3
 
 // catchUpLimit bounds one catch-up measurement.
 const catchUpLimit = 60 * time.Second
@@ -787,4 +810,83 @@ func (n *nemesis) openDamage() []*damage {
 		}
 	}
 	return out
+}
+
+// backup takes a backup of the nameserver (GET /backup, which the leader
+// serves) into the run's directory.
+func (n *nemesis) backup(ctx context.Context, rng *rand.Rand) (string, error) {
+	if n.h == nil {
+		return "", nil
+	}
+	n.mu.Lock()
+	path := filepath.Join(n.c.dir, "backups", fmt.Sprintf("b%02d.db", len(n.backups)+1))
+	n.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	bctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	at, b0 := time.Now(), n.h.now()
+	size, err := n.c.nsSlow.Backup(bctx, f)
+	b1 := n.h.now()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	n.mu.Lock()
+	n.backups = append(n.backups, backupFile{path: path, bstart: b0, bend: b1, at: at})
+	n.mu.Unlock()
+	return fmt.Sprintf("backup %s (%d bytes) taken during [%v..%v]", filepath.Base(path), size,
+		b0.Round(time.Millisecond), b1.Round(time.Millisecond)), nil
+}
+
+// restore restores the newest backup, when it is younger than
+// maxBackupAge and fewer than maxRestores were done, and records the
+// restore in the history (the checker's model: checker_test.go).
+func (n *nemesis) restore(ctx context.Context, rng *rand.Rand) (string, error) {
+	if n.h == nil {
+		return "", nil
+	}
+	n.mu.Lock()
+	var b backupFile
+	if len(n.backups) > 0 {
+		b = n.backups[len(n.backups)-1]
+	}
+	done := len(n.restores)
+	n.mu.Unlock()
+	if b.path == "" || time.Since(b.at) >= maxBackupAge || done >= maxRestores {
+		return "", nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	o := n.h.begin(&op{client: -2, kind: opRestore, key: "*", gateway: "nameserver", bstart: b.bstart, bend: b.bend, n: -1})
+	res, err := n.c.nsSlow.Restore(rctx, b.path)
+	n.h.finish(o, err)
+	if err != nil {
+		// Unknown outcome: the checker takes it as a restore that may
+		// have happened at any time since it began.
+		n.mu.Lock()
+		n.restores = append(n.restores, fmt.Sprintf("%s: %s after %v: %v", filepath.Base(b.path), o.out, (o.end-o.start).Round(time.Millisecond), err))
+		n.mu.Unlock()
+		return fmt.Sprintf("restore %s: %s", filepath.Base(b.path), o.out), fmt.Errorf("restore: %w", err)
+	}
+	note := fmt.Sprintf("%s: backup %v old (delete grace %v, whole %v), restore took %v",
+		filepath.Base(b.path), res.Age.Round(time.Millisecond), res.DeleteGrace, res.Whole, (o.end - o.start).Round(time.Millisecond))
+	if res.Warning != "" {
+		note += "; WARNING: " + res.Warning
+	}
+	n.mu.Lock()
+	n.restores = append(n.restores, note)
+	n.mu.Unlock()
+	n.mu.Lock()
+	n.lastEnd = time.Now()
+	n.mu.Unlock()
+	return "restore " + note, nil
 }

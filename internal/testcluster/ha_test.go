@@ -441,7 +441,7 @@ func TestHA_BackupRestore(t *testing.T) {
 			if err := os.WriteFile(file, backup.Bytes(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.NSClient().Restore(ctx, file); err != nil {
+			if _, err := c.NSClient().Restore(ctx, file); err != nil {
 				t.Fatal(err)
 			}
 			for i := range load.failed {

@@ -3,6 +3,7 @@ package testcluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,10 @@ import (
 
 	"depot"
 	"depot/client"
+	"depot/internal/node"
 	"depot/internal/testcluster"
+	"depot/nameserver/nsclient"
+	"depot/repair"
 )
 
 // TestRestore_NoIDTwice backs the nameserver up, writes more (native blobs
@@ -179,7 +183,7 @@ func TestRestore_NoIDTwice(t *testing.T) {
 		if err := os.WriteFile(file, backup.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := ns.Restore(ctx, file); err != nil {
+		if _, err := ns.Restore(ctx, file); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,4 +222,119 @@ func TestRestore_NoIDTwice(t *testing.T) {
 	putBlobs(newClient(), "after-second-new-volumes", 3, false)
 	verify("after the second restore")
 	t.Logf("%d needles written, none twice", len(written))
+}
+
+// TestRestore_KeepsPlacementOfNow backs the nameserver up, drains a
+// dataserver (its slots move to others, and it drops its copies), writes
+// objects, then stops the drained dataserver and restores the backup into
+// the running nameserver. The restore rewinds the namespace but not the
+// placement: no volume names the drained dataserver again, fsck finds
+// nothing, and every object of the backup reads back. The objects written
+// after the backup are gone from the namespace, and their segments, which
+// the orphan sweep had decided were committed, are reclaimed: the sweep
+// forgets its decisions when the nameserver's restore count changes.
+func TestRestore_KeepsPlacementOfNow(t *testing.T) {
+	const grace = 2 * time.Second
+	c := testcluster.New(t, testcluster.Options{Dataservers: 8, MinWritable: 6, Repair: repair.Config{OrphanGrace: grace}})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	mc := haMinio(t, c)
+	ns := c.NSClient()
+	if err := mc.MakeBucket(ctx, "placed", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, i int) []byte {
+		t.Helper()
+		body := content(i, int64(50<<10+i*40<<10))
+		if _, err := mc.PutObject(ctx, "placed", key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+		return body
+	}
+	before := make(map[string][]byte)
+	for i := range 24 {
+		key := fmt.Sprintf("before-%d", i)
+		before[key] = put(key, i)
+	}
+	var backup bytes.Buffer
+	if _, err := ns.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+
+	victim := 2
+	id := node.DataserverID(victim)
+	if err := ns.Drain(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRebalanced(t, ns, 90*time.Second, func(st nsclient.RebalanceStatus) bool { return st.Done && st.Drained(id) })
+	waitUntil(t, 60*time.Second, "the drained dataserver to drop its files", func() bool {
+		return len(c.Dataserver(victim).Server.Store().Status().Files) == 0
+	})
+	var after []depot.Segment
+	for i := range 8 {
+		key := fmt.Sprintf("after-%d", i)
+		put(key, 100+i)
+		obj, err := ns.GetObject(ctx, "placed", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = append(after, obj.Segments...)
+	}
+	// Let the orphan sweep look at the later segments (committed: decided)
+	// a few times before the restore.
+	time.Sleep(3 * grace) // the sweep's grace must pass; nothing to poll for
+	if err := c.StopDataserver(victim); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitDead(victim)
+
+	file := t.TempDir() + "/ns.backup"
+	if err := os.WriteFile(file, backup.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ns.Restore(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restored: %+v", res)
+	if res.BackupTime.IsZero() || res.Age <= 0 || res.Restored != 1 {
+		t.Errorf("restore answer %+v: want the backup's time, its age and restore 1", res)
+	}
+	if res.Whole != (res.Age < res.DeleteGrace) || res.Whole != (res.Warning == "") {
+		t.Errorf("restore answer %+v: whole, age, grace and warning disagree", res)
+	}
+
+	vols, err := ns.Volumes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols {
+		for _, m := range v.Members {
+			if m.Node == id {
+				t.Errorf("volume %d names the drained %s again as member %d after the restore", v.ID, id, m.Index)
+			}
+		}
+	}
+	c.MustFsck(t)
+	for key, body := range before {
+		obj, err := mc.GetObject(ctx, "placed", key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatalf("object %s: %v", key, err)
+		}
+		got, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("object %s: read %d bytes (err %v), want the %d written", key, len(got), err, len(body))
+		}
+	}
+	if _, err := ns.GetObject(ctx, "placed", "after-0"); !errors.Is(err, depot.ErrNotFound) {
+		t.Errorf("an object written after the backup: %v after the restore, want not found", err)
+	}
+	waitUntil(t, 60*time.Second, "the segments written after the backup to be swept", func() bool {
+		ok, err := segmentsGone(ctx, c, ns, after)
+		if err != nil {
+			t.Logf("segments gone: %v", err)
+		}
+		return ok
+	})
 }

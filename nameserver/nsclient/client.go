@@ -570,9 +570,32 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// Restore replaces the nameserver's whole state with a backup read from
-// the file at path (re-read on a retry).
-func (c *Client) Restore(ctx context.Context, path string) error {
+// RestoreResult is the answer to POST /restore.
+type RestoreResult struct {
+	// BackupTime is when the backup was taken; zero for a backup from
+	// before backups recorded it.
+	BackupTime time.Time `json:"backup_time,omitzero"`
+	// Age is how old the backup was when restored (nanoseconds).
+	Age time.Duration `json:"age"`
+	// DeleteGrace is the nameserver's delete grace (nanoseconds):
+	// segments deleted or overwritten longer ago than that may be gone
+	// from the dataservers.
+	DeleteGrace time.Duration `json:"delete_grace"`
+	// Whole is true when the backup is younger than the delete grace:
+	// every object it holds still has its data.
+	Whole bool `json:"whole"`
+	// Warning says why the restore may not be whole, when it may not.
+	Warning string `json:"warning,omitempty"`
+	// Restored counts the restores the database went through, this one
+	// included.
+	Restored uint64 `json:"restored"`
+}
+
+// Restore rewinds the nameserver's namespace to a backup read from the
+// file at path (re-read on a retry), keeping the placement of shards of
+// now, and returns what the nameserver said of it.
+func (c *Client) Restore(ctx context.Context, path string) (RestoreResult, error) {
+	var res RestoreResult
 	var open []*os.File
 	defer func() {
 		for _, f := range open {
@@ -590,11 +613,17 @@ func (c *Client) Restore(ctx context.Context, path string) error {
 		return f
 	})
 	if openErr != nil {
-		return fmt.Errorf("nsclient: restore: %w", openErr)
+		return res, fmt.Errorf("nsclient: restore: %w", openErr)
 	}
 	if err != nil {
-		return err
+		return res, err
 	}
-	resp.Body.Close()
-	return nil
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		return res, nil // a nameserver from before the answer had a body
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("nsclient: restore: %w", err)
+	}
+	return res, nil
 }

@@ -66,6 +66,10 @@ type RepairTasks struct {
 	// Retired lists slots N was switched away from by a move that has not
 	// settled yet: N keeps those shard files until then.
 	Retired []ShardRef `json:"retired,omitempty"`
+	// Restored counts the restores of the nameserver's database from a
+	// backup (meta "restored"): the orphan sweep forgets what it decided
+	// when it changes, since a restore changes what is referenced.
+	Restored uint64 `json:"restored,omitempty"`
 }
 
 // ShardRef names one shard slot: shard Index of Volume.
