@@ -62,7 +62,8 @@
 //	             volumes each dataserver is a member of
 //	buckets      bucket name → JSON nsclient.Bucket {name, created}
 //	objects      one nested bucket per namespace bucket, named like it:
-//	             key (bytes of the UTF-8 key) → JSON depot.Object. Keys
+//	             key (bytes of the UTF-8 key) → JSON depot.Object, the
+//	             key's current version (a delete marker included). Keys
 //	             are kept in byte order, which is the order of listings.
 //	             An encrypted object's segments hold its streams' stored
 //	             size, its Size the plaintext (gateway/s3/sse).
@@ -88,8 +89,13 @@
 //	             bucket with uploads in progress (ErrNotEmpty, S3's
 //	             BucketNotEmpty)
 //	             The S3 settings of a bucket (public, cors, policy,
-//	             encryption, owner) are fields
+//	             encryption, owner, tags, versioning) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
+//	versions     one nested bucket per namespace bucket that ever had
+//	             versioning: escaped key, then uint64 complement of a
+//	             sequence → JSON depot.Object: the versions a key's
+//	             current one superseded, newest first (see "Versions";
+//	             created by the first such version)
 //	completed    the upload's key in uploads → JSON nsclient.CompletedUpload
 //	             {bucket, key, id, etag, parts, completed}: uploads that
 //	             complete_upload completed, kept RequestRetention by the
@@ -412,6 +418,43 @@
 // holds its segments: fids are never reused) is not refused by its own
 // result.
 //
+// # Versions
+//
+// A bucket's versioning state (nsclient.Bucket.Versioning) is "" until
+// set_bucket makes it Enabled or Suspended; it never goes back to "". The
+// key's current version lives in objects, as in any bucket; the versions
+// it superseded live in versions, under the key escaped (each 0x00 byte
+// written 0x00 0xff, the end 0x00 0x00: escaped keys sort as keys do and
+// none is a prefix of another) followed by the complement of the nested
+// bucket's next sequence, so a key's versions are adjacent, newest first.
+// A version keeps its segments and their refs until a delete names it;
+// only what a command releases is queued for deletion.
+//
+//	put_object   "": the object replaces the current one (as ever).
+//	             Enabled: it gets a new id (the command's time in
+//	             nanoseconds and the sequence, 24 hex digits, so no id
+//	             comes twice even after a restore), and the current
+//	             version moves to versions. Suspended: it is the null
+//	             version (id ""); a current null version is released, a
+//	             current version with an id moves to versions, and a null
+//	             version in versions is released. In any state an update
+//	             of the current version itself (the same segments: a
+//	             replay, a metadata update; or IfUnchanged) keeps its id
+//	             and makes no version.
+//	delete_object without a version: "" removes the key; otherwise the
+//	             key gets a delete marker (depot.Object.DeleteMarker, no
+//	             segments) as its current version, made as put_object
+//	             would make a version. With a version ("null" names the
+//	             null version): that one version goes; if it was the
+//	             current one, the newest in versions takes its place.
+//	             A version that is not there is ErrNotFound.
+//
+// GetObject and List treat a key whose current version is a delete marker
+// as absent (a common prefix of List may still be rolled up from such
+// keys); GetObjectVersion and ListVersions show every version. A bucket
+// with versions left is not empty. The objects and bytes counters count
+// current versions that are not delete markers.
+//
 // # Rebalance and drain
 //
 // Moves of healthy shard slots (rebalance.go) are repair jobs with Move
@@ -478,6 +521,11 @@
 //	                 it refreshes itself
 //	GET /ui/health   the page's facts as JSON, the same document as
 //	                 `depot admin status --json` (nsclient.Assess)
+//
+// Versions (with the token): GET /objects/{bucket}?key=K&version=V (V ""
+// for the current version, a delete marker included), DELETE
+// /objects/{bucket}?key=K[&version=V], GET /versions/{bucket}?prefix=
+// &key_marker=&version_marker=&delimiter=&limit= (nsclient.VersionList).
 //
 // The raft group's routes (all with the token): GET /nameservers (members,
 // leader), POST /nameservers {id, raft_addr}, DELETE /nameservers/{id},

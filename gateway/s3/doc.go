@@ -36,12 +36,15 @@
 // s3:ListBucketMultipartUploads, s3:GetBucketLocation,
 // s3:Get/PutBucketPolicy, s3:DeleteBucketPolicy, s3:Get/PutBucketAcl,
 // s3:Get/PutBucketCORS (DeleteBucketCors too, as on AWS) and
-// s3:Get/PutBucketVersioning; on arn:aws:s3:::BUCKET/KEY s3:GetObject (GET,
+// s3:Get/PutBucketVersioning, s3:ListBucketVersions,
+// s3:Get/PutBucketTagging (DeleteBucketTagging too); on
+// arn:aws:s3:::BUCKET/KEY s3:GetObject (GET,
 // HEAD, and the source of CopyObject and UploadPartCopy), s3:PutObject
 // (PutObject, CopyObject, Create/CompleteMultipartUpload, UploadPart),
 // s3:DeleteObject (DeleteObject, and each key of DeleteObjects, which
 // answers AccessDenied for the keys refused), s3:AbortMultipartUpload,
-// s3:ListMultipartUploadParts and s3:Get/PutObjectAcl. Condition keys:
+// s3:ListMultipartUploadParts, s3:Get/PutObjectAcl,
+// s3:Get/Put/DeleteObjectTagging and s3:GetObjectAttributes. Condition keys:
 // aws:SourceIp always; s3:prefix, s3:delimiter and s3:max-keys on
 // s3:ListBucket when the query has them. As S3, an anonymous GetObject
 // with a response-* header override is InvalidRequest.
@@ -92,7 +95,9 @@
 // CopyObjectResult, CopyPartResult, Delete/DeleteResult,
 // InitiateMultipartUploadResult, CompleteMultipartUpload(Result),
 // ListPartsResult, ListMultipartUploadsResult, CORSConfiguration,
-// AccessControlPolicy, VersioningConfiguration (always empty),
+// AccessControlPolicy, VersioningConfiguration, ListVersionsResult
+// (Version and DeleteMarker entries interleaved in listing order),
+// Tagging, GetObjectAttributesResponse,
 // ServerSideEncryptionConfiguration, and the
 // Error document {Code, Message, Resource, RequestId, HostId}. Errors are
 // mapped in one table (errors.go) from depot's and sigv4's sentinels; S3
@@ -140,6 +145,44 @@
 // If-None-Match other than * is NotImplemented). S3's 409
 // ConditionalRequestConflict never arises. A refused write discards its
 // segments.
+//
+// # Tags
+//
+// Object tags are kept in Meta under "x-amz-tagging", in the header's
+// form (URL-encoded key=value pairs joined by "&", in the client's order):
+// from x-amz-tagging on PutObject and CreateMultipartUpload, from the
+// source on CopyObject unless x-amz-tagging-directive is REPLACE, and from
+// PutObjectTagging. GET and HEAD report x-amz-tagging-count. AWS's limits
+// hold (10 tags, keys of 1 to 128 characters and values up to 256 of
+// letters, digits, spaces and + - = . _ : / @, no "aws:" prefix, no key
+// twice): BadRequest for too many, InvalidTag otherwise. Put and
+// DeleteObjectTagging commit the same object record with new metadata on
+// condition that the key still holds that very object
+// (depot.Precondition.IfUnchanged: same segments, same Last-Modified,
+// which stays), read again and retried when it was replaced meanwhile; no
+// bytes move. Bucket tags (up to 50) are a field of the bucket record;
+// GetBucketTagging without tags is NoSuchTagSet.
+//
+// # Versions
+//
+// PutBucketVersioning (Enabled or Suspended; MFA delete is NotImplemented)
+// sets the bucket's state in the nameserver, which keeps the versions
+// (nameserver doc, "Versions"). PUT, CopyObject and
+// CompleteMultipartUpload answer x-amz-version-id with the version made
+// ("null" in a suspended bucket; none in a bucket never versioned). GET,
+// HEAD, GetObjectTagging and GetObjectAttributes take ?versionId (any
+// bucket: "null" names the object of an unversioned one); a version that
+// is not there is NoSuchVersion, a delete marker's version 405
+// MethodNotAllowed with x-amz-delete-marker, and a key whose current
+// version is a delete marker NoSuchKey with x-amz-delete-marker. DELETE
+// makes a delete marker in a versioned bucket (x-amz-delete-marker,
+// x-amz-version-id) and with ?versionId removes that version, which
+// succeeds also when it is not there; DeleteObjects does the same per
+// key. x-amz-copy-source may name a version; the answer carries
+// x-amz-copy-source-version-id. ListObjectVersions lists keys in byte
+// order, each key's versions newest first, paged by key-marker and
+// version-id-marker. Tags of a non-current version can be read, not
+// changed (NotImplemented).
 //
 // # Server-side encryption
 //
