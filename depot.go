@@ -144,9 +144,46 @@ type Object struct {
 	// DeleteMarker marks a version that records a delete: it has no
 	// bytes, and a key whose current version is one reads as absent.
 	DeleteMarker bool `json:"delete_marker,omitempty"`
+	// Lock is the version's S3 Object Lock: while it holds, no one can
+	// delete the version or replace its bytes.
+	Lock *ObjectLock `json:"lock,omitempty"`
 	// Precondition, set only in a write request, makes the write
 	// conditional; it is never stored with the object.
 	Precondition *Precondition `json:"precondition,omitempty"`
+}
+
+// Object Lock retention modes.
+const (
+	// LockGovernance retention may be shortened or removed, and the
+	// version deleted, by a caller allowed to bypass it.
+	LockGovernance = "GOVERNANCE"
+	// LockCompliance retention binds everyone until its date; it can be
+	// extended, never shortened.
+	LockCompliance = "COMPLIANCE"
+)
+
+// ObjectLock is an object version's S3 Object Lock: a retention (Mode and
+// RetainUntil, both set or both zero) and a legal hold.
+type ObjectLock struct {
+	Mode        string    `json:"mode,omitempty"`
+	RetainUntil time.Time `json:"retain_until,omitzero"`
+	LegalHold   bool      `json:"legal_hold,omitempty"`
+}
+
+// Protects reports whether l forbids deleting or replacing its version at
+// now; bypass lifts a GOVERNANCE retention (never a legal hold nor a
+// COMPLIANCE retention).
+func (l *ObjectLock) Protects(now time.Time, bypass bool) bool {
+	if l == nil {
+		return false
+	}
+	if l.LegalHold {
+		return true
+	}
+	if l.Mode == "" || !now.Before(l.RetainUntil) {
+		return false
+	}
+	return l.Mode == LockCompliance || !bypass
 }
 
 // Precondition makes an object write conditional on the key's current
@@ -302,4 +339,8 @@ var (
 	// read or held by a reader: the delete is refused for now, and the
 	// caller keeps it queued and retries later.
 	ErrInUse = errors.New("in use by a reader")
+	// ErrLocked is returned when a change would delete or replace an
+	// object version that S3 Object Lock protects (a retention date not
+	// yet passed, or a legal hold): nothing was written.
+	ErrLocked = errors.New("protected by object lock")
 )

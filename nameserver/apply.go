@@ -180,6 +180,12 @@ func (s *store) applyCommand(tx *bbolt.Tx, cmd Command) (any, error) {
 			return nil, err
 		}
 		return s.applyDeleteObject(tx, cmd, c)
+	case CmdSetLock:
+		var c setLockCmd
+		if err := decode(cmd, &c); err != nil {
+			return nil, err
+		}
+		return nil, s.applySetLock(tx, cmd, c)
 	}
 	if res, ok, err := s.applyRepair(tx, cmd); ok {
 		return res, err
@@ -575,8 +581,16 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 	if err := checkNotSwept(tx, o.Segments); err != nil {
 		return nil, err
 	}
-	state, err := versioningOf(tx, o.Bucket)
+	bk, err := bucketRecord(tx, o.Bucket)
 	if err != nil {
+		return nil, err
+	}
+	state := bk.Versioning
+	sameVersion := old != nil && !old.DeleteMarker &&
+		(len(o.Segments) > 0 && segmentsEqual(old.Segments, o.Segments) || o.Precondition != nil && o.Precondition.IfUnchanged != nil)
+	if sameVersion {
+		o.Lock = old.Lock // an update of the version keeps its lock
+	} else if err := lockForPut(bk, &o, cmd.Time); err != nil {
 		return nil, err
 	}
 	// What becomes of the old version (versions.go): the segments it
@@ -621,6 +635,9 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	}
 	if state != "" {
 		return s.applyDeleteVersioned(tx, cmd, c, state, b, cur)
+	}
+	if err := checkUnlocked(cur, cmd.Time, c.Bypass); err != nil {
+		return nil, err
 	}
 	if cur == nil || c.Version != nil && *c.Version != nullVersion {
 		return nil, fmt.Errorf("object %s/%s: %w", c.Bucket, c.Key, depot.ErrNotFound)

@@ -126,4 +126,7 @@ type objectKeyCmd struct {
 	// the null version); without it a delete of a versioned bucket's key
 	// makes a delete marker (see versions.go).
 	Version *string `json:"version,omitempty"`
+	// Bypass lifts a GOVERNANCE retention of the version deleted (the
+	// caller was authorised for s3:BypassGovernanceRetention).
+	Bypass bool `json:"bypass,omitempty"`
 }

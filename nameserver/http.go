@@ -48,6 +48,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(api, "DELETE /objects/{bucket}", s.handleDeleteObject)
 	s.route(api, "GET /list/{bucket}", s.handleList)
 	s.route(api, "GET /versions/{bucket}", s.handleListVersions)
+	s.route(api, "POST /lock/{bucket}", s.handleSetLock)
 	s.route(api, "GET /status", s.handleStatus)
 	s.routeS3(api)
 	s.routeRepair(api)
@@ -401,12 +402,30 @@ func (s *Server) handleDeleteObject(w http.ResponseWriter, r *http.Request) {
 		v := q.Get("version")
 		version = &v
 	}
-	res, err := s.DeleteVersion(r.Context(), bucket, key, version)
+	res, err := s.DeleteVersion(r.Context(), bucket, key, version, r.URL.Query().Get("bypass") == "true")
 	if err != nil {
 		httpx.WriteError(w, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleSetLock(w http.ResponseWriter, r *http.Request) {
+	bucket, key, err := objectKey(r)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	var req nsclient.LockRequest
+	if err := readJSON(w, r, maxSmallBody, &req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.SetLock(r.Context(), bucket, key, r.URL.Query().Get("version"), req); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) handleListVersions(w http.ResponseWriter, r *http.Request) {

@@ -108,7 +108,7 @@ func (s *Server) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 // for deletion. It fails with depot.ErrNotFound. In a bucket with
 // versioning it deletes as S3 does (DeleteVersion with no version).
 func (s *Server) DeleteObject(ctx context.Context, bucket, key string) ([]depot.Segment, error) {
-	res, err := s.DeleteVersion(ctx, bucket, key, nil)
+	res, err := s.DeleteVersion(ctx, bucket, key, nil, false)
 	return res.Deleted, err
 }
 
@@ -116,9 +116,10 @@ func (s *Server) DeleteObject(ctx context.Context, bucket, key string) ([]depot.
 // "null" for the null version) that version, which fails with
 // depot.ErrNotFound when there is no such version; without, the key,
 // which in a bucket with versioning becomes a delete marker and keeps
-// its versions.
-func (s *Server) DeleteVersion(ctx context.Context, bucket, key string, version *string) (nsclient.DeleteResult, error) {
-	res, err := s.store.propose(ctx, CmdDeleteObject, objectKeyCmd{Bucket: bucket, Key: key, Version: version})
+// its versions. A version under Object Lock is depot.ErrLocked; bypass
+// lifts a GOVERNANCE retention.
+func (s *Server) DeleteVersion(ctx context.Context, bucket, key string, version *string, bypass bool) (nsclient.DeleteResult, error) {
+	res, err := s.store.propose(ctx, CmdDeleteObject, objectKeyCmd{Bucket: bucket, Key: key, Version: version, Bypass: bypass})
 	if err != nil {
 		return nsclient.DeleteResult{}, err
 	}

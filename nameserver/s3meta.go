@@ -233,7 +233,34 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 			return bk, fmt.Errorf("%w: versioning %q (want %s or %s)", depot.ErrBadRequest, *v,
 				nsclient.VersioningEnabled, nsclient.VersioningSuspended)
 		}
+		if *v != nsclient.VersioningEnabled && (bk.ObjectLock || c.Settings.ObjectLock != nil) {
+			return bk, fmt.Errorf("%w: versioning cannot be suspended on a bucket with object lock", depot.ErrBadRequest)
+		}
 		bk.Versioning = *v
+	}
+	if l := c.Settings.ObjectLock; l != nil {
+		if !*l {
+			return bk, fmt.Errorf("%w: object lock cannot be turned off", depot.ErrBadRequest)
+		}
+		if bk.Versioning == nsclient.VersioningSuspended {
+			return bk, fmt.Errorf("%w: object lock needs versioning enabled", depot.ErrBadRequest)
+		}
+		bk.ObjectLock, bk.Versioning = true, nsclient.VersioningEnabled
+	}
+	if d := c.Settings.DefaultRetention; d != nil {
+		switch {
+		case !bk.ObjectLock:
+			return bk, fmt.Errorf("%w: bucket %q has no object lock", depot.ErrBadRequest, c.Name)
+		case d.Mode == "":
+			bk.DefaultRetention = nil
+		case d.Mode != depot.LockGovernance && d.Mode != depot.LockCompliance:
+			return bk, fmt.Errorf("%w: retention mode %q", depot.ErrBadRequest, d.Mode)
+		case (d.Days > 0) == (d.Years > 0) || d.Days < 0 || d.Years < 0 || d.Days > 36500 || d.Years > 100:
+			return bk, fmt.Errorf("%w: default retention needs Days or Years (one, positive)", depot.ErrBadRequest)
+		default:
+			dr := *d
+			bk.DefaultRetention = &dr
+		}
 	}
 	if c.Settings.Owner != nil {
 		bk.Owner = *c.Settings.Owner
@@ -364,7 +391,7 @@ func (s *store) applyComplete(tx *bbolt.Tx, cmd Command, c completeUploadCmd) (a
 	}
 	enc := info.Upload.Encryption
 	o := depot.Object{Bucket: c.Bucket, Key: c.Key, ETag: c.ETag, ContentType: info.Upload.ContentType,
-		Meta: info.Upload.Meta, Segments: []depot.Segment{}}
+		Meta: info.Upload.Meta, Segments: []depot.Segment{}, Lock: info.Upload.Lock}
 	if enc != nil {
 		o.Encryption = &depot.Encryption{Mode: enc.Mode, KeyCheck: enc.KeyCheck, Streams: []depot.Stream{}}
 	}

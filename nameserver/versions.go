@@ -244,6 +244,9 @@ func supersede(tx *bbolt.Tx, cmd Command, vb *bbolt.Bucket, state string, o, old
 	o.VersionID = ""
 	if old != nil {
 		if old.VersionID == "" {
+			if err := checkUnlocked(old, cmd.Time, false); err != nil {
+				return nil, err
+			}
 			released = old.Segments
 		} else if err := pushVersion(vb, *old); err != nil {
 			return nil, err
@@ -254,6 +257,9 @@ func supersede(tx *bbolt.Tx, cmd Command, vb *bbolt.Bucket, state string, o, old
 		return nil, err
 	}
 	if null != nil {
+		if err := checkUnlocked(null, cmd.Time, false); err != nil {
+			return nil, err
+		}
 		released = append(released, null.Segments...)
 	}
 	return released, nil
@@ -301,6 +307,9 @@ func (s *store) applyDeleteVersioned(tx *bbolt.Tx, cmd Command, c objectKeyCmd, 
 	}
 	vid := fromS3Version(*c.Version)
 	if old != nil && old.VersionID == vid {
+		if err := checkUnlocked(old, cmd.Time, c.Bypass); err != nil {
+			return nil, err
+		}
 		// The current version goes; the newest other one comes back.
 		var next *depot.Object
 		err := keyVersions(vb, c.Key, func(k []byte, o depot.Object) (bool, error) {
@@ -339,6 +348,9 @@ func (s *store) applyDeleteVersioned(tx *bbolt.Tx, cmd Command, c objectKeyCmd, 
 	}
 	if gone == nil {
 		return nil, fmt.Errorf("object %s/%s version %q: %w", c.Bucket, c.Key, *c.Version, depot.ErrNotFound)
+	}
+	if err := checkUnlocked(gone, cmd.Time, c.Bypass); err != nil {
+		return nil, err // the transaction is not committed: the version stays
 	}
 	if err := enqueueDeletes(tx, cmd, gone.Segments); err != nil {
 		return nil, err

@@ -73,7 +73,7 @@ func TestVersions_Lifecycle(t *testing.T) {
 	}
 
 	// Delete: a marker hides the key.
-	del, err := cl.DeleteVersion(ctx, "ver", "k", nil)
+	del, err := cl.DeleteVersion(ctx, "ver", "k", nil, false)
 	if err != nil || !del.DeleteMarker || del.VersionID == "" || len(del.Deleted) != 0 {
 		t.Fatalf("delete: %+v, %v", del, err)
 	}
@@ -97,25 +97,25 @@ func TestVersions_Lifecycle(t *testing.T) {
 
 	// Removing the marker brings v2 back.
 	m := del.VersionID
-	if r, err := cl.DeleteVersion(ctx, "ver", "k", &m); err != nil || !r.DeleteMarker {
+	if r, err := cl.DeleteVersion(ctx, "ver", "k", &m, false); err != nil || !r.DeleteMarker {
 		t.Fatalf("delete the marker: %+v, %v", r, err)
 	}
 	if cur, err := cl.GetObject(ctx, "ver", "k"); err != nil || cur.VersionID != v2 {
 		t.Fatalf("after removing the marker: %+v, %v", cur, err)
 	}
 	// Deleting v1 queues exactly its segment.
-	if r, err := cl.DeleteVersion(ctx, "ver", "k", &v1); err != nil || len(r.Deleted) != 1 || r.Deleted[0].Fid != fid(1, 1) {
+	if r, err := cl.DeleteVersion(ctx, "ver", "k", &v1, false); err != nil || len(r.Deleted) != 1 || r.Deleted[0].Fid != fid(1, 1) {
 		t.Fatalf("delete v1: %+v, %v", r, err)
 	}
 	if n := queued(); n != 1 {
 		t.Fatalf("%d deletions queued, want 1", n)
 	}
-	if _, err := cl.DeleteVersion(ctx, "ver", "k", &v1); !errors.Is(err, depot.ErrNotFound) {
+	if _, err := cl.DeleteVersion(ctx, "ver", "k", &v1, false); !errors.Is(err, depot.ErrNotFound) {
 		t.Fatalf("delete v1 again: %v", err)
 	}
 	// The refs index, rebuilt, still lists v2's segment; a bucket with
 	// versions is not empty.
-	if _, err := cl.DeleteVersion(ctx, "ver", "k", nil); err != nil {
+	if _, err := cl.DeleteVersion(ctx, "ver", "k", nil, false); err != nil {
 		t.Fatal(err)
 	}
 	err = c.srv.store.db.Update(func(tx *bbolt.Tx) error {

@@ -157,6 +157,8 @@ type bucketInfo struct {
 	encryption string
 	// versioning is the bucket's versioning state ("" never versioned).
 	versioning string
+	// objectLock reports S3 Object Lock enabled on the bucket.
+	objectLock bool
 }
 
 func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucketInfo, error) {
@@ -173,7 +175,8 @@ func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucke
 	case err != nil:
 		return info, err
 	default:
-		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption, versioning: b.Versioning}
+		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption, versioning: b.Versioning,
+			objectLock: b.ObjectLock}
 		if b.Policy != "" {
 			d, err := policy.Parse([]byte(b.Policy), policy.Bucket)
 			if err != nil {

@@ -156,6 +156,10 @@ func (s *Server) createBucket(q *request) error {
 	if ow := s.ownerFor(q); ow != "" {
 		st.Owner = &ow
 	}
+	if strings.EqualFold(q.r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
+		on := true
+		st.ObjectLock = &on // with versioning enabled
+	}
 	if acl := q.r.Header.Get("X-Amz-Acl"); acl == "public-read" || acl == "public-read-write" {
 		doc, err := policy.SetPublicRead("", q.bucket, true)
 		if err != nil {

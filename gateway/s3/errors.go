@@ -82,6 +82,7 @@ var table = []struct {
 	{depot.ErrExists, "BucketAlreadyOwnedByYou", http.StatusConflict},
 	{depot.ErrNotEmpty, "BucketNotEmpty", http.StatusConflict},
 	{depot.ErrPrecondition, "PreconditionFailed", http.StatusPreconditionFailed},
+	{depot.ErrLocked, "AccessDenied", http.StatusForbidden},
 	{depot.ErrTooLarge, "EntityTooLarge", http.StatusBadRequest},
 }
 

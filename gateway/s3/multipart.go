@@ -40,9 +40,13 @@ func (s *Server) createUpload(q *request) error {
 	if err != nil {
 		return err
 	}
+	lock, err := s.lockFromHeaders(q)
+	if err != nil {
+		return err
+	}
 	id := newUploadID()
 	u, err := q.ns.CreateUpload(q.ctx, nsclient.Upload{Bucket: q.bucket, Key: q.key, ID: id,
-		ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Encryption: enc.record()})
+		ContentType: q.r.Header.Get("Content-Type"), Meta: meta, Encryption: enc.record(), Lock: lock})
 	if errors.Is(err, depot.ErrExists) {
 		// The id is new and random: it exists only because the nameserver
 		// client retried this very call after its first try applied.

@@ -114,6 +114,7 @@ func writeObjectHeaders(h http.Header, o depot.Object) {
 		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(o.PartSizes)))
 	}
 	writeTagCount(h, o)
+	writeLockHeaders(h, o)
 }
 
 // etagMatch reports whether an If-Match style header lists etag.
@@ -396,6 +397,10 @@ func (s *Server) putObject(q *request) error {
 	if err != nil {
 		return err
 	}
+	lock, err := s.lockFromHeaders(q)
+	if err != nil {
+		return err
+	}
 	enc, err := s.writeEncryption(q)
 	if err != nil {
 		return err
@@ -409,7 +414,7 @@ func (s *Server) putObject(q *request) error {
 		size = st.stream.Size
 	}
 	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: size, ETag: st.etag(), ContentType: q.r.Header.Get("Content-Type"),
-		Meta: meta, Segments: st.Segments, Encryption: enc.record(), Precondition: cond}
+		Meta: meta, Segments: st.Segments, Encryption: enc.record(), Precondition: cond, Lock: lock}
 	if o.Encryption != nil {
 		o.Encryption.Streams = []depot.Stream{*st.stream}
 	}
@@ -513,7 +518,11 @@ func (s *Server) copyObject(q *request) error {
 	if err != nil {
 		return err
 	}
-	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: src.Size, ETag: src.ETag, ContentType: src.ContentType,
+	lock, err := s.lockFromHeaders(q)
+	if err != nil {
+		return err
+	}
+	o := depot.Object{Lock: lock, Bucket: q.bucket, Key: q.key, Size: src.Size, ETag: src.ETag, ContentType: src.ContentType,
 		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes, Encryption: enc.record(), Precondition: cond}
 	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
 	case "", "COPY":
@@ -584,7 +593,11 @@ func (s *Server) deleteObject(q *request) error {
 	if v, ok := requestedVersion(q); ok {
 		version = &v
 	}
-	res, err := q.ns.DeleteVersion(q.ctx, q.bucket, q.key, version)
+	bypass, err := s.bypassGovernance(q, q.key)
+	if err != nil {
+		return err
+	}
+	res, err := q.ns.DeleteVersion(q.ctx, q.bucket, q.key, version, bypass)
 	if err != nil {
 		if !errors.Is(err, depot.ErrNotFound) {
 			return err
@@ -664,7 +677,11 @@ func (s *Server) deleteObjects(q *request) error {
 		if o.VersionID != "" {
 			version = &o.VersionID
 		}
-		dr, err := q.ns.DeleteVersion(q.ctx, q.bucket, o.Key, version)
+		bypass, err := s.bypassGovernance(q, o.Key)
+		if err != nil {
+			return err
+		}
+		dr, err := q.ns.DeleteVersion(q.ctx, q.bucket, o.Key, version, bypass)
 		if err != nil && !errors.Is(err, depot.ErrNotFound) {
 			e := toS3(err)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, VersionID: o.VersionID, Code: e.Code, Message: e.Message})

@@ -56,6 +56,7 @@ var bucketRules = []opRule{
 	{http.MethodPut, []string{"encryption"}, "", op{"s3:PutEncryptionConfiguration", (*Server).putBucketEncryption}},
 	{http.MethodPut, []string{"versioning"}, "", op{"s3:PutBucketVersioning", (*Server).putVersioning}},
 	{http.MethodPut, []string{"tagging"}, "", op{"s3:PutBucketTagging", (*Server).putBucketTagging}},
+	{http.MethodPut, []string{"object-lock"}, "", op{"s3:PutBucketObjectLockConfiguration", (*Server).putObjectLockConfiguration}},
 	{http.MethodPut, nil, "", op{"s3:CreateBucket", (*Server).createBucket}},
 	{http.MethodHead, nil, "", op{"s3:ListBucket", (*Server).headBucket}},
 	// As on AWS, no DeleteBucketCORS nor DeleteEncryptionConfiguration
@@ -74,6 +75,7 @@ var bucketRules = []opRule{
 	{http.MethodGet, []string{"encryption"}, "", op{"s3:GetEncryptionConfiguration", (*Server).getBucketEncryption}},
 	{http.MethodGet, []string{"versioning"}, "", op{"s3:GetBucketVersioning", (*Server).getVersioning}},
 	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetBucketTagging", (*Server).getBucketTagging}},
+	{http.MethodGet, []string{"object-lock"}, "", op{"s3:GetBucketObjectLockConfiguration", (*Server).getObjectLockConfiguration}},
 	{http.MethodGet, []string{"uploads"}, "", op{"s3:ListBucketMultipartUploads", (*Server).listUploads}},
 	{http.MethodGet, []string{"versions"}, "", op{"s3:ListBucketVersions", (*Server).listObjectVersions}},
 	{http.MethodGet, nil, "", op{"s3:ListBucket", func(s *Server, q *request) error {
@@ -86,11 +88,15 @@ var objectRules = []opRule{
 	{http.MethodGet, []string{"acl"}, "", op{"s3:GetObjectAcl", (*Server).getACL}},
 	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetObjectTagging", (*Server).getObjectTagging}},
 	{http.MethodGet, []string{"attributes"}, "", op{"s3:GetObjectAttributes", (*Server).getObjectAttributes}},
+	{http.MethodGet, []string{"retention"}, "", op{"s3:GetObjectRetention", (*Server).getObjectRetention}},
+	{http.MethodGet, []string{"legal-hold"}, "", op{"s3:GetObjectLegalHold", (*Server).getObjectLegalHold}},
 	{http.MethodGet, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, false) }}},
 	{http.MethodHead, nil, "", op{actGetObject, func(s *Server, q *request) error { return s.getObject(q, true) }}},
 	{http.MethodPut, []string{"uploadId", "partNumber"}, "", op{"s3:PutObject", (*Server).uploadPart}}, // and UploadPartCopy
 	{http.MethodPut, []string{"acl"}, "", op{"s3:PutObjectAcl", (*Server).putObjectACL}},
 	{http.MethodPut, []string{"tagging"}, "", op{"s3:PutObjectTagging", (*Server).putObjectTagging}},
+	{http.MethodPut, []string{"retention"}, "", op{"s3:PutObjectRetention", (*Server).putObjectRetention}},
+	{http.MethodPut, []string{"legal-hold"}, "", op{"s3:PutObjectLegalHold", (*Server).putObjectLegalHold}},
 	{http.MethodPut, nil, "X-Amz-Copy-Source", op{"s3:PutObject", (*Server).copyObject}},
 	{http.MethodPut, nil, "", op{"s3:PutObject", (*Server).putObject}},
 	{http.MethodDelete, []string{"uploadId"}, "", op{"s3:AbortMultipartUpload", (*Server).abortUpload}},

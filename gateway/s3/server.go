@@ -439,7 +439,7 @@ func (s *Server) checkRegion(q *request, a *sigv4.Auth) error {
 
 // unsupportedSub are S3 subresources depot does not implement.
 var unsupportedSub = []string{"lifecycle", "website", "logging", "notification",
-	"replication", "object-lock", "legal-hold", "retention", "torrent", "restore", "select",
+	"replication", "torrent", "restore", "select",
 	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
 	"requestPayment", "intelligent-tiering", "policyStatus", "renameObject", "session"}
 

@@ -117,6 +117,11 @@ func (s *Server) putVersioning(q *request) error {
 		return s3err("IllegalVersioningConfigurationException", http.StatusBadRequest,
 			"The versioning configuration specified in the request is invalid: Status %q", c.Status)
 	}
+	if c.Status == nsclient.VersioningSuspended {
+		if bi, err := s.bucketInfo(q.ctx, q, q.bucket); err == nil && bi.objectLock {
+			return s3err("InvalidBucketState", http.StatusConflict, "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.")
+		}
+	}
 	if _, err := q.ns.SetBucket(q.ctx, q.bucket, nsclient.BucketSettings{Versioning: &c.Status}); err != nil {
 		return bucketErr(q, err)
 	}

@@ -45,6 +45,7 @@ var table = []mapping{
 	{depot.ErrUnknownOutcome, "UnknownOutcome", http.StatusServiceUnavailable},
 	{depot.ErrNoLeader, "NoLeader", http.StatusServiceUnavailable},
 	{depot.ErrPrecondition, "Precondition", http.StatusPreconditionFailed},
+	{depot.ErrLocked, "Locked", http.StatusForbidden},
 }
 
 // ErrorBody is the JSON body of an internal error response.

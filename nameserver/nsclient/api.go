@@ -99,6 +99,12 @@ type Bucket struct {
 	// Versioning is the bucket's S3 versioning state: "" (never
 	// configured), VersioningEnabled or VersioningSuspended.
 	Versioning string `json:"versioning,omitempty"`
+	// ObjectLock reports S3 Object Lock enabled on the bucket (for good:
+	// it cannot be turned off, and the bucket's versioning stays Enabled).
+	ObjectLock bool `json:"object_lock,omitempty"`
+	// DefaultRetention, with ObjectLock, is the retention every new
+	// version gets when its write names none.
+	DefaultRetention *DefaultRetention `json:"default_retention,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.
@@ -128,6 +134,15 @@ type DeleteResult struct {
 	// DeleteMarker reports that the version removed, or the one made, is
 	// a delete marker.
 	DeleteMarker bool `json:"delete_marker,omitempty"`
+}
+
+// DefaultRetention is a bucket's default Object Lock retention: Mode
+// (depot.LockGovernance or depot.LockCompliance) for Days or Years (one of
+// the two) from the write.
+type DefaultRetention struct {
+	Mode  string `json:"mode"`
+	Days  int    `json:"days,omitempty"`
+	Years int    `json:"years,omitempty"`
 }
 
 // Bucket versioning states (Bucket.Versioning); "" is a bucket that was

@@ -444,18 +444,22 @@ func (c *Client) GetObject(ctx context.Context, bucket, key string) (depot.Objec
 // deletion; depot.ErrNotFound when there is no such key. In a bucket with
 // versioning it deletes as S3 does (DeleteVersion with no version).
 func (c *Client) DeleteObject(ctx context.Context, bucket, key string) ([]depot.Segment, error) {
-	r, err := c.DeleteVersion(ctx, bucket, key, nil)
+	r, err := c.DeleteVersion(ctx, bucket, key, nil, false)
 	return r.Deleted, err
 }
 
 // DeleteVersion deletes as S3's DeleteObject: with version (S3's names:
 // "null" for the null version) that one version, depot.ErrNotFound when
 // there is no such version; without, the key, which in a bucket with
-// versioning becomes a delete marker.
-func (c *Client) DeleteVersion(ctx context.Context, bucket, key string, version *string) (DeleteResult, error) {
+// versioning becomes a delete marker. A version under Object Lock is
+// depot.ErrLocked; bypass lifts a GOVERNANCE retention.
+func (c *Client) DeleteVersion(ctx context.Context, bucket, key string, version *string, bypass bool) (DeleteResult, error) {
 	q := keyQuery(key)
 	if version != nil {
 		q.Set("version", *version)
+	}
+	if bypass {
+		q.Set("bypass", "true")
 	}
 	var r DeleteResult
 	err := c.do(ctx, http.MethodDelete, "/objects/"+url.PathEscape(bucket), q, nil, &r)
@@ -471,6 +475,15 @@ func (c *Client) GetObjectVersion(ctx context.Context, bucket, key, vid string) 
 	var o depot.Object
 	err := c.do(ctx, http.MethodGet, "/objects/"+url.PathEscape(bucket), q, nil, &o)
 	return o, err
+}
+
+// SetLock changes the Object Lock of one version of a key (version ""
+// is the current one, "null" the null version); depot.ErrLocked when the
+// version's retention forbids the change.
+func (c *Client) SetLock(ctx context.Context, bucket, key, version string, r LockRequest) error {
+	q := keyQuery(key)
+	q.Set("version", version)
+	return c.do(ctx, http.MethodPost, "/lock/"+url.PathEscape(bucket), q, r, nil)
 }
 
 // ListVersions returns one page of a bucket's versions (see

@@ -19,6 +19,7 @@ var refusals = []error{
 	depot.ErrTooLarge,
 	depot.ErrUnauthorized,
 	depot.ErrPrecondition,
+	depot.ErrLocked,
 }
 
 // Refused reports whether err, from a call that asks the nameserver to

@@ -45,6 +45,24 @@ type BucketSettings struct {
 	// Versioning sets the S3 versioning state: VersioningEnabled or
 	// VersioningSuspended (a bucket never goes back to unversioned).
 	Versioning *string `json:"versioning,omitempty"`
+	// ObjectLock, true, enables S3 Object Lock for good (and versioning
+	// with it); false is refused.
+	ObjectLock *bool `json:"object_lock,omitempty"`
+	// DefaultRetention sets the default retention of a bucket with Object
+	// Lock; an empty Mode removes it.
+	DefaultRetention *DefaultRetention `json:"default_retention,omitempty"`
+}
+
+// LockRequest is the body of POST /lock/{bucket}?key=K&version=V: it
+// changes the Object Lock of one version (S3's PutObjectRetention and
+// PutObjectLegalHold). A nil field is left as it is.
+type LockRequest struct {
+	// Retention sets the mode and date (an empty Mode removes them).
+	Retention *depot.ObjectLock `json:"retention,omitempty"`
+	LegalHold *bool             `json:"legal_hold,omitempty"`
+	// Bypass allows shortening or removing a GOVERNANCE retention (the
+	// caller was authorised for s3:BypassGovernanceRetention).
+	Bypass bool `json:"bypass,omitempty"`
 }
 
 // Upload is a multipart upload in progress. Bucket, Key and ID name it;
@@ -58,6 +76,8 @@ type Upload struct {
 	ContentType string            `json:"content_type,omitempty"`
 	Meta        map[string]string `json:"meta,omitempty"`
 	Encryption  *depot.Encryption `json:"encryption,omitempty"`
+	// Lock is the completed object's Object Lock, as the create asked.
+	Lock *depot.ObjectLock `json:"lock,omitempty"`
 }
 
 // Part is one uploaded part of a multipart upload. Size counts the part's
