@@ -35,8 +35,8 @@ func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
 	fs.StringVar(&r.advertiseHTTP, "advertise-addr", envOr("DEPOT_ADVERTISE_ADDR", ""), "HTTP host:port announced to others, when it differs from --addr (env DEPOT_ADVERTISE_ADDR)")
 	fs.Var(&r.join, "join", "gossip address of a member to join (repeatable; env DEPOT_JOIN, comma-separated)")
 	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
-	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
-	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test (test also shortens the repair, delete, scrub and volume-cache intervals, for process tests)")
+	enumVar(fs, &r.logLevel, "log-level", "DEPOT_LOG_LEVEL", "info", logLevels, "log level: debug, info, warn or error (env DEPOT_LOG_LEVEL)")
+	enumVar(fs, &r.timing, "gossip-timing", "DEPOT_GOSSIP_TIMING", "lan", []string{"lan", "local", "test"}, "failure-detector preset: lan, local, test (test also shortens the repair, delete, scrub and volume-cache intervals, for process tests)")
 	fs.StringVar(&r.metricsTokenFile, "metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
 	r.tls.register(fs)
 }
@@ -102,13 +102,13 @@ func runNameserver(ctx context.Context, args []string) error {
 	id := fs.String("id", envOr("DEPOT_ID", "ns1"), "node id (env DEPOT_ID)")
 	k := fs.Int("k", 4, "default data shards")
 	m := fs.Int("m", 2, "default parity shards")
-	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	repairAfter := durationFlag(fs, "repair-after", "DEPOT_REPAIR_AFTER", 10*time.Minute, "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
+	rebalanceEvery := durationFlag(fs, "rebalance-interval", "DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval, "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	raftAddr := fs.String("raft-addr", envOr("DEPOT_RAFT_ADDR", ""), "raft listen address; set (or --peers) to run in a raft group of nameservers under --id (env DEPOT_RAFT_ADDR)")
 	raftAdvertise := fs.String("raft-advertise", envOr("DEPOT_RAFT_ADVERTISE", ""), "raft address announced to the others, when it differs from --raft-addr (env DEPOT_RAFT_ADVERTISE)")
 	peers := fs.String("peers", envOr("DEPOT_PEERS", ""), "initial raft group, id=host:port comma-separated, this nameserver included (the same on every member); empty with --raft-addr: wait for depot admin nameserver add (env DEPOT_PEERS)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
@@ -175,11 +175,11 @@ func runDataserver(ctx context.Context, args []string) error {
 	fs.Var(&dirs, "dir", "data directory, one per disk (repeatable; env DEPOT_DIR, comma-separated)")
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id, unique in the cluster (env DEPOT_ID; default the host name)")
 	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
-	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
-	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
-	maxDirBytes := fs.Int64("max-dir-bytes", int64(envFloat("DEPOT_MAX_DIR_BYTES", 0)), "cap on the bytes kept in each data directory, 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
-	orphanGrace := fs.Duration("orphan-grace", envDuration("DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace), "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
-	if err := fs.Parse(args); err != nil {
+	fsync := enumFlag(fs, "fsync", "DEPOT_FSYNC", string(dataserver.FsyncGroup), fsyncPolicies, "fsync policy: group, always, none (env DEPOT_FSYNC)")
+	repairRate := bandwidthFlag(fs, "repair-rate", "DEPOT_REPAIR_RATE", 100, "bound on repair writes in MiB/s (or a size per second, e.g. 1GB/s), 0 for none (env DEPOT_REPAIR_RATE)")
+	maxDirBytes := sizeFlag(fs, "max-dir-bytes", "DEPOT_MAX_DIR_BYTES", 0, "cap on the bytes kept in each data directory, in bytes or with a unit (e.g. 500GiB), 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
+	orphanGrace := durationFlag(fs, "orphan-grace", "DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace, "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(dirs) == 0 {
@@ -244,7 +244,7 @@ func runGateway(ctx context.Context, args []string) error {
 	sf.register(fs, false)
 	var limits gatewayLimits
 	limits.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	sseKeys, err := loadSSEKeys(sf.keyFile, "")

@@ -137,29 +137,24 @@ func (f *sseFlags) register(fs *flag.FlagSet, generated bool) {
 	}
 	fs.StringVar(&f.keyFile, "sse-master-key-file", envOr("DEPOT_SSE_MASTER_KEY_FILE", ""),
 		"file with the SSE-S3 master keys, one [id:]key (base64 or hex, 32 bytes) a line, the last one active (or env DEPOT_SSE_MASTER_KEY, entries separated by commas; "+where+")")
-	fs.BoolVar(&f.cOverHTTP, "sse-c-over-http", os.Getenv("DEPOT_SSE_C_OVER_HTTP") == "1",
+	boolVar(fs, &f.cOverHTTP, "sse-c-over-http", "DEPOT_SSE_C_OVER_HTTP", false,
 		"accept SSE-C keys on plain-HTTP requests, which S3 refuses (env DEPOT_SSE_C_OVER_HTTP=1)")
 }
 
-// setMemoryLimit applies a soft memory limit unless GOMEMLIMIT is set.
-func setMemoryLimit(s string) error {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return nil
-	}
-	n, err := parseSize(s)
-	if err != nil {
-		return fmt.Errorf("--memory-limit: %w", err)
-	}
-	if n > 0 {
+// setMemoryLimit applies a soft memory limit of n bytes (0: none) unless
+// GOMEMLIMIT is set.
+func setMemoryLimit(n int64) {
+	if os.Getenv("GOMEMLIMIT") == "" && n > 0 {
 		debug.SetMemoryLimit(n)
 	}
-	return nil
 }
 
+// newLogger logs to stderr at level, one of logLevels (enumVar has
+// refused any other word).
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+		panic(fmt.Sprintf("log level %q passed the flag's check", level))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
@@ -171,12 +166,12 @@ func runServer(ctx context.Context, args []string) error {
 	dataservers := fs.Int("dataservers", 6, "number of dataservers")
 	k := fs.Int("k", 4, "data shards per stripe")
 	m := fs.Int("m", 2, "parity shards per stripe")
-	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none (env DEPOT_FSYNC)")
-	logLevel := fs.String("log-level", envOr("DEPOT_LOG_LEVEL", "warn"), "log level (env DEPOT_LOG_LEVEL)")
-	memLimit := fs.String("memory-limit", envOr("DEPOT_MEMORY_LIMIT", "400MiB"), "soft limit on the Go heap of the whole process; the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
-	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
-	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	fsync := enumFlag(fs, "fsync", "DEPOT_FSYNC", string(dataserver.FsyncGroup), fsyncPolicies, "fsync policy: group, always, none (env DEPOT_FSYNC)")
+	logLevel := enumFlag(fs, "log-level", "DEPOT_LOG_LEVEL", "warn", logLevels, "log level: debug, info, warn or error (env DEPOT_LOG_LEVEL)")
+	memLimit := sizeFlag(fs, "memory-limit", "DEPOT_MEMORY_LIMIT", 400<<20, "soft limit on the Go heap of the whole process, in bytes or with a unit (e.g. 1.5GiB); the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
+	repairAfter := durationFlag(fs, "repair-after", "DEPOT_REPAIR_AFTER", 10*time.Minute, "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
+	repairRate := bandwidthFlag(fs, "repair-rate", "DEPOT_REPAIR_RATE", 100, "bound on repair writes in MiB/s (or a size per second, e.g. 1GB/s), 0 for none (env DEPOT_REPAIR_RATE)")
+	rebalanceEvery := durationFlag(fs, "rebalance-interval", "DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval, "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
 	var pub publicTLSFlags
@@ -189,7 +184,7 @@ func runServer(ctx context.Context, args []string) error {
 	sf.register(fs, true)
 	var limits gatewayLimits
 	limits.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cert, err := pub.load()
@@ -208,9 +203,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := setMemoryLimit(*memLimit); err != nil {
-		return err
-	}
+	setMemoryLimit(*memLimit)
 	if *debugAddr != "" {
 		stop, err := serveDebug(*debugAddr)
 		if err != nil {
