@@ -46,8 +46,10 @@ func (r *roleFlags) metricsToken() (string, error) {
 	return secretFromEnvOrFile("DEPOT_METRICS_TOKEN", r.metricsTokenFile)
 }
 
-func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
-	key, err := loadKey(r.keyFile, dir)
+// gossip returns the gossip settings; dir is where the cluster key may be
+// kept, and createKey lets a nameserver write a new one there.
+func (r *roleFlags) gossip(dir string, createKey bool) (node.Gossip, error) {
+	key, err := loadKey(r.keyFile, dir, createKey)
 	if err != nil {
 		return node.Gossip{}, err
 	}
@@ -122,7 +124,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, err := rf.gossip(keyDir(rf.keyFile, *dir))
+	g, err := rf.gossip(keyDir(rf.keyFile, *dir), true)
 	if err != nil {
 		return err
 	}
@@ -197,7 +199,7 @@ func runDataserver(ctx context.Context, args []string) error {
 		}
 		*id = h
 	}
-	g, err := rf.gossip(keyDir(rf.keyFile, dirs[0]))
+	g, err := rf.gossip(keyDir(rf.keyFile, dirs[0]), false)
 	if err != nil {
 		return err
 	}
@@ -267,7 +269,7 @@ func runGateway(ctx context.Context, args []string) error {
 		h, _ := os.Hostname()
 		*id = "gw-" + h
 	}
-	g, err := rf.gossip("")
+	g, err := rf.gossip("", false)
 	if err != nil {
 		return err
 	}

@@ -73,23 +73,53 @@ func randomText(n int, alphabet string) string {
 	return string(b)
 }
 
+// errNoClusterKey is returned by loadKey when a directory holds no
+// cluster key and may not make one.
+var errNoClusterKey = errors.New("no cluster key")
+
 // loadKey reads the cluster key from DEPOT_CLUSTER_KEY, from file, or from
-// (creating it) dir/cluster.key when dir is set.
-func loadKey(file, dir string) (auth.Key, error) {
+// dir/cluster.key when dir is set. Only the roles that found a cluster
+// (server and nameserver) pass create, which writes a new key there when
+// there is none: any other process that made up a key of its own could
+// only fail later, on every request, with a signature mismatch.
+func loadKey(file, dir string, create bool) (auth.Key, error) {
 	if v := os.Getenv("DEPOT_CLUSTER_KEY"); v != "" {
-		return auth.ParseKey(v)
+		k, err := auth.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("DEPOT_CLUSTER_KEY: %w", err)
+		}
+		return k, nil
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--cluster-key-file: %w", err)
 		}
-		return auth.ParseKey(string(b))
+		k, err := auth.ParseKey(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key-file %s: %w", file, err)
+		}
+		return k, nil
 	}
 	if dir == "" {
-		return nil, errors.New("no cluster key: set DEPOT_CLUSTER_KEY or --cluster-key-file")
+		return nil, fmt.Errorf("%w: set DEPOT_CLUSTER_KEY or --cluster-key-file", errNoClusterKey)
 	}
-	return auth.LoadOrCreateKeyFile(filepath.Join(dir, "cluster.key"))
+	path := filepath.Join(dir, "cluster.key")
+	if create {
+		return auth.LoadOrCreateKeyFile(path)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s: set DEPOT_CLUSTER_KEY or --cluster-key-file", errNoClusterKey, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := auth.ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // sseKeyFile is where depot server keeps the SSE-S3 master keys it
@@ -218,7 +248,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadKey("", *dir)
+	key, err := loadKey("", *dir, true)
 	if err != nil {
 		return err
 	}
