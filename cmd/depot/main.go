@@ -24,6 +24,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type command struct {
@@ -161,5 +163,19 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
+	}
+}
+
+// registerBuildInfo adds depot_build_info{version,goversion} 1 to each
+// registry (those of the roles this process runs).
+func registerBuildInfo(regs ...*prometheus.Registry) {
+	for _, reg := range regs {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "depot_build_info",
+			Help:        "Always 1; its labels name the depot version and the Go release it was built with.",
+			ConstLabels: prometheus.Labels{"version": versionString(), "goversion": runtime.Version()},
+		})
+		g.Set(1)
+		reg.MustRegister(g)
 	}
 }

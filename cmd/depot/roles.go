@@ -155,6 +155,7 @@ func runNameserver(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
+	registerBuildInfo(ns.Server.Registry())
 	printReady("nameserver", ns.Server.Addr(), ns.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ns.Close()
@@ -226,6 +227,7 @@ func runDataserver(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
+	registerBuildInfo(ds.Server.Registry())
 	printReady("dataserver", ds.Server.Addr(), ds.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ds.Close()
@@ -296,6 +298,7 @@ func runGateway(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, func() error { return errors.Join(gw.Server.Reload(), internalReload(g)()) })()
+	registerBuildInfo(gw.Server.Registry())
 	printReady("gateway", gw.Server.Addr(), gw.Gossip.GossipAddr())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"depot/dataserver"
 	"depot/gateway"
 	"depot/gateway/s3/sse"
@@ -272,6 +274,13 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, log, local.Reload)()
+	regs := []*prometheus.Registry{local.NS.Server.Registry(), local.GW.Server.Registry()}
+	for i := range local.Dataservers() {
+		if ds := local.Dataserver(i); ds != nil {
+			regs = append(regs, ds.Server.Registry())
+		}
+	}
+	registerBuildInfo(regs...)
 	abs, _ := filepath.Abs(*dir)
 	fmt.Printf("depot server is running: a nameserver, %d dataservers (EC %d+%d) and a gateway\n", *dataservers, *k, *m)
 	fmt.Printf("  endpoint:    %s\n", local.Endpoint())

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +280,24 @@ func TestProcess_NoKeyIsNotMadeUp(t *testing.T) {
 				t.Error("wrote a cluster.key")
 			}
 		})
+	}
+}
+
+// checkBuildInfo checks that the /metrics at endpoint names depot's
+// version and Go's.
+func checkBuildInfo(t *testing.T, endpoint string) {
+	t.Helper()
+	resp, err := http.Get(endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`depot_build_info{goversion=%q,version="dev"} 1`, runtime.Version())
+	if !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }
