@@ -289,7 +289,7 @@ func runBench(ctx context.Context, args []string) error {
 	var rm remote
 	rm.flags(fs)
 	sizes := fs.String("size", "64KiB", "object sizes, comma-separated (e.g. 64KiB,4MiB)")
-	conc := fs.Int("c", 16, "concurrent requests")
+	conc := countFlag(fs, "c", "", 16, "concurrent requests")
 	dur := durationFlag(fs, "duration", "", 10*time.Second, "duration of each phase")
 	jsonOut := fs.Bool("json", false, "print results as JSON")
 	idleDur := durationFlag(fs, "idle", "", 3*time.Second, "measure the server's idle CPU for this long first, and charge each phase only its CPU above it (0: charge everything)")

@@ -255,6 +255,12 @@ func countVar(fs *flag.FlagSet, p *int, name, env string, def int, usage string)
 	settingVar(fs, p, name, env, def, parseCount, strconv.Itoa, usage)
 }
 
+func countFlag(fs *flag.FlagSet, name, env string, def int, usage string) *int {
+	p := new(int)
+	countVar(fs, p, name, env, def, usage)
+	return p
+}
+
 func parseCount(s string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < 0 {

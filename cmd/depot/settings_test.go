@@ -91,7 +91,7 @@ func TestParseBandwidth(t *testing.T) {
 func TestSettings_BadValuesRefused(t *testing.T) {
 	run := map[string]func(context.Context, []string) error{
 		"server": runServer, "nameserver": runNameserver, "dataserver": runDataserver,
-		"gateway": runGateway, "shop": runShop, "bench": runBench,
+		"gateway": runGateway, "shop": runShop, "bench": runBench, "admin": runAdmin,
 	}
 	for _, tc := range []struct {
 		cmd  string
@@ -121,6 +121,8 @@ func TestSettings_BadValuesRefused(t *testing.T) {
 		{"shop", "DEPOT_SHOP_SECURE_COOKIES=yes", nil, []string{`DEPOT_SHOP_SECURE_COOKIES="yes"`, "true or false"}},
 		{"shop", "DEPOT_SHOP_ROLE=pages", nil, []string{`DEPOT_SHOP_ROLE="pages"`, "all, catalog, reviews"}},
 		{"bench", "", []string{"-size", "64KiB,4MB,huge"}, []string{`-size "huge"`, "not a size"}},
+		{"server", "", []string{"--k", "four"}, []string{`"four"`, "-k", "whole number"}},
+		{"admin", "", []string{"--nameserver", "http://127.0.0.1:1", "rebalance", "--band", "2"}, []string{`"2"`, "-band", "fraction"}},
 		// A malformed variable is refused even when a flag overrides it.
 		{"server", "DEPOT_REPAIR_AFTER=10", []string{"--repair-after", "5m"}, []string{`DEPOT_REPAIR_AFTER="10"`}},
 	} {
