@@ -24,6 +24,10 @@ type metrics struct {
 	keptDeletes   prometheus.Counter
 }
 
+// Registry returns the registry /metrics serves, to which a command may
+// add its own collectors (depot_build_info).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),

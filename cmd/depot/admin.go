@@ -48,7 +48,7 @@ func runAdmin(ctx context.Context, args []string) error {
 	fs.Usage = func() { fmt.Fprintln(os.Stderr, adminUsage); fs.PrintDefaults() }
 	var conn adminConn
 	conn.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()

@@ -17,7 +17,7 @@ func runAdminCerts(args []string) error {
 	out := fs.String("out", "", "directory to write the CA and certificates to (must not hold a ca.pem)")
 	hosts := fs.String("hosts", "localhost", "comma-separated host names or IP addresses, one node certificate each; NAME=SAN+SAN makes node-NAME.pem for those SANs (e.g. dataserver=*.depot-dataserver.depot.svc)")
 	ifMissing := fs.Bool("if-missing", false, "do nothing when --out already holds a ca.pem (an init step run at every start)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() > 0 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +25,8 @@ import (
 func runAdminRebalance(ctx context.Context, conn *adminConn, args []string) error {
 	cmd := args[0]
 	fs := flag.NewFlagSet("admin "+cmd, flag.ContinueOnError)
-	band := fs.Float64("band", 0, "rebalance: allowed distance from the mean, as a fraction (0: the nameserver's RebalanceBand, 0.1 by default)")
+	band := new(float64)
+	settingVar(fs, band, "band", "", 0, parseBand, formatFloat, "rebalance: allowed distance from the mean, as a fraction (0: the nameserver's RebalanceBand, 0.1 by default)")
 	noWait := fs.Bool("no-wait", false, "start and return; `depot admin rebalance --status` shows progress")
 	stop := fs.Bool("stop", false, "rebalance: end the run (moves under way finish)")
 	status := fs.Bool("status", false, "rebalance: print the spread of bytes and the moves under way")
@@ -170,4 +173,13 @@ func printSpread(w io.Writer, st nsclient.RebalanceStatus) {
 	}
 	fmt.Fprintf(w, "mean %s, band ±%.0f%%, within band: %v; %s; %d moves (%s) done, %d under way, %d settling\n",
 		sizeStr(st.Mean), st.Band*100, st.InBand, run, st.Moved, sizeStr(st.MovedBytes), len(st.Jobs), st.Settling)
+}
+
+// parseBand parses --band: a fraction from 0 up to (not including) 1.
+func parseBand(s string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !(f >= 0 && f < 1) {
+		return 0, errors.New("not a band: want a fraction of the mean from 0 to 1, e.g. 0.1 (0: the nameserver's)")
+	}
+	return f, nil
 }

@@ -117,26 +117,6 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-// parseSize reads sizes like 64KiB, 4MiB, 1GiB, 4k, 4m or plain bytes.
-func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, suf := range []struct {
-		s string
-		m int64
-	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
-		if strings.HasSuffix(t, suf.s) {
-			t, mult = strings.TrimSuffix(t, suf.s), suf.m
-			break
-		}
-	}
-	var n int64
-	if _, err := fmt.Sscanf(t, "%d", &n); err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
-
 // loadFn performs one operation; worker is the worker's index.
 type loadFn func(ctx context.Context, worker int) error
 
@@ -309,24 +289,28 @@ func runBench(ctx context.Context, args []string) error {
 	var rm remote
 	rm.flags(fs)
 	sizes := fs.String("size", "64KiB", "object sizes, comma-separated (e.g. 64KiB,4MiB)")
-	conc := fs.Int("c", 16, "concurrent requests")
-	dur := fs.Duration("duration", 10*time.Second, "duration of each phase")
+	conc := countFlag(fs, "c", "", 16, "concurrent requests")
+	dur := durationFlag(fs, "duration", "", 10*time.Second, "duration of each phase")
 	jsonOut := fs.Bool("json", false, "print results as JSON")
-	idleDur := fs.Duration("idle", 3*time.Second, "measure the server's idle CPU for this long first, and charge each phase only its CPU above it (0: charge everything)")
+	idleDur := durationFlag(fs, "idle", "", 3*time.Second, "measure the server's idle CPU for this long first, and charge each phase only its CPU above it (0: charge everything)")
 	baseDir := fs.String("baseline", "", "also measure the disk under this directory and loopback, and print depot's figures as ratios of them")
-	baseSize := fs.String("baseline-size", "1GiB", "bytes the baseline writes and reads")
+	baseSize := sizeFlag(fs, "baseline-size", "", 1<<30, "bytes the baseline writes and reads")
 	useS3 := fs.Bool("s3", false, "also drive the S3 API through minio-go (puts and gets alternating with the native API's, then the mixed mode)")
 	unsigned := fs.Bool("s3-unsigned-payload", false, "send S3 bodies as UNSIGNED-PAYLOAD, as AWS SDKs do over HTTPS, instead of minio-go's signed chunks over HTTP")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var sizeList []int64
+	for _, sz := range strings.Split(*sizes, ",") {
+		n, err := parseSize(sz)
+		if err != nil {
+			return fmt.Errorf("-size %q: %w", sz, err)
+		}
+		sizeList = append(sizeList, n)
 	}
 	var base *baseline
 	if *baseDir != "" {
-		n, err := parseSize(*baseSize)
-		if err != nil {
-			return err
-		}
-		b, err := measureBaseline(*baseDir, n)
+		b, err := measureBaseline(*baseDir, *baseSize)
 		if err != nil {
 			return fmt.Errorf("baseline: %w", err)
 		}
@@ -354,11 +338,7 @@ func runBench(ctx context.Context, args []string) error {
 	// every delete, a wait until the server is idle again, and the mixed
 	// mode. Deletes wait until both APIs were measured, so that the
 	// background work they cause lands in neither.
-	for _, sz := range strings.Split(*sizes, ",") {
-		size, err := parseSize(sz)
-		if err != nil {
-			return err
-		}
+	for _, size := range sizeList {
 		nb := &nativeBench{hc: hc, rm: &rm}
 		if sb == nil {
 			put, err := nb.put(ctx, size, *conc, *dur)

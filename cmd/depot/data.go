@@ -213,7 +213,7 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:9000/healthz", "URL that must answer 200")
 	ca := fs.String("ca", envOr("DEPOT_CA_FILE", ""), "CA certificate (PEM) that an https URL's server certificate must chain to; default the system's (env DEPOT_CA_FILE)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	hc, err := caClient(*ca)

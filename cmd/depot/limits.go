@@ -21,24 +21,24 @@ type gatewayLimits struct {
 }
 
 func (l *gatewayLimits) register(fs *flag.FlagSet) {
-	fs.DurationVar(&l.readHeader, "read-header-timeout", envDuration("DEPOT_READ_HEADER_TIMEOUT", gateway.DefaultReadHeaderTimeout),
+	durationVar(fs, &l.readHeader, "read-header-timeout", "DEPOT_READ_HEADER_TIMEOUT", gateway.DefaultReadHeaderTimeout,
 		"close connections that take longer to send a request's headers (env DEPOT_READ_HEADER_TIMEOUT)")
-	fs.DurationVar(&l.bodyRead, "body-read-timeout", envDuration("DEPOT_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout),
+	durationVar(fs, &l.bodyRead, "body-read-timeout", "DEPOT_BODY_READ_TIMEOUT", gateway.DefaultBodyReadTimeout,
 		"fail requests whose body sends nothing for this long (env DEPOT_BODY_READ_TIMEOUT)")
-	fs.DurationVar(&l.idle, "idle-timeout", envDuration("DEPOT_IDLE_TIMEOUT", gateway.DefaultIdleTimeout),
+	durationVar(fs, &l.idle, "idle-timeout", "DEPOT_IDLE_TIMEOUT", gateway.DefaultIdleTimeout,
 		"close kept-alive connections idle this long (env DEPOT_IDLE_TIMEOUT)")
-	fs.DurationVar(&l.write, "write-timeout", envDuration("DEPOT_WRITE_TIMEOUT", gateway.DefaultWriteTimeout),
+	durationVar(fs, &l.write, "write-timeout", "DEPOT_WRITE_TIMEOUT", gateway.DefaultWriteTimeout,
 		"close connections whose client takes nothing of a response for this long (env DEPOT_WRITE_TIMEOUT)")
-	fs.IntVar(&l.maxConns, "max-conns", int(envFloat("DEPOT_MAX_CONNS", gateway.DefaultMaxConns)),
+	countVar(fs, &l.maxConns, "max-conns", "DEPOT_MAX_CONNS", gateway.DefaultMaxConns,
 		"most client connections open at once; more wait to be accepted (env DEPOT_MAX_CONNS)")
-	fs.Float64Var(&l.perIP, "rate-per-ip", envFloat("DEPOT_RATE_PER_IP", 0),
-		"requests per second allowed to one client IP, 0 for no limit (env DEPOT_RATE_PER_IP)")
-	fs.Float64Var(&l.perKey, "rate-per-key", envFloat("DEPOT_RATE_PER_KEY", 0),
-		"S3 requests per second allowed to one access key, 0 for no limit (env DEPOT_RATE_PER_KEY)")
-	fs.IntVar(&l.burst, "rate-burst", int(envFloat("DEPOT_RATE_BURST", 0)),
+	rateVar(fs, &l.perIP, "rate-per-ip", "DEPOT_RATE_PER_IP", 0,
+		"requests allowed to one client IP: per second (200 or 200/s), per minute (3000/m) or per hour (/h); 0 for no limit (env DEPOT_RATE_PER_IP)")
+	rateVar(fs, &l.perKey, "rate-per-key", "DEPOT_RATE_PER_KEY", 0,
+		"S3 requests allowed to one access key, per second (1000 or 1000/s), minute (/m) or hour (/h); 0 for no limit (env DEPOT_RATE_PER_KEY)")
+	countVar(fs, &l.burst, "rate-burst", "DEPOT_RATE_BURST", 0,
 		"requests a client may send at once above its rate; 0: twice the rate (env DEPOT_RATE_BURST)")
-	fs.Int64Var(&l.maxObject, "max-object-size", int64(envFloat("DEPOT_MAX_OBJECT_SIZE", s3.DefaultMaxObjectSize)),
-		"largest body of one S3 PutObject or UploadPart, and of one native blob, in bytes (env DEPOT_MAX_OBJECT_SIZE)")
+	sizeVar(fs, &l.maxObject, "max-object-size", "DEPOT_MAX_OBJECT_SIZE", s3.DefaultMaxObjectSize,
+		"largest body of one S3 PutObject or UploadPart, and of one native blob, in bytes or with a unit, e.g. 5GiB (env DEPOT_MAX_OBJECT_SIZE)")
 }
 
 func (l *gatewayLimits) apply(c *gateway.Config) {

@@ -7,6 +7,7 @@
 //	depot put|get|rm|stat   blobs through a gateway's native API
 //	depot shop         the demo storefront, on depot's S3 API
 //	depot bench        load a gateway and print throughput and latency
+//	depot version      the version stamped at build time
 //
 // Each subcommand parses its flags (and the environment variables named in
 // its -h output) into its role's Config and runs it until SIGINT/SIGTERM.
@@ -17,9 +18,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type command struct {
@@ -41,21 +47,67 @@ func commands() []command {
 		{"shop", "run the demo shop (catalog, reviews, pages) on depot's S3 API", runShop},
 		{"bench", "drive a gateway with concurrent puts and gets", runBench},
 		{"healthcheck", "probe an HTTP endpoint (for container health checks)", runHealthcheck},
+		{"version", "print depot's version", runVersion},
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: depot <command> [flags]\n\ncommands:\n")
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: depot <command> [flags]\n\ncommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'depot <command> -h' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'depot <command> -h' for a command's flags. Sizes take units (64KiB, 1.5GiB, 5GB),\n"+
+		"durations Go's (90s, 10m); a malformed flag or environment variable is an error.\n")
+}
+
+// version is depot's release, stamped at build time with
+// -ldflags "-X main.version=v1.2.3"; "dev" otherwise.
+var version = "dev"
+
+// versionString is version with the commit it was built from, when the
+// build recorded one (go build in a git work tree).
+func versionString() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += "+" + rev[:min(12, len(rev))] + dirty
+	}
+	return v
+}
+
+func runVersion(_ context.Context, args []string) error {
+	if len(args) != 0 {
+		return errors.New("usage: depot version")
+	}
+	fmt.Printf("depot %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
 }
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
 		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return
+	case "-version", "--version":
+		os.Args[1] = "version"
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -75,7 +127,7 @@ func main() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "depot: unknown command %q\n\n", name)
-	usage()
+	usage(os.Stderr)
 	os.Exit(2)
 }
 
@@ -104,12 +156,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, applyEnv(fs)
 		}
 		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
+			return append(pos, rest[1:]...), applyEnv(fs)
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
+	}
+}
+
+// registerBuildInfo adds depot_build_info{version,goversion} 1 to each
+// registry (those of the roles this process runs).
+func registerBuildInfo(regs ...*prometheus.Registry) {
+	for _, reg := range regs {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "depot_build_info",
+			Help:        "Always 1; its labels name the depot version and the Go release it was built with.",
+			ConstLabels: prometheus.Labels{"version": versionString(), "goversion": runtime.Version()},
+		})
+		g.Set(1)
+		reg.MustRegister(g)
 	}
 }

@@ -234,6 +234,7 @@ func TestServer_Restart(t *testing.T) {
 	want := make(map[string][32]byte)
 
 	p, bs := start()
+	checkBuildInfo(t, bs.endpoint)
 	for range 20 {
 		data := blob(rng)
 		fid, err := bs.put(data)
@@ -297,11 +298,14 @@ func TestRoles_SeparateProcesses(t *testing.T) {
 		"DEPOT_LOG_LEVEL=error", "DEPOT_GOSSIP_TIMING=local"}
 	common := []string{"--addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
 	var procs []*proc
+	var nsURL string
 	startAll := func() blobStore {
 		procs = nil
 		ns := startProc(t, env, append([]string{"nameserver", "--dir", filepath.Join(dir, "ns")}, common...)...)
 		procs = append(procs, ns)
-		join := field(ns.waitLine("ready"), "gossip")
+		ready := ns.waitLine("ready")
+		join := field(ready, "gossip")
+		nsURL = "http://" + field(ready, "http")
 		for i := range 6 {
 			ds := startProc(t, env, append([]string{"dataserver", "--id", fmt.Sprintf("ds%d", i+1),
 				"--dir", filepath.Join(dir, fmt.Sprintf("ds%d", i+1)), "--rack", fmt.Sprintf("r%d", i%2), "--join", join}, common...)...)
@@ -317,6 +321,8 @@ func TestRoles_SeparateProcesses(t *testing.T) {
 		return blobStore{endpoint: ep, user: "roles", pass: "roles-secret"}
 	}
 	bs := startAll()
+	checkBuildInfo(t, bs.endpoint)
+	checkBuildInfo(t, nsURL)
 	rng := rand.New(rand.NewPCG(2, 2))
 	want := make(map[string][32]byte)
 	for range 20 {

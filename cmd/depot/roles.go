@@ -35,8 +35,8 @@ func (r *roleFlags) register(fs *flag.FlagSet, defAddr, defGossip string) {
 	fs.StringVar(&r.advertiseHTTP, "advertise-addr", envOr("DEPOT_ADVERTISE_ADDR", ""), "HTTP host:port announced to others, when it differs from --addr (env DEPOT_ADVERTISE_ADDR)")
 	fs.Var(&r.join, "join", "gossip address of a member to join (repeatable; env DEPOT_JOIN, comma-separated)")
 	fs.StringVar(&r.keyFile, "cluster-key-file", envOr("DEPOT_CLUSTER_KEY_FILE", ""), "file with the base64 cluster key (or env DEPOT_CLUSTER_KEY)")
-	fs.StringVar(&r.logLevel, "log-level", envOr("DEPOT_LOG_LEVEL", "info"), "log level (env DEPOT_LOG_LEVEL)")
-	fs.StringVar(&r.timing, "gossip-timing", envOr("DEPOT_GOSSIP_TIMING", "lan"), "failure-detector preset: lan, local, test (test also shortens the repair, delete, scrub and volume-cache intervals, for process tests)")
+	enumVar(fs, &r.logLevel, "log-level", "DEPOT_LOG_LEVEL", "info", logLevels, "log level: debug, info, warn or error (env DEPOT_LOG_LEVEL)")
+	enumVar(fs, &r.timing, "gossip-timing", "DEPOT_GOSSIP_TIMING", "lan", []string{"lan", "local", "test"}, "failure-detector preset: lan, local, test (test also shortens the repair, delete, scrub and volume-cache intervals, for process tests)")
 	fs.StringVar(&r.metricsTokenFile, "metrics-token-file", envOr("DEPOT_METRICS_TOKEN_FILE", ""), "file with a bearer token that /metrics then requires (or env DEPOT_METRICS_TOKEN); default: /metrics is open")
 	r.tls.register(fs)
 }
@@ -46,8 +46,10 @@ func (r *roleFlags) metricsToken() (string, error) {
 	return secretFromEnvOrFile("DEPOT_METRICS_TOKEN", r.metricsTokenFile)
 }
 
-func (r *roleFlags) gossip(dir string) (node.Gossip, error) {
-	key, err := loadKey(r.keyFile, dir)
+// gossip returns the gossip settings; dir is where the cluster key may be
+// kept, and createKey lets a nameserver write a new one there.
+func (r *roleFlags) gossip(dir string, createKey bool) (node.Gossip, error) {
+	key, err := loadKey(r.keyFile, dir, createKey)
 	if err != nil {
 		return node.Gossip{}, err
 	}
@@ -100,16 +102,16 @@ func runNameserver(ctx context.Context, args []string) error {
 	rf.register(fs, "0.0.0.0:9330", "0.0.0.0:7946")
 	dir := fs.String("dir", envOr("DEPOT_DIR", "./depot-nameserver"), "database directory (env DEPOT_DIR)")
 	id := fs.String("id", envOr("DEPOT_ID", "ns1"), "node id (env DEPOT_ID)")
-	k := fs.Int("k", 4, "default data shards")
-	m := fs.Int("m", 2, "default parity shards")
-	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
-	deleteGrace := fs.String("delete-grace", envOr("DEPOT_DELETE_GRACE", ""), "how long a deleted or overwritten segment's needles stay on the dataservers before they are deleted; a restore from a backup older than this may miss the data of objects deleted or overwritten since (default 1m, 1s with test gossip timing; env DEPOT_DELETE_GRACE)")
+	k := countFlag(fs, "k", "", 4, "default data shards")
+	m := countFlag(fs, "m", "", 2, "default parity shards")
+	repairAfter := durationFlag(fs, "repair-after", "DEPOT_REPAIR_AFTER", 10*time.Minute, "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
+	rebalanceEvery := durationFlag(fs, "rebalance-interval", "DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval, "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	deleteGrace := durationFlag(fs, "delete-grace", "DEPOT_DELETE_GRACE", 0, "how long a deleted or overwritten segment's needles stay on the dataservers before they are deleted; a restore from a backup older than this may miss the data of objects deleted or overwritten since (0: the default, 1m, or 1s with test gossip timing; env DEPOT_DELETE_GRACE)")
 	adminKeyFile := fs.String("admin-key-file", envOr("DEPOT_ADMIN_KEY_FILE", ""), "file with the base64 admin key that user management, rebalance, drain and /ui then need (or env DEPOT_ADMIN_KEY); default: the cluster key")
 	raftAddr := fs.String("raft-addr", envOr("DEPOT_RAFT_ADDR", ""), "raft listen address; set (or --peers) to run in a raft group of nameservers under --id (env DEPOT_RAFT_ADDR)")
 	raftAdvertise := fs.String("raft-advertise", envOr("DEPOT_RAFT_ADVERTISE", ""), "raft address announced to the others, when it differs from --raft-addr (env DEPOT_RAFT_ADVERTISE)")
 	peers := fs.String("peers", envOr("DEPOT_PEERS", ""), "initial raft group, id=host:port comma-separated, this nameserver included (the same on every member); empty with --raft-addr: wait for depot admin nameserver add (env DEPOT_PEERS)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
@@ -123,7 +125,7 @@ func runNameserver(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, err := rf.gossip(keyDir(rf.keyFile, *dir))
+	g, err := rf.gossip(keyDir(rf.keyFile, *dir), true)
 	if err != nil {
 		return err
 	}
@@ -136,12 +138,8 @@ func runNameserver(ctx context.Context, args []string) error {
 		cfg.SyncInterval, cfg.ShutdownTimeout = 50*time.Millisecond, 2*time.Second
 		cfg.RepairInterval, cfg.DeleteGrace = 200*time.Millisecond, time.Second
 	}
-	if *deleteGrace != "" {
-		d, err := time.ParseDuration(*deleteGrace)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("--delete-grace %q: want a positive duration such as 1m", *deleteGrace)
-		}
-		cfg.DeleteGrace = d
+	if *deleteGrace > 0 {
+		cfg.DeleteGrace = *deleteGrace
 	}
 	cfg.RepairAfter = *repairAfter
 	cfg.RebalanceInterval = *rebalanceEvery
@@ -161,6 +159,7 @@ func runNameserver(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
+	registerBuildInfo(ns.Server.Registry())
 	printReady("nameserver", ns.Server.Addr(), ns.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ns.Close()
@@ -183,11 +182,11 @@ func runDataserver(ctx context.Context, args []string) error {
 	fs.Var(&dirs, "dir", "data directory, one per disk (repeatable; env DEPOT_DIR, comma-separated)")
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id, unique in the cluster (env DEPOT_ID; default the host name)")
 	rack := fs.String("rack", envOr("DEPOT_RACK", ""), "rack (failure domain) of this machine (env DEPOT_RACK)")
-	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none")
-	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
-	maxDirBytes := fs.Int64("max-dir-bytes", int64(envFloat("DEPOT_MAX_DIR_BYTES", 0)), "cap on the bytes kept in each data directory, 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
-	orphanGrace := fs.Duration("orphan-grace", envDuration("DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace), "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
-	if err := fs.Parse(args); err != nil {
+	fsync := enumFlag(fs, "fsync", "DEPOT_FSYNC", string(dataserver.FsyncGroup), fsyncPolicies, "fsync policy: group, always, none (env DEPOT_FSYNC)")
+	repairRate := bandwidthFlag(fs, "repair-rate", "DEPOT_REPAIR_RATE", 100, "bound on repair writes in MiB/s (or a size per second, e.g. 1GB/s), 0 for none (env DEPOT_REPAIR_RATE)")
+	maxDirBytes := sizeFlag(fs, "max-dir-bytes", "DEPOT_MAX_DIR_BYTES", 0, "cap on the bytes kept in each data directory, in bytes or with a unit (e.g. 500GiB), 0 for none: past it the directory is full, as a full disk (env DEPOT_MAX_DIR_BYTES)")
+	orphanGrace := durationFlag(fs, "orphan-grace", "DEPOT_ORPHAN_GRACE", repair.DefaultOrphanGrace, "how old an uncommitted S3 segment must be before the orphan sweep reclaims it (env DEPOT_ORPHAN_GRACE)")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(dirs) == 0 {
@@ -205,7 +204,7 @@ func runDataserver(ctx context.Context, args []string) error {
 		}
 		*id = h
 	}
-	g, err := rf.gossip(keyDir(rf.keyFile, dirs[0]))
+	g, err := rf.gossip(keyDir(rf.keyFile, dirs[0]), false)
 	if err != nil {
 		return err
 	}
@@ -232,6 +231,7 @@ func runDataserver(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, internalReload(g))()
+	registerBuildInfo(ds.Server.Registry())
 	printReady("dataserver", ds.Server.Addr(), ds.Gossip.GossipAddr())
 	<-ctx.Done()
 	return ds.Close()
@@ -243,8 +243,8 @@ func runGateway(ctx context.Context, args []string) error {
 	rf.register(fs, "0.0.0.0:9000", "0.0.0.0:7948")
 	id := fs.String("id", envOr("DEPOT_ID", ""), "node id (env DEPOT_ID; default gw-<host name>)")
 	ns := fs.String("nameserver", envOr("DEPOT_NAMESERVER", ""), "nameserver URL, or the URLs of a raft group comma-separated (env DEPOT_NAMESERVER; default: found through gossip)")
-	k := fs.Int("k", 4, "data shards of new writes")
-	m := fs.Int("m", 2, "parity shards of new writes")
+	k := countFlag(fs, "k", "", 4, "data shards of new writes")
+	m := countFlag(fs, "m", "", 2, "parity shards of new writes")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	var pub publicTLSFlags
 	pub.register(fs)
@@ -252,7 +252,7 @@ func runGateway(ctx context.Context, args []string) error {
 	sf.register(fs, false)
 	var limits gatewayLimits
 	limits.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	sseKeys, err := loadSSEKeys(sf.keyFile, "")
@@ -275,7 +275,7 @@ func runGateway(ctx context.Context, args []string) error {
 		h, _ := os.Hostname()
 		*id = "gw-" + h
 	}
-	g, err := rf.gossip("")
+	g, err := rf.gossip("", false)
 	if err != nil {
 		return err
 	}
@@ -302,6 +302,7 @@ func runGateway(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, g.Logger, func() error { return errors.Join(gw.Server.Reload(), internalReload(g)()) })()
+	registerBuildInfo(gw.Server.Registry())
 	printReady("gateway", gw.Server.Addr(), gw.Gossip.GossipAddr())
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

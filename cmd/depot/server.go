@@ -13,6 +13,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"depot/dataserver"
 	"depot/gateway"
 	"depot/gateway/s3/sse"
@@ -73,23 +75,53 @@ func randomText(n int, alphabet string) string {
 	return string(b)
 }
 
+// errNoClusterKey is returned by loadKey when a directory holds no
+// cluster key and may not make one.
+var errNoClusterKey = errors.New("no cluster key")
+
 // loadKey reads the cluster key from DEPOT_CLUSTER_KEY, from file, or from
-// (creating it) dir/cluster.key when dir is set.
-func loadKey(file, dir string) (auth.Key, error) {
+// dir/cluster.key when dir is set. Only the roles that found a cluster
+// (server and nameserver) pass create, which writes a new key there when
+// there is none: any other process that made up a key of its own could
+// only fail later, on every request, with a signature mismatch.
+func loadKey(file, dir string, create bool) (auth.Key, error) {
 	if v := os.Getenv("DEPOT_CLUSTER_KEY"); v != "" {
-		return auth.ParseKey(v)
+		k, err := auth.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("DEPOT_CLUSTER_KEY: %w", err)
+		}
+		return k, nil
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--cluster-key-file: %w", err)
 		}
-		return auth.ParseKey(string(b))
+		k, err := auth.ParseKey(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key-file %s: %w", file, err)
+		}
+		return k, nil
 	}
 	if dir == "" {
-		return nil, errors.New("no cluster key: set DEPOT_CLUSTER_KEY or --cluster-key-file")
+		return nil, fmt.Errorf("%w: set DEPOT_CLUSTER_KEY or --cluster-key-file", errNoClusterKey)
 	}
-	return auth.LoadOrCreateKeyFile(filepath.Join(dir, "cluster.key"))
+	path := filepath.Join(dir, "cluster.key")
+	if create {
+		return auth.LoadOrCreateKeyFile(path)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s: set DEPOT_CLUSTER_KEY or --cluster-key-file", errNoClusterKey, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := auth.ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // sseKeyFile is where depot server keeps the SSE-S3 master keys it
@@ -137,29 +169,24 @@ func (f *sseFlags) register(fs *flag.FlagSet, generated bool) {
 	}
 	fs.StringVar(&f.keyFile, "sse-master-key-file", envOr("DEPOT_SSE_MASTER_KEY_FILE", ""),
 		"file with the SSE-S3 master keys, one [id:]key (base64 or hex, 32 bytes) a line, the last one active (or env DEPOT_SSE_MASTER_KEY, entries separated by commas; "+where+")")
-	fs.BoolVar(&f.cOverHTTP, "sse-c-over-http", os.Getenv("DEPOT_SSE_C_OVER_HTTP") == "1",
+	boolVar(fs, &f.cOverHTTP, "sse-c-over-http", "DEPOT_SSE_C_OVER_HTTP", false,
 		"accept SSE-C keys on plain-HTTP requests, which S3 refuses (env DEPOT_SSE_C_OVER_HTTP=1)")
 }
 
-// setMemoryLimit applies a soft memory limit unless GOMEMLIMIT is set.
-func setMemoryLimit(s string) error {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return nil
-	}
-	n, err := parseSize(s)
-	if err != nil {
-		return fmt.Errorf("--memory-limit: %w", err)
-	}
-	if n > 0 {
+// setMemoryLimit applies a soft memory limit of n bytes (0: none) unless
+// GOMEMLIMIT is set.
+func setMemoryLimit(n int64) {
+	if os.Getenv("GOMEMLIMIT") == "" && n > 0 {
 		debug.SetMemoryLimit(n)
 	}
-	return nil
 }
 
+// newLogger logs to stderr at level, one of logLevels (enumVar has
+// refused any other word).
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+		panic(fmt.Sprintf("log level %q passed the flag's check", level))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
@@ -168,15 +195,15 @@ func runServer(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	dir := fs.String("dir", envOr("DEPOT_DIR", "./depot-data"), "data directory (env DEPOT_DIR)")
 	addr := fs.String("addr", envOr("DEPOT_ADDR", gateway.DefaultAddr), "gateway listen address (env DEPOT_ADDR)")
-	dataservers := fs.Int("dataservers", 6, "number of dataservers")
-	k := fs.Int("k", 4, "data shards per stripe")
-	m := fs.Int("m", 2, "parity shards per stripe")
-	fsync := fs.String("fsync", envOr("DEPOT_FSYNC", string(dataserver.FsyncGroup)), "fsync policy: group, always, none (env DEPOT_FSYNC)")
-	logLevel := fs.String("log-level", envOr("DEPOT_LOG_LEVEL", "warn"), "log level (env DEPOT_LOG_LEVEL)")
-	memLimit := fs.String("memory-limit", envOr("DEPOT_MEMORY_LIMIT", "400MiB"), "soft limit on the Go heap of the whole process; the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
-	repairAfter := fs.Duration("repair-after", envDuration("DEPOT_REPAIR_AFTER", 10*time.Minute), "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
-	repairRate := fs.Float64("repair-rate", envFloat("DEPOT_REPAIR_RATE", 100), "bound on repair writes in MiB/s, 0 for none (env DEPOT_REPAIR_RATE)")
-	rebalanceEvery := fs.Duration("rebalance-interval", envDuration("DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval), "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
+	dataservers := countFlag(fs, "dataservers", "", 6, "number of dataservers")
+	k := countFlag(fs, "k", "", 4, "data shards per stripe")
+	m := countFlag(fs, "m", "", 2, "parity shards per stripe")
+	fsync := enumFlag(fs, "fsync", "DEPOT_FSYNC", string(dataserver.FsyncGroup), fsyncPolicies, "fsync policy: group, always, none (env DEPOT_FSYNC)")
+	logLevel := enumFlag(fs, "log-level", "DEPOT_LOG_LEVEL", "warn", logLevels, "log level: debug, info, warn or error (env DEPOT_LOG_LEVEL)")
+	memLimit := sizeFlag(fs, "memory-limit", "DEPOT_MEMORY_LIMIT", 400<<20, "soft limit on the Go heap of the whole process, in bytes or with a unit (e.g. 1.5GiB); the garbage collector works harder near it (env DEPOT_MEMORY_LIMIT; GOMEMLIMIT wins when set; 0 for none)")
+	repairAfter := durationFlag(fs, "repair-after", "DEPOT_REPAIR_AFTER", 10*time.Minute, "rebuild a dataserver's shards elsewhere once it is down this long (env DEPOT_REPAIR_AFTER)")
+	repairRate := bandwidthFlag(fs, "repair-rate", "DEPOT_REPAIR_RATE", 100, "bound on repair writes in MiB/s (or a size per second, e.g. 1GB/s), 0 for none (env DEPOT_REPAIR_RATE)")
+	rebalanceEvery := durationFlag(fs, "rebalance-interval", "DEPOT_REBALANCE_INTERVAL", nameserver.DefaultRebalanceInterval, "rebalance on its own when the spread of bytes leaves the band, checked this often; 0: only by depot admin rebalance (env DEPOT_REBALANCE_INTERVAL)")
 	domain := fs.String("domain", envOr("DEPOT_DOMAIN", ""), "S3 domain for virtual-hosted-style requests: a Host of <bucket>.<domain> names the bucket (env DEPOT_DOMAIN)")
 	debugAddr := fs.String("debug-addr", envOr("DEPOT_DEBUG_ADDR", ""), "serve Go's pprof profiles on this address, e.g. 127.0.0.1:6060 (env DEPOT_DEBUG_ADDR)")
 	var pub publicTLSFlags
@@ -189,7 +216,7 @@ func runServer(ctx context.Context, args []string) error {
 	sf.register(fs, true)
 	var limits gatewayLimits
 	limits.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cert, err := pub.load()
@@ -208,9 +235,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := setMemoryLimit(*memLimit); err != nil {
-		return err
-	}
+	setMemoryLimit(*memLimit)
 	if *debugAddr != "" {
 		stop, err := serveDebug(*debugAddr)
 		if err != nil {
@@ -225,7 +250,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadKey("", *dir)
+	key, err := loadKey("", *dir, true)
 	if err != nil {
 		return err
 	}
@@ -249,6 +274,13 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reloadOnSIGHUP(ctx, log, local.Reload)()
+	regs := []*prometheus.Registry{local.NS.Server.Registry(), local.GW.Server.Registry()}
+	for i := range local.Dataservers() {
+		if ds := local.Dataserver(i); ds != nil {
+			regs = append(regs, ds.Server.Registry())
+		}
+	}
+	registerBuildInfo(regs...)
 	abs, _ := filepath.Abs(*dir)
 	fmt.Printf("depot server is running: a nameserver, %d dataservers (EC %d+%d) and a gateway\n", *dataservers, *k, *m)
 	fmt.Printf("  endpoint:    %s\n", local.Endpoint())

@@ -18,18 +18,18 @@ func runShop(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("shop", flag.ContinueOnError)
 	var cfg shop.Config
 	fs.StringVar(&cfg.Addr, "addr", envOr("DEPOT_SHOP_ADDR", ":8090"), "listen address (env DEPOT_SHOP_ADDR)")
-	fs.StringVar(&cfg.Role, "role", envOr("DEPOT_SHOP_ROLE", shop.RoleAll), "all, catalog or reviews: which services this process runs (env DEPOT_SHOP_ROLE)")
+	enumVar(fs, &cfg.Role, "role", "DEPOT_SHOP_ROLE", shop.RoleAll, []string{shop.RoleAll, shop.RoleCatalog, shop.RoleReviews}, "all, catalog or reviews: which services this process runs (env DEPOT_SHOP_ROLE)")
 	fs.StringVar(&cfg.DataDir, "data", envOr("DEPOT_SHOP_DATA", "shop-data"), "directory of the services' databases (env DEPOT_SHOP_DATA)")
 	fs.StringVar(&cfg.S3.Endpoint, "s3", envOr("DEPOT_SHOP_S3", ""), "depot's S3 endpoint, e.g. http://127.0.0.1:8080 (env DEPOT_SHOP_S3)")
 	fs.StringVar(&cfg.S3.AccessKey, "access-key", envOr("DEPOT_SHOP_ACCESS_KEY", envOr("AWS_ACCESS_KEY_ID", "")), "S3 access key (env DEPOT_SHOP_ACCESS_KEY or AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&cfg.S3.PublicURL, "public-url", envOr("DEPOT_SHOP_PUBLIC_URL", ""), "gateway URL as browsers reach it (default the --s3 URL; env DEPOT_SHOP_PUBLIC_URL)")
 	origins := fs.String("origins", envOr("DEPOT_SHOP_ORIGINS", "*"), "comma-separated origins allowed to upload to depot from browsers (env DEPOT_SHOP_ORIGINS)")
-	fs.BoolVar(&cfg.SecureCookies, "secure-cookies", envOr("DEPOT_SHOP_SECURE_COOKIES", "") == "true", "mark cookies Secure on plain-HTTP requests too, behind a TLS-terminating proxy (env DEPOT_SHOP_SECURE_COOKIES=true)")
+	boolVar(fs, &cfg.SecureCookies, "secure-cookies", "DEPOT_SHOP_SECURE_COOKIES", false, "mark cookies Secure on plain-HTTP requests too, behind a TLS-terminating proxy (env DEPOT_SHOP_SECURE_COOKIES=true)")
 	fs.BoolVar(&cfg.Seed, "seed", false, "load a demo catalog when the catalog is empty")
-	fs.IntVar(&cfg.SeedProducts, "seed-products", 36, "how many demo products --seed makes")
-	fs.IntVar(&cfg.Workers, "workers", 2, "image workers per service")
+	countVar(fs, &cfg.SeedProducts, "seed-products", "", 36, "how many demo products --seed makes")
+	countVar(fs, &cfg.Workers, "workers", "", 2, "image workers per service")
 	verbose := fs.Bool("v", false, "log at debug level")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.S3.SecretKey = envOr("DEPOT_SHOP_SECRET_KEY", envOr("AWS_SECRET_ACCESS_KEY", ""))

@@ -164,7 +164,9 @@ func (c *adminConn) client() (*nsclient.Client, error) {
 		if c.keyFile == "" && c.dir == "" && os.Getenv("DEPOT_CLUSTER_KEY") == "" {
 			return nil, errors.New("no key: set DEPOT_ADMIN_KEY, --admin-key-file, DEPOT_CLUSTER_KEY, --cluster-key-file or --dir")
 		}
-		if key, err = loadKey(c.keyFile, c.dir); err != nil {
+		if key, err = loadKey(c.keyFile, c.dir, false); errors.Is(err, errNoClusterKey) {
+			return nil, fmt.Errorf("no cluster key in %s: set DEPOT_CLUSTER_KEY or --dir of the server", c.dir)
+		} else if err != nil {
 			return nil, err
 		}
 	}

@@ -178,7 +178,7 @@ func (s *Server) bucketInfo(ctx context.Context, q *request, name string) (bucke
 		info = bucketInfo{exists: true, owner: b.Owner, public: b.Public, encryption: b.Encryption, versioning: b.Versioning,
 			objectLock: b.ObjectLock}
 		if b.Policy != "" {
-			d, err := policy.Parse([]byte(b.Policy), policy.Bucket)
+			d, err := policy.ParseStored([]byte(b.Policy), policy.Bucket)
 			if err != nil {
 				// Kept before policies were checked: it grants nothing.
 				s.cfg.Logger.Warn("s3: bucket policy does not parse; ignored", "bucket", name, "err", err)

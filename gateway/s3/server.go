@@ -286,7 +286,7 @@ func (s *Server) user(ctx context.Context, ak string) (cachedKey, error) {
 	}
 	ck = cachedKey{secret: u.Secret, at: s.cfg.Now()}
 	if u.Policy != "" {
-		if ck.policy, err = policy.Parse([]byte(u.Policy), policy.Identity); err != nil {
+		if ck.policy, err = policy.ParseStored([]byte(u.Policy), policy.Identity); err != nil {
 			s.cfg.Logger.Warn("s3: user policy does not parse; the key may do nothing", "access_key", ak, "err", err)
 		}
 	}

@@ -23,6 +23,13 @@
 // refused rather than ignored: a policy that says more than depot
 // understands must not grant more than its author meant.
 //
+// Actions: Parse refuses an action S3 does not have ("s3:PutObjct", or a
+// wildcard such as "s3:Frob*" that matches none) as AWS does, with
+// ErrInvalidAction ("Policy has invalid action"); the list of known
+// actions (KnownAction) holds those the gateway authorises and the other
+// actions AWS defines for S3. ParseStored reads documents kept before
+// that check, where an unknown action simply matches no request.
+//
 // Matching: Action is compared without regard to case, Resource with it;
 // both may hold the wildcards "*" (any run of characters, "/" included) and
 // "?" (one character). A principal is "*" (anyone, anonymous requests

@@ -144,8 +144,22 @@ type Request struct {
 	Context map[string]string
 }
 
-// Parse reads a document of the given kind.
+// Parse reads a new document of the given kind, as a policy is checked
+// when it is submitted: besides its shape, each action must be one S3 has
+// (ErrInvalidAction).
 func Parse(b []byte, kind Kind) (*Document, error) {
+	return parse(b, kind, true)
+}
+
+// ParseStored reads a document kept before Parse checked action names:
+// as Parse, except that an unknown action is kept (it matches no request)
+// rather than refused, so that a policy accepted once keeps granting what
+// its other actions grant.
+func ParseStored(b []byte, kind Kind) (*Document, error) {
+	return parse(b, kind, false)
+}
+
+func parse(b []byte, kind Kind, checkActions bool) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var raw struct {
@@ -182,6 +196,11 @@ func Parse(b []byte, kind Kind) (*Document, error) {
 		st := &d.Statement[i]
 		if err := st.check(kind); err != nil {
 			return nil, fmt.Errorf("%w: statement %d: %v", ErrMalformed, i+1, err)
+		}
+		for _, a := range st.Action {
+			if checkActions && !KnownAction(a) {
+				return nil, fmt.Errorf("%w: %w: %q (statement %d)", ErrMalformed, ErrInvalidAction, a, i+1)
+			}
 		}
 		for _, a := range st.Action {
 			st.actions = append(st.actions, strings.ToLower(a))
