@@ -10,16 +10,17 @@ import (
 // GetObjectAttributes (GET ?attributes): what x-amz-object-attributes
 // asks for among ETag, ObjectSize, StorageClass and ObjectParts (the part
 // sizes of a multipart object, paged by x-amz-max-parts and
-// x-amz-part-number-marker). Checksum is not stored, so it is left out,
-// as S3 leaves it out for an object uploaded without one.
+// x-amz-part-number-marker) and Checksum (the one its PUT sent, if any;
+// checksum.go).
 
 type objectAttributes struct {
-	XMLName      xml.Name     `xml:"GetObjectAttributesResponse"`
-	NS           string       `xml:"xmlns,attr"`
-	ETag         string       `xml:"ETag,omitempty"`
-	ObjectParts  *objectParts `xml:"ObjectParts,omitempty"`
-	StorageClass string       `xml:"StorageClass,omitempty"`
-	ObjectSize   *int64       `xml:"ObjectSize,omitempty"`
+	XMLName      xml.Name            `xml:"GetObjectAttributesResponse"`
+	NS           string              `xml:"xmlns,attr"`
+	ETag         string              `xml:"ETag,omitempty"`
+	Checksum     *checksumAttributes `xml:"Checksum,omitempty"`
+	ObjectParts  *objectParts        `xml:"ObjectParts,omitempty"`
+	StorageClass string              `xml:"StorageClass,omitempty"`
+	ObjectSize   *int64              `xml:"ObjectSize,omitempty"`
 }
 
 type objectParts struct {
@@ -79,6 +80,9 @@ func (s *Server) getObjectAttributes(q *request) error {
 	res := objectAttributes{NS: s3NS}
 	if want["ETag"] {
 		res.ETag = o.ETag
+	}
+	if want["Checksum"] {
+		res.Checksum = checksumOf(o)
 	}
 	if want["StorageClass"] {
 		res.StorageClass = "STANDARD"

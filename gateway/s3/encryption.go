@@ -267,6 +267,9 @@ type stored struct {
 	md5    []byte        // MD5 of the plaintext
 	mode   string        // encryption mode, "" for plain
 	stream *depot.Stream // set when encrypted
+	// checksum is the x-amz-checksum-* the client sent with the body
+	// and the body matched (name, base64 value); empty when none
+	checksum [2]string
 }
 
 // etag returns the ETag of the stored bytes: the hex MD5 of the plaintext,

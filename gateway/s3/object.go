@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"depot"
+	"depot/gateway/s3/sigv4"
 )
 
 func (s *Server) objectOp(q *request) error {
@@ -263,6 +264,7 @@ func (s *Server) getObject(q *request, head bool) error {
 		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	writeChecksum(q, o, !partial)
 	status := http.StatusOK
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, o.Size))
@@ -356,7 +358,8 @@ func (s *Server) storeBody(q *request, enc writeEnc) (stored, error) {
 		}
 		wantMD5 = b
 	}
-	br := &bodyReader{r: q.auth.Body(q.r), size: size}
+	body := q.auth.Body(q.r)
+	br := &bodyReader{r: body, size: size}
 	st, err := s.put(q, br, size, q.r.Header.Get("Content-Type"), enc)
 	if err != nil {
 		if br.err != nil {
@@ -372,6 +375,9 @@ func (s *Server) storeBody(q *request, enc writeEnc) (stored, error) {
 			s.discard(st.Segments)
 			return stored{}, s3err("BadDigest", http.StatusBadRequest, "The Content-MD5 you specified did not match what we received.")
 		}
+	}
+	if name, value, ok := sigv4.Checksum(body); ok {
+		st.checksum = [2]string{name, value}
 	}
 	return st, nil
 }
@@ -414,7 +420,7 @@ func (s *Server) putObject(q *request) error {
 		size = st.stream.Size
 	}
 	o := depot.Object{Bucket: q.bucket, Key: q.key, Size: size, ETag: st.etag(), ContentType: q.r.Header.Get("Content-Type"),
-		Meta: meta, Segments: st.Segments, Encryption: enc.record(), Precondition: cond, Lock: lock}
+		Meta: setChecksum(meta, st.checksum), Segments: st.Segments, Encryption: enc.record(), Precondition: cond, Lock: lock}
 	if o.Encryption != nil {
 		o.Encryption.Streams = []depot.Stream{*st.stream}
 	}
@@ -422,6 +428,10 @@ func (s *Server) putObject(q *request) error {
 		return err
 	}
 	q.w.Header().Set("ETag", quote(o.ETag))
+	if st.checksum[0] != "" {
+		q.w.Header().Set(st.checksum[0], st.checksum[1])
+		q.w.Header().Set("x-amz-checksum-type", "FULL_OBJECT")
+	}
 	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
 	for name := range q.r.Header {
 		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
@@ -535,6 +545,9 @@ func (s *Server) copyObject(q *request) error {
 			return err
 		}
 		o.Meta, o.ContentType = meta, q.r.Header.Get("Content-Type")
+		if name, value := objectChecksum(src); name != "" {
+			o.Meta[name] = value // the same bytes, the same checksum
+		}
 	default:
 		return errInvalidArgument("Unknown metadata directive %q", d)
 	}

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/minio/crc64nvme"
 )
 
 // maxChunkLine bounds a chunk header or trailer line.
@@ -32,9 +34,32 @@ func checksumHash(name string) hash.Hash {
 		return sha1.New()
 	case "x-amz-checksum-sha256":
 		return sha256.New()
+	case "x-amz-checksum-crc64nvme":
+		return crc64nvme.New()
 	}
 	return nil
 }
+
+// Checksum returns the x-amz-checksum-* a body read from Body carried
+// (header or trailer: lower-case name and base64 value) once it has been
+// read to its end and verified; ok is false before that, or when the body
+// carried none.
+func Checksum(r io.Reader) (name, value string, ok bool) {
+	switch b := r.(type) {
+	case *checkReader:
+		if b.verified != nil {
+			return b.verified.name, b.verified.value, true
+		}
+	case *chunkReader:
+		if b.verified != nil {
+			return b.verified.name, b.verified.value, true
+		}
+	}
+	return "", "", false
+}
+
+// verifiedSum is a checksum that matched the body.
+type verifiedSum struct{ name, value string }
 
 // DecodedLength returns the length of the object bytes in r's body: the
 // x-amz-decoded-content-length of an aws-chunked body, else the
@@ -68,9 +93,13 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 		if err != nil {
 			return errReader{err}
 		}
-		return &chunkReader{a: a, br: bufio.NewReaderSize(r.Body, 64<<10), signed: payload != StreamingUnsignedTrailer,
+		cr := &chunkReader{a: a, br: bufio.NewReaderSize(r.Body, 64<<10), signed: payload != StreamingUnsignedTrailer,
 			trailer: payload != StreamingPayload, prevSig: a.signature, trailerName: r.Header.Get("X-Amz-Trailer"),
 			sum: checksumHash(r.Header.Get("X-Amz-Trailer")), declared: declared}
+		if cr.sum != nil {
+			return cr
+		}
+		body, payload = cr, "" // a checksum header, if any, is checked on the decoded bytes
 	}
 	var checks []check
 	if len(payload) == 64 && payload != emptySHA256 || payload == emptySHA256 {
@@ -81,7 +110,7 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 	for name, vs := range r.Header {
 		if h := checksumHash(name); h != nil && len(vs) == 1 {
 			if want, err := base64.StdEncoding.DecodeString(vs[0]); err == nil {
-				checks = append(checks, check{h: h, want: want, err: ErrChecksum})
+				checks = append(checks, check{h: h, want: want, err: ErrChecksum, name: strings.ToLower(name), value: vs[0]})
 			}
 		}
 	}
@@ -100,11 +129,15 @@ type check struct {
 	h    hash.Hash
 	want []byte
 	err  error
+	// name and value of an x-amz-checksum-* header ("" for the payload
+	// hash)
+	name, value string
 }
 
 type checkReader struct {
-	r      io.Reader
-	checks []check
+	r        io.Reader
+	checks   []check
+	verified *verifiedSum
 }
 
 func (c *checkReader) Read(p []byte) (int, error) {
@@ -116,6 +149,11 @@ func (c *checkReader) Read(p []byte) (int, error) {
 		for _, ch := range c.checks {
 			if !bytes.Equal(ch.h.Sum(nil), ch.want) {
 				return n, ch.err
+			}
+		}
+		for _, ch := range c.checks {
+			if ch.name != "" {
+				c.verified = &verifiedSum{ch.name, ch.value}
 			}
 		}
 	}
@@ -142,6 +180,7 @@ type chunkReader struct {
 	chunk    hash.Hash
 	done     bool
 	err      error
+	verified *verifiedSum
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
@@ -324,6 +363,7 @@ func (c *chunkReader) finish() error {
 				return fmt.Errorf("%w: %s", ErrChecksum, name)
 			}
 			sumSeen = true
+			c.verified = &verifiedSum{name, val}
 		}
 	}
 	if c.sum != nil && !sumSeen {
