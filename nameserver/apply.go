@@ -629,6 +629,9 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	if err != nil {
 		return nil, err
 	}
+	if w := c.IfCurrent; w != nil && (cur == nil || cur.VersionID != w.VersionID || !cur.Modified.Equal(w.Modified)) {
+		return nil, fmt.Errorf("%w: object %s/%s changed since it was chosen for expiry", depot.ErrPrecondition, c.Bucket, c.Key)
+	}
 	state, err := versioningOf(tx, c.Bucket)
 	if err != nil {
 		return nil, err

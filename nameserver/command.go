@@ -129,4 +129,15 @@ type objectKeyCmd struct {
 	// Bypass lifts a GOVERNANCE retention of the version deleted (the
 	// caller was authorised for s3:BypassGovernanceRetention).
 	Bypass bool `json:"bypass,omitempty"`
+	// IfCurrent, set by the lifecycle worker, makes a delete without a
+	// version conditional: the key's current version must still be the
+	// one with this version id and modification time (else
+	// depot.ErrPrecondition), so an expiry never hits a newer write.
+	IfCurrent *currentVersion `json:"if_current,omitempty"`
+}
+
+// currentVersion names a key's current version by id and time.
+type currentVersion struct {
+	VersionID string    `json:"version_id"`
+	Modified  time.Time `json:"modified"`
 }

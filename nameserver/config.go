@@ -85,6 +85,15 @@ type Config struct {
 	// DeleteGrace is how long a queued segment waits before its needles
 	// are deleted from the dataservers. Default 1m.
 	DeleteGrace time.Duration
+	// LifecycleInterval is how often the leader applies the buckets' S3
+	// lifecycle rules (lifecycle.go); 0 turns the worker off. Default 10m.
+	LifecycleInterval time.Duration
+	// LifecycleRate caps the deletes and aborts the lifecycle worker
+	// proposes per second. Default 100.
+	LifecycleRate float64
+	// LifecycleDay is the length of a day in lifecycle rules (S3 counts
+	// Days in days of 24h). Default 24h; only tests shorten it.
+	LifecycleDay time.Duration
 	// ReadHoldMax is how long past DeleteGrace a queued segment's deletion
 	// yields to readers: until then the delete queue asks the dataservers
 	// to delete only idle needles (DELETE ?ifidle=1) and keeps the entry
@@ -247,6 +256,9 @@ func DefaultConfig() Config {
 		RebalanceInterval: DefaultRebalanceInterval,
 		RebalanceBand:     0.1,
 		RebalanceParallel: 4,
+		LifecycleInterval: 10 * time.Minute,
+		LifecycleRate:     100,
+		LifecycleDay:      24 * time.Hour,
 	}
 }
 
@@ -262,6 +274,7 @@ func TestConfig(dir string, key auth.Key, members Members) Config {
 	c.ShutdownTimeout = time.Second
 	c.RepairAfter, c.RepairInterval, c.DeleteGrace = 2*time.Second, 200*time.Millisecond, time.Second
 	c.ReadHoldMax = 5 * time.Second
+	c.LifecycleInterval = 200 * time.Millisecond
 	return c
 }
 
@@ -313,6 +326,12 @@ func (c Config) withDefaults() Config {
 	if c.RebalanceBand == 0 {
 		c.RebalanceBand = d.RebalanceBand
 	}
+	if c.LifecycleRate == 0 {
+		c.LifecycleRate = d.LifecycleRate
+	}
+	if c.LifecycleDay == 0 {
+		c.LifecycleDay = d.LifecycleDay
+	}
 	if c.RebalanceParallel == 0 {
 		c.RebalanceParallel = d.RebalanceParallel
 	}
@@ -344,7 +363,8 @@ func (c Config) Validate() error {
 	if c.Unit < 0 || c.MinWritable < 0 || c.MaxLease < 0 || c.MaxBatch < 0 || c.ReadyDataservers < 0 ||
 		c.GroupCommitWindow < 0 || c.SyncInterval < 0 || c.ShutdownTimeout < 0 ||
 		c.RepairAfter < 0 || c.RepairInterval < 0 || c.DeleteGrace < 0 || c.ReadHoldMax < 0 ||
-		c.RebalanceInterval < 0 || c.RebalanceParallel < 0 || c.RebalanceBand < 0 || c.RebalanceBand >= 1 {
+		c.RebalanceInterval < 0 || c.RebalanceParallel < 0 || c.RebalanceBand < 0 || c.RebalanceBand >= 1 ||
+		c.LifecycleInterval < 0 || c.LifecycleRate < 0 || c.LifecycleDay < 0 {
 		errs = append(errs, errors.New("negative size, count or duration"))
 	}
 	if err := errors.Join(errs...); err != nil {

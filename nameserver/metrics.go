@@ -22,6 +22,13 @@ type metrics struct {
 	forwarded     prometheus.Counter
 	repeats       prometheus.Counter
 	keptDeletes   prometheus.Counter
+	// lifecycle worker
+	lifecyclePasses      prometheus.Counter
+	lifecycleLastPass    prometheus.Gauge
+	lifecyclePassSeconds prometheus.Gauge
+	lifecycleScanned     prometheus.Counter
+	lifecycleActions     *prometheus.CounterVec
+	lifecycleSkipped     *prometheus.CounterVec
 }
 
 // Registry returns the registry /metrics serves, to which a command may
@@ -75,9 +82,34 @@ func newMetrics() *metrics {
 			Name: "depot_nameserver_delete_queue_referenced_total",
 			Help: "Delete queue entries dropped without deleting because their segment is referenced (should stay 0).",
 		}),
+		lifecyclePasses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_lifecycle_passes_total",
+			Help: "Lifecycle passes completed over every bucket with rules.",
+		}),
+		lifecycleLastPass: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "depot_nameserver_lifecycle_last_pass_timestamp_seconds",
+			Help: "Unix time the last lifecycle pass ended.",
+		}),
+		lifecyclePassSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "depot_nameserver_lifecycle_pass_seconds",
+			Help: "How long the last lifecycle pass took.",
+		}),
+		lifecycleScanned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "depot_nameserver_lifecycle_versions_scanned_total",
+			Help: "Object versions the lifecycle worker read.",
+		}),
+		lifecycleActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_nameserver_lifecycle_actions_total",
+			Help: "Lifecycle actions applied, by kind (expire, noncurrent, marker, abort).",
+		}, []string{"kind"}),
+		lifecycleSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "depot_nameserver_lifecycle_skipped_total",
+			Help: "Lifecycle actions refused when proposed (the object changed, Object Lock, already gone), by kind.",
+		}, []string{"kind"}),
 	}
 	m.reg.MustRegister(m.commands, m.fsyncs, m.batchSize, m.commitSeconds, m.assigns, m.leased, m.requests,
 		m.latency, m.bytesIn, m.bytesOut, m.forwarded, m.repeats, m.keptDeletes,
+		m.lifecyclePasses, m.lifecycleLastPass, m.lifecyclePassSeconds, m.lifecycleScanned, m.lifecycleActions, m.lifecycleSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

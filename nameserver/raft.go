@@ -659,6 +659,7 @@ func (s *Server) runLeaderLoops(ctx context.Context) {
 	wg.Go(func() { s.syncLoop(ctx) })
 	wg.Go(func() { s.repairLoop(ctx) })
 	wg.Go(func() { s.rebalanceLoop(ctx) })
+	wg.Go(func() { s.lifecycleLoop(ctx) })
 	wg.Wait()
 }
 

@@ -247,6 +247,12 @@ func applySetBucket(tx *bbolt.Tx, c setBucketCmd) (nsclient.Bucket, error) {
 		}
 		bk.ObjectLock, bk.Versioning = true, nsclient.VersioningEnabled
 	}
+	if l := c.Settings.Lifecycle; l != nil {
+		if err := checkLifecycle(*l); err != nil {
+			return bk, err
+		}
+		bk.Lifecycle = *l
+	}
 	if d := c.Settings.DefaultRetention; d != nil {
 		switch {
 		case !bk.ObjectLock:

@@ -32,6 +32,9 @@ const DBFile = "nameserver.db"
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
+	// lifecycleNow, set only by tests before Start, replaces the
+	// lifecycle worker's clock.
+	lifecycleNow func() time.Time
 	store   *store
 	metrics *metrics
 	http    *http.Server

@@ -57,12 +57,15 @@ var bucketRules = []opRule{
 	{http.MethodPut, []string{"versioning"}, "", op{"s3:PutBucketVersioning", (*Server).putVersioning}},
 	{http.MethodPut, []string{"tagging"}, "", op{"s3:PutBucketTagging", (*Server).putBucketTagging}},
 	{http.MethodPut, []string{"object-lock"}, "", op{"s3:PutBucketObjectLockConfiguration", (*Server).putObjectLockConfiguration}},
+	{http.MethodPut, []string{"lifecycle"}, "", op{"s3:PutLifecycleConfiguration", (*Server).putLifecycle}},
 	{http.MethodPut, nil, "", op{"s3:CreateBucket", (*Server).createBucket}},
 	{http.MethodHead, nil, "", op{"s3:ListBucket", (*Server).headBucket}},
 	// As on AWS, no DeleteBucketCORS nor DeleteEncryptionConfiguration
 	// action exists: the Put action covers the delete.
 	{http.MethodDelete, []string{"cors"}, "", op{"s3:PutBucketCORS", (*Server).deleteCORS}},
 	{http.MethodDelete, []string{"policy"}, "", op{"s3:DeleteBucketPolicy", (*Server).deletePolicy}},
+	// As on AWS, PutLifecycleConfiguration covers the delete.
+	{http.MethodDelete, []string{"lifecycle"}, "", op{"s3:PutLifecycleConfiguration", (*Server).deleteLifecycle}},
 	// As on AWS, PutBucketTagging covers the delete too.
 	{http.MethodDelete, []string{"tagging"}, "", op{"s3:PutBucketTagging", (*Server).deleteBucketTagging}},
 	{http.MethodDelete, []string{"encryption"}, "", op{"s3:PutEncryptionConfiguration", (*Server).deleteBucketEncryption}},
@@ -76,6 +79,7 @@ var bucketRules = []opRule{
 	{http.MethodGet, []string{"versioning"}, "", op{"s3:GetBucketVersioning", (*Server).getVersioning}},
 	{http.MethodGet, []string{"tagging"}, "", op{"s3:GetBucketTagging", (*Server).getBucketTagging}},
 	{http.MethodGet, []string{"object-lock"}, "", op{"s3:GetBucketObjectLockConfiguration", (*Server).getObjectLockConfiguration}},
+	{http.MethodGet, []string{"lifecycle"}, "", op{"s3:GetLifecycleConfiguration", (*Server).getLifecycle}},
 	{http.MethodGet, []string{"uploads"}, "", op{"s3:ListBucketMultipartUploads", (*Server).listUploads}},
 	{http.MethodGet, []string{"versions"}, "", op{"s3:ListBucketVersions", (*Server).listObjectVersions}},
 	{http.MethodGet, nil, "", op{"s3:ListBucket", func(s *Server, q *request) error {

@@ -438,7 +438,7 @@ func (s *Server) checkRegion(q *request, a *sigv4.Auth) error {
 }
 
 // unsupportedSub are S3 subresources depot does not implement.
-var unsupportedSub = []string{"lifecycle", "website", "logging", "notification",
+var unsupportedSub = []string{"website", "logging", "notification",
 	"replication", "torrent", "restore", "select",
 	"accelerate", "analytics", "inventory", "metrics", "ownershipControls", "publicAccessBlock",
 	"requestPayment", "intelligent-tiering", "policyStatus", "renameObject", "session"}

@@ -181,6 +181,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		nc.ShutdownTimeout = 2 * time.Second
 		nc.RepairInterval, nc.DeleteGrace = 200*time.Millisecond, time.Second
 		nc.ReadHoldMax = 5 * time.Second
+		nc.LifecycleInterval = 200 * time.Millisecond
 	}
 	if cfg.RepairAfter > 0 {
 		nc.RepairAfter = cfg.RepairAfter

@@ -105,6 +105,9 @@ type Bucket struct {
 	// DefaultRetention, with ObjectLock, is the retention every new
 	// version gets when its write names none.
 	DefaultRetention *DefaultRetention `json:"default_retention,omitempty"`
+	// Lifecycle is the bucket's S3 lifecycle configuration: the rules the
+	// nameserver's lifecycle worker applies.
+	Lifecycle []LifecycleRule `json:"lifecycle,omitempty"`
 }
 
 // BucketList is the answer to GET /buckets.
@@ -143,6 +146,37 @@ type DefaultRetention struct {
 	Mode  string `json:"mode"`
 	Days  int    `json:"days,omitempty"`
 	Years int    `json:"years,omitempty"`
+}
+
+// LifecycleRule is one rule of a bucket's lifecycle configuration (S3's
+// LifecycleConfiguration Rule). A rule applies to the objects whose key
+// starts with Prefix, that carry every tag of Tags, and whose size lies
+// strictly between SizeGreaterThan and SizeLessThan (0: no bound). Day
+// counts are whole days of Config.LifecycleDay (24h).
+type LifecycleRule struct {
+	ID      string            `json:"id,omitempty"`
+	Enabled bool              `json:"enabled"`
+	Prefix  string            `json:"prefix,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	// SizeGreaterThan and SizeLessThan bound the object's size in bytes.
+	SizeGreaterThan int64 `json:"size_greater_than,omitempty"`
+	SizeLessThan    int64 `json:"size_less_than,omitempty"`
+	// ExpireDays expires a current version that many days after it was
+	// written; ExpireDate expires every matching current version from that
+	// time on. Expiring deletes the object, or in a versioned bucket puts
+	// a delete marker over it.
+	ExpireDays int       `json:"expire_days,omitempty"`
+	ExpireDate time.Time `json:"expire_date,omitzero"`
+	// ExpiredDeleteMarker removes a delete marker that is a key's only
+	// version left.
+	ExpiredDeleteMarker bool `json:"expired_delete_marker,omitempty"`
+	// NoncurrentDays deletes a non-current version that many days after it
+	// stopped being current, keeping the NewerNoncurrent newest ones.
+	NoncurrentDays  int `json:"noncurrent_days,omitempty"`
+	NewerNoncurrent int `json:"newer_noncurrent,omitempty"`
+	// AbortUploadDays aborts a multipart upload that many days after it
+	// was initiated.
+	AbortUploadDays int `json:"abort_upload_days,omitempty"`
 }
 
 // Bucket versioning states (Bucket.Versioning); "" is a bucket that was

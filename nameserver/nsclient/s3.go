@@ -51,6 +51,9 @@ type BucketSettings struct {
 	// DefaultRetention sets the default retention of a bucket with Object
 	// Lock; an empty Mode removes it.
 	DefaultRetention *DefaultRetention `json:"default_retention,omitempty"`
+	// Lifecycle replaces the bucket's lifecycle rules; an empty list
+	// removes them.
+	Lifecycle *[]LifecycleRule `json:"lifecycle,omitempty"`
 }
 
 // LockRequest is the body of POST /lock/{bucket}?key=K&version=V: it
