@@ -30,15 +30,15 @@ const DBFile = "nameserver.db"
 // the namespace, kept in bbolt, served over HTTP. Its methods are the same
 // operations as the HTTP API, for callers in the same process.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// lifecycleNow, set only by tests before Start, replaces the
 	// lifecycle worker's clock.
 	lifecycleNow func() time.Time
-	store   *store
-	metrics *metrics
-	http    *http.Server
-	tr      *http.Transport // the nameserver's own requests to dataservers
+	store        *store
+	metrics      *metrics
+	http         *http.Server
+	tr           *http.Transport // the nameserver's own requests to dataservers
 
 	syncSem   chan struct{} // one gossip sync at a time
 	kick      chan struct{} // MembersChanged asks the sync loop to run now

@@ -36,7 +36,7 @@ func TestS3Lifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	yesterday := time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	yesterday := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	cfg := lifecycle.NewConfiguration()
 	cfg.Rules = []lifecycle.Rule{
 		{ID: "old-logs", Status: "Enabled", RuleFilter: lifecycle.Filter{Prefix: "logs/"},
