@@ -193,6 +193,8 @@ func (s *Server) lifecyclePass(ctx context.Context, limit *rate.Limiter) error {
 		}
 	}
 	s.metrics.lifecyclePasses.Inc()
+	s.lifecycle.passes.Add(1)
+	s.lifecycle.last.Store(time.Now().UnixNano())
 	s.metrics.lifecycleLastPass.Set(float64(time.Now().Unix()))
 	s.metrics.lifecyclePassSeconds.Set(time.Since(start).Seconds())
 	return nil
@@ -291,8 +293,10 @@ func (s *Server) lifecycleApply(ctx context.Context, bucket string, actions []li
 		switch {
 		case err == nil:
 			s.metrics.lifecycleActions.WithLabelValues(a.kind).Inc()
+			s.lifecycle.applied.Add(1)
 		case errors.Is(err, depot.ErrPrecondition), errors.Is(err, depot.ErrNotFound), errors.Is(err, depot.ErrLocked):
 			s.metrics.lifecycleSkipped.WithLabelValues(a.kind).Inc()
+			s.lifecycle.skipped.Add(1)
 		default:
 			return err
 		}

@@ -35,10 +35,15 @@ type Server struct {
 	// lifecycleNow, set only by tests before Start, replaces the
 	// lifecycle worker's clock.
 	lifecycleNow func() time.Time
-	store        *store
-	metrics      *metrics
-	http         *http.Server
-	tr           *http.Transport // the nameserver's own requests to dataservers
+	// lifecycle counts the lifecycle worker's passes and actions (Status).
+	lifecycle struct {
+		passes, applied, skipped atomic.Uint64
+		last                     atomic.Int64 // Unix nanoseconds of the last pass
+	}
+	store   *store
+	metrics *metrics
+	http    *http.Server
+	tr      *http.Transport // the nameserver's own requests to dataservers
 
 	syncSem   chan struct{} // one gossip sync at a time
 	kick      chan struct{} // MembersChanged asks the sync loop to run now
@@ -584,6 +589,20 @@ func (s *Server) Status(ctx context.Context) (nsclient.Status, error) {
 		st.Missed = tx.Bucket(bktMissed).Stats().KeyN
 		return nil
 	})
+	if err != nil {
+		return st, err
+	}
+	buckets, err := s.Buckets(ctx)
+	for _, b := range buckets {
+		if len(b.Lifecycle) > 0 {
+			st.Lifecycle.Buckets++
+			st.Lifecycle.Rules += len(b.Lifecycle)
+		}
+	}
+	st.Lifecycle.Passes, st.Lifecycle.Applied, st.Lifecycle.Skipped = s.lifecycle.passes.Load(), s.lifecycle.applied.Load(), s.lifecycle.skipped.Load()
+	if t := s.lifecycle.last.Load(); t != 0 {
+		st.Lifecycle.LastPass = time.Unix(0, t)
+	}
 	return st, err
 }
 

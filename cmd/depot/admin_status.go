@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"depot/nameserver/nsclient"
 )
@@ -71,6 +72,13 @@ func adminStatus(ctx context.Context, ns *nsclient.Client, w io.Writer, asJSON b
 	fmt.Fprintf(w, "\nvolumes: %d (%s)\n", cs.Status.Volumes, strings.Join(states, ", "))
 	fmt.Fprintf(w, "objects: %d, %s; pending deletes: %d\n", cs.Status.Objects, sizeStr(int64(cs.Status.Bytes)), cs.Status.Deletes)
 	fmt.Fprintf(w, "degraded needles: %d shard(s) awaiting needle-level repair\n", cs.Repair.Missed)
+	if l := cs.Status.Lifecycle; l.Buckets > 0 {
+		last := "no pass yet"
+		if !l.LastPass.IsZero() {
+			last = "last pass " + time.Since(l.LastPass).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(w, "lifecycle: %d rule(s) in %d bucket(s), %s; %d applied, %d skipped\n", l.Rules, l.Buckets, last, l.Applied, l.Skipped)
+	}
 	if len(cs.Repair.Jobs) == 0 {
 		fmt.Fprintln(w, "repair: idle")
 		return nil

@@ -12,6 +12,7 @@ import (
 	"depot/client"
 	"depot/internal/node"
 	"depot/internal/testcluster"
+	"depot/nameserver/nsclient"
 )
 
 func TestAdminStatus(t *testing.T) {
@@ -24,6 +25,26 @@ func TestAdminStatus(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "health: HEALTHY") || !strings.Contains(out.String(), "6 alive") {
 		t.Fatalf("healthy cluster:\n%s", out.String())
+	}
+	// A bucket with lifecycle rules shows the worker's line once it passed.
+	if _, err := ns.CreateBucket(ctx, "aging"); err != nil {
+		t.Fatal(err)
+	}
+	rules := []nsclient.LifecycleRule{{Enabled: true, Prefix: "tmp/", ExpireDays: 1}}
+	if _, err := ns.SetBucket(ctx, "aging", nsclient.BucketSettings{Lifecycle: &rules}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out.Reset()
+		if err := adminStatus(ctx, ns, &out, false); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "lifecycle: 1 rule(s) in 1 bucket(s), last pass") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no lifecycle line after 10s:\n%s", out.String())
+		}
 	}
 	// Volumes exist once something is written.
 	if _, err := c.Client().Put(ctx, strings.NewReader("hello"), 5, client.PutOptions{}); err != nil {

@@ -263,6 +263,19 @@ type Status struct {
 	Missed      int                       `json:"missed_writes"`
 	Ready       bool                      `json:"ready"`
 	Commits     CommitStats               `json:"commits"`
+	Lifecycle   LifecycleStatus           `json:"lifecycle"`
+}
+
+// LifecycleStatus describes the lifecycle worker: how many buckets have
+// rules, and, on the leader since it took office, the passes made and
+// the actions applied and skipped.
+type LifecycleStatus struct {
+	Buckets  int       `json:"buckets"`
+	Rules    int       `json:"rules"`
+	Passes   uint64    `json:"passes"`
+	LastPass time.Time `json:"last_pass,omitzero"`
+	Applied  uint64    `json:"applied"`
+	Skipped  uint64    `json:"skipped"`
 }
 
 // CommitStats describes the nameserver's group commit since it started.
