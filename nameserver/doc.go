@@ -89,7 +89,8 @@
 //	             bucket with uploads in progress (ErrNotEmpty, S3's
 //	             BucketNotEmpty)
 //	             The S3 settings of a bucket (public, cors, policy,
-//	             encryption, owner, tags, versioning) are fields
+//	             encryption, owner, tags, versioning, object_lock,
+//	             default_retention, lifecycle) are fields
 //	             of its record in buckets. See s3meta.go for the commands.
 //	versions     one nested bucket per namespace bucket that ever had
 //	             versioning: escaped key, then uint64 complement of a
@@ -455,6 +456,44 @@
 // with versions left is not empty. The objects and bytes counters count
 // current versions that are not delete markers.
 //
+// # Object Lock
+//
+// A bucket's record may enable Object Lock (object_lock, for good, with
+// versioning Enabled for good) and hold a default_retention {mode, days |
+// years}. A version's lock is part of its record (depot.Object.Lock: mode
+// GOVERNANCE or COMPLIANCE with retain_until, and legal_hold). put_object
+// in a bucket with Object Lock gives a new version the lock it names, or
+// the default retention counted from the command's time; elsewhere a lock
+// is refused. Apply refuses with depot.ErrLocked, writing nothing, to
+// delete a version that is protected (a legal hold, or a retention whose
+// date has not passed: COMPLIANCE always, GOVERNANCE unless the delete
+// carries bypass) and to release a protected null version. A delete
+// without a version only adds a delete marker and so is allowed.
+// set_lock changes one version's lock: a COMPLIANCE retention in force
+// only gets longer; a GOVERNANCE one is tightened freely and shortened,
+// removed or weakened only with bypass; a legal hold is set and cleared
+// freely. The gateway decides who may (s3:PutObjectRetention,
+// s3:PutObjectLegalHold, s3:BypassGovernanceRetention). A restore rewinds
+// the namespace, locks included (see "Backup and restore").
+//
+// # Lifecycle
+//
+// A bucket's record may hold lifecycle rules (nsclient.LifecycleRule,
+// validated by set_bucket). On the leader, every LifecycleInterval (10m),
+// the lifecycle worker reads each such bucket's versions as ListVersions
+// pages them and proposes, at most LifecycleRate (100) per second:
+// delete_object with if_current {version_id, modified} for a current
+// version whose rule's days (of LifecycleDay, 24h) since it was written,
+// or whose date, have come (a delete marker in a versioned bucket);
+// delete_object of a version for a non-current version NoncurrentDays
+// after the next newer one was written, keeping NewerNoncurrent of them;
+// delete_object of a delete marker that is its key's only version
+// (ExpiredDeleteMarker); abort_upload for uploads older than their rule
+// allows. if_current makes an expiry fail with ErrPrecondition when the
+// key was written again since it was read. Refusals (ErrPrecondition,
+// ErrNotFound, ErrLocked) skip the action until the next pass; the counts
+// are in Status (lifecycle) and in depot_nameserver_lifecycle_* metrics.
+//
 // # Rebalance and drain
 //
 // Moves of healthy shard slots (rebalance.go) are repair jobs with Move
@@ -521,6 +560,9 @@
 //	                 it refreshes itself
 //	GET /ui/health   the page's facts as JSON, the same document as
 //	                 `depot admin status --json` (nsclient.Assess)
+//
+// Object Lock (with the token): POST /lock/{bucket}?key=K&version=V with
+// nsclient.LockRequest.
 //
 // Versions (with the token): GET /objects/{bucket}?key=K&version=V (V ""
 // for the current version, a delete marker included), DELETE

@@ -44,7 +44,11 @@
 // s3:DeleteObject (DeleteObject, and each key of DeleteObjects, which
 // answers AccessDenied for the keys refused), s3:AbortMultipartUpload,
 // s3:ListMultipartUploadParts, s3:Get/PutObjectAcl,
-// s3:Get/Put/DeleteObjectTagging and s3:GetObjectAttributes. Condition keys:
+// s3:Get/Put/DeleteObjectTagging, s3:GetObjectAttributes,
+// s3:Get/PutObjectRetention, s3:Get/PutObjectLegalHold,
+// s3:BypassGovernanceRetention; on the bucket also
+// s3:Get/PutBucketObjectLockConfiguration and
+// s3:Get/PutLifecycleConfiguration. Condition keys:
 // aws:SourceIp always; s3:prefix, s3:delimiter and s3:max-keys on
 // s3:ListBucket when the query has them. As S3, an anonymous GetObject
 // with a response-* header override is InvalidRequest.
@@ -183,6 +187,46 @@
 // order, each key's versions newest first, paged by key-marker and
 // version-id-marker. Tags of a non-current version can be read, not
 // changed (NotImplemented).
+//
+// # Object Lock
+//
+// CreateBucket with x-amz-bucket-object-lock-enabled: true makes a bucket
+// with Object Lock (and versioning Enabled, which can then not be
+// suspended: InvalidBucketState); PutObjectLockConfiguration enables it on
+// a versioned bucket and sets the default retention. PutObject, CopyObject
+// and CreateMultipartUpload take x-amz-object-lock-mode,
+// -retain-until-date and -legal-hold (each authorised as
+// s3:PutObjectRetention or s3:PutObjectLegalHold; a bucket without Object
+// Lock answers InvalidRequest); GET and HEAD report them;
+// Get/PutObjectRetention and Get/PutObjectLegalHold work per version.
+// The nameserver refuses, whoever asks, the root key included, to delete
+// a protected version: AccessDenied. x-amz-bypass-governance-retention:
+// true lifts GOVERNANCE retention for a caller allowed
+// s3:BypassGovernanceRetention (on DELETE, DeleteObjects and
+// PutObjectRetention); nothing lifts COMPLIANCE or a legal hold.
+//
+// # Lifecycle
+//
+// Put/Get/DeleteBucketLifecycleConfiguration (s3:PutLifecycleConfiguration
+// and s3:GetLifecycleConfiguration) with Expiration (Days, Date at
+// midnight UTC, ExpiredObjectDeleteMarker), NoncurrentVersionExpiration
+// (NoncurrentDays, NewerNoncurrentVersions) and
+// AbortIncompleteMultipartUpload, filtered by Prefix, Tag, object size or
+// And of them; Transition is NotImplemented (one storage class). The
+// nameserver's lifecycle worker applies the rules (nameserver doc,
+// "Lifecycle").
+//
+// # Checksums
+//
+// The checksum a PUT sends (x-amz-checksum-crc32, -crc32c, -crc64nvme,
+// -sha1 or -sha256, as a header or an aws-chunked trailer) is checked
+// against the body by package sigv4 (BadDigest when it differs), kept in
+// Meta under its header name, answered on the PUT with
+// x-amz-checksum-type FULL_OBJECT, and returned on a GET or HEAD of the
+// whole object that sends x-amz-checksum-mode: ENABLED and in
+// GetObjectAttributes; a copy keeps it. Multipart objects have none:
+// each part's checksum is checked when the part arrives, and composite
+// checksums are not built.
 //
 // # Server-side encryption
 //
