@@ -98,6 +98,10 @@ func toS3(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if errors.Is(err, depot.ErrLocked) {
+		// AWS's words: the internal ones name nameserver routes.
+		return &Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied because object protected by object lock."}
+	}
 	for _, m := range table {
 		if errors.Is(err, m.err) {
 			return &Error{Code: m.code, Status: m.status, Message: err.Error()}
