@@ -588,6 +588,24 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 	state := bk.Versioning
 	sameVersion := old != nil && !old.DeleteMarker &&
 		(len(o.Segments) > 0 && segmentsEqual(old.Segments, o.Segments) || o.Precondition != nil && o.Precondition.IfUnchanged != nil)
+	if !sameVersion && state != "" {
+		// Segments an object version already references: this is a
+		// replay of the write that made that version (fids are never
+		// reused), come after its request record expired. It changes
+		// nothing; applying it would make two versions share segments,
+		// and deleting either would then delete the other's bytes. (In a
+		// bucket that never had versioning the old object is replaced,
+		// and only the segments the new one does not reuse go.)
+		if held, err := heldByObject(tx, o.Segments); err != nil {
+			return nil, err
+		} else if held {
+			vid, err := versionHolding(tx, o.Bucket, o.Key, o.Segments)
+			if err != nil {
+				return nil, err
+			}
+			return nsclient.PutResult{Replaced: []depot.Segment{}, VersionID: s3Version(state, vid)}, nil
+		}
+	}
 	if sameVersion {
 		o.Lock = old.Lock // an update of the version keeps its lock
 	} else if err := lockForPut(bk, &o, cmd.Time); err != nil {
@@ -628,6 +646,9 @@ func (s *store) applyDeleteObject(tx *bbolt.Tx, cmd Command, c objectKeyCmd) (an
 	cur, err := currentObject(b, c.Bucket, c.Key)
 	if err != nil {
 		return nil, err
+	}
+	if c.Version != nil && *c.Version == "" {
+		return nil, fmt.Errorf("%w: an empty version id", depot.ErrBadRequest)
 	}
 	if w := c.IfCurrent; w != nil && (cur == nil || cur.VersionID != w.VersionID || !cur.Modified.Equal(w.Modified)) {
 		return nil, fmt.Errorf("%w: object %s/%s changed since it was chosen for expiry", depot.ErrPrecondition, c.Bucket, c.Key)

@@ -262,7 +262,42 @@ func supersede(tx *bbolt.Tx, cmd Command, vb *bbolt.Bucket, state string, o, old
 		}
 		released = append(released, null.Segments...)
 	}
-	return released, nil
+	// Never what the new version itself holds.
+	return unusedSegments(released, o.Segments), nil
+}
+
+// heldByObject reports whether any of segs is referenced by an object
+// version (the refs index; a part's segments are not).
+func heldByObject(tx *bbolt.Tx, segs []depot.Segment) (bool, error) {
+	refs, err := refsOf(tx)
+	if err != nil {
+		return false, err
+	}
+	for _, sg := range segs {
+		if owner := refs.Get(refKey(sg.Fid)); len(owner) > 0 && owner[0] == 'o' {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// versionHolding returns the id of the version of bucket/key whose
+// segments are segs ("" when none of its versions: the null version, or
+// another key's).
+func versionHolding(tx *bbolt.Tx, bucket, key string, segs []depot.Segment) (string, error) {
+	vb, err := versionsOf(tx, bucket, false)
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	err = keyVersions(vb, key, func(_ []byte, o depot.Object) (bool, error) {
+		if segmentsEqual(o.Segments, segs) {
+			id = o.VersionID
+			return false, nil
+		}
+		return true, nil
+	})
+	return id, err
 }
 
 func segmentsEqual(a, b []depot.Segment) bool {
@@ -408,7 +443,8 @@ func (s *Server) GetObjectVersion(ctx context.Context, bucket, key, vid string) 
 // ListVersions returns one page of a bucket's versions in S3's order: keys
 // in byte order, each key's versions newest first (the current one, then
 // the others), rolled up at o.Delimiter. Asking again with the returned
-// markers while Truncated visits every version exactly once.
+// markers while Truncated visits every version exactly once. It holds one
+// version at a time: a key with many versions costs time, not memory.
 func (s *Server) ListVersions(ctx context.Context, bucket string, o nsclient.VersionListOptions) (nsclient.VersionList, error) {
 	limit := o.Limit
 	if limit <= 0 || limit > MaxListLimit {
@@ -420,23 +456,26 @@ func (s *Server) ListVersions(ctx context.Context, bucket string, o nsclient.Ver
 		if err != nil {
 			return err
 		}
-		state, err := versioningOf(tx, bucket)
-		if err != nil {
-			return err
-		}
 		vb, err := versionsOf(tx, bucket, false)
 		if err != nil {
 			return err
 		}
-		keys := newKeyMerge(b, vb, max(o.Prefix, o.KeyMarker))
 		n := 0
-		lastPrefix := ""
+		// emit adds e to the page; false when the page is full.
+		emit := func(key string, e nsclient.VersionEntry) bool {
+			if n == limit {
+				res.Truncated = true
+				return false
+			}
+			res.Versions = append(res.Versions, e)
+			res.NextKeyMarker, res.NextVersionIDMarker = key, s3Name(e.VersionID)
+			n++
+			return true
+		}
+		keys := newKeyMerge(b, vb, max(o.Prefix, o.KeyMarker))
 		for key, ok := keys.next(); ok; key, ok = keys.next() {
 			if !strings.HasPrefix(key, o.Prefix) {
-				if key > o.Prefix {
-					break
-				}
-				continue
+				break // keys come in order from the prefix on
 			}
 			if key < o.KeyMarker || key == o.KeyMarker && o.VersionIDMarker == "" {
 				continue
@@ -444,57 +483,55 @@ func (s *Server) ListVersions(ctx context.Context, bucket string, o nsclient.Ver
 			if o.Delimiter != "" {
 				if i := strings.Index(key[len(o.Prefix):], o.Delimiter); i >= 0 {
 					cp := key[:len(o.Prefix)+i+len(o.Delimiter)]
-					if cp == lastPrefix || cp == o.KeyMarker {
-						continue
+					if cp != o.KeyMarker {
+						if n == limit {
+							res.Truncated = true
+							break
+						}
+						res.Prefixes = append(res.Prefixes, cp)
+						res.NextKeyMarker, res.NextVersionIDMarker = cp, ""
+						n++
 					}
-					if n == limit {
-						res.Truncated = true
+					succ := prefixSuccessor(cp)
+					if succ == nil {
 						break
 					}
-					res.Prefixes = append(res.Prefixes, cp)
-					res.NextKeyMarker, res.NextVersionIDMarker = cp, ""
-					lastPrefix = cp
-					n++
+					keys.seek(string(succ))
 					continue
 				}
 			}
-			// The key's versions, newest first; past the marker's.
-			var all []nsclient.VersionEntry
-			if cur, err := currentObject(b, bucket, key); err != nil {
+			// Past the marker's version of the marker key, if it still
+			// exists (else the key's versions are listed again rather
+			// than skipped).
+			skipping := key == o.KeyMarker && markerExists(b, vb, key, o.VersionIDMarker)
+			matches := func(vid string) bool { return s3Name(vid) == o.VersionIDMarker }
+			cur, err := currentObject(b, bucket, key)
+			if err != nil {
 				return err
-			} else if cur != nil {
-				all = append(all, nsclient.VersionEntry{Object: *cur, IsLatest: true})
 			}
-			err := keyVersions(vb, key, func(_ []byte, v depot.Object) (bool, error) {
-				all = append(all, nsclient.VersionEntry{Object: v})
+			if cur != nil {
+				if skipping {
+					skipping = !matches(cur.VersionID)
+				} else if !emit(key, nsclient.VersionEntry{Object: *cur, IsLatest: true}) {
+					break
+				}
+			}
+			full := false
+			err = keyVersions(vb, key, func(_ []byte, v depot.Object) (bool, error) {
+				if skipping {
+					skipping = !matches(v.VersionID)
+					return true, nil
+				}
+				if !emit(key, nsclient.VersionEntry{Object: v}) {
+					full = true
+					return false, nil
+				}
 				return true, nil
 			})
 			if err != nil {
 				return err
 			}
-			if key == o.KeyMarker {
-				skip := -1
-				for i, e := range all {
-					if s3Version(state, e.VersionID) == o.VersionIDMarker || e.VersionID == "" && o.VersionIDMarker == nullVersion {
-						skip = i
-						break
-					}
-				}
-				all = all[skip+1:]
-			}
-			for _, e := range all {
-				if n == limit {
-					res.Truncated = true
-					break
-				}
-				res.Versions = append(res.Versions, e)
-				res.NextKeyMarker, res.NextVersionIDMarker = key, s3Version(state, e.VersionID)
-				if res.NextVersionIDMarker == "" {
-					res.NextVersionIDMarker = nullVersion
-				}
-				n++
-			}
-			if res.Truncated {
+			if full {
 				break
 			}
 		}
@@ -504,6 +541,34 @@ func (s *Server) ListVersions(ctx context.Context, bucket string, o nsclient.Ver
 		res.NextKeyMarker, res.NextVersionIDMarker = "", ""
 	}
 	return res, err
+}
+
+// markerExists reports whether key has a version named vid (S3's names),
+// reading the records' bytes without decoding them.
+func markerExists(b, vb *bbolt.Bucket, key, vid string) bool {
+	if vid == "" {
+		return false
+	}
+	has := func(raw []byte) bool {
+		if vid == nullVersion {
+			return !bytes.Contains(raw, []byte(`"version_id":`))
+		}
+		return bytes.Contains(raw, []byte(`"version_id":"`+vid+`"`))
+	}
+	if raw := b.Get([]byte(key)); raw != nil && has(raw) {
+		return true
+	}
+	if vb == nil {
+		return false
+	}
+	pfx := escapeKey(nil, key)
+	c := vb.Cursor()
+	for k, v := c.Seek(pfx); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+		if has(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyMerge yields, in byte order and once each, the keys that have a
@@ -526,6 +591,17 @@ func newKeyMerge(objects, versions *bbolt.Bucket, start string) *keyMerge {
 		m.setV(k)
 	}
 	return m
+}
+
+// seek moves both cursors to the first key at or after start.
+func (m *keyMerge) seek(start string) {
+	k, _ := m.oc.Seek([]byte(start))
+	m.ok, m.oOK = string(k), k != nil
+	if m.vc != nil {
+		esc := escapeKey(nil, start)
+		k, _ := m.vc.Seek(esc[:len(esc)-2])
+		m.setV(k)
+	}
 }
 
 func (m *keyMerge) setV(k []byte) {

@@ -70,11 +70,32 @@ func conditionKeys(r *http.Request, action string) map[string]string {
 }
 
 // authorizeRequest decides the request's own operation.
+// versionActions maps an object action to the one AWS checks when the
+// request names a version (?versionId).
+var versionActions = map[string]string{
+	actGetObject:             "s3:GetObjectVersion",
+	actDeleteObject:          "s3:DeleteObjectVersion",
+	"s3:GetObjectTagging":    "s3:GetObjectVersionTagging",
+	"s3:PutObjectTagging":    "s3:PutObjectVersionTagging",
+	"s3:DeleteObjectTagging": "s3:DeleteObjectVersionTagging",
+	"s3:GetObjectAttributes": "s3:GetObjectVersionAttributes",
+	"s3:GetObjectAcl":        "s3:GetObjectVersionAcl",
+	"s3:PutObjectAcl":        "s3:PutObjectVersionAcl",
+}
+
 func (s *Server) authorizeRequest(q *request) error {
 	if s.isRoot(q) {
 		return nil
 	}
 	action := q.op.action
+	if q.key != "" && q.r.URL.Query().Get("versionId") != "" {
+		// An operation on a named version is its own IAM action, so that
+		// a policy can allow deletes (markers) and deny deleting or
+		// reading history.
+		if va, ok := versionActions[action]; ok {
+			action = va
+		}
+	}
 	if q.auth == nil && action == actGetObject && hasResponseOverride(q.r) {
 		// As S3: an anonymous reader may not make the gateway answer
 		// with headers of its choosing (a public image served as

@@ -63,6 +63,7 @@ var table = []struct {
 	{sigv4.ErrExpired, "AccessDenied", http.StatusForbidden},
 	{sigv4.ErrContentSHA256, "XAmzContentSHA256Mismatch", http.StatusBadRequest},
 	{sigv4.ErrChecksum, "BadDigest", http.StatusBadRequest},
+	{sigv4.ErrChecksumHeader, "InvalidRequest", http.StatusBadRequest},
 	{sigv4.ErrChunk, "IncompleteBody", http.StatusBadRequest},
 	{sigv4.ErrHeadersNotSigned, "AccessDenied", http.StatusForbidden},
 	{errBadDigest, "BadDigest", http.StatusBadRequest},

@@ -201,7 +201,12 @@ func (s *Server) lockedVersion(q *request) (depot.Object, string, error) {
 		return o, "", errNoLockConfig()
 	}
 	if !versioned {
+		// The version read, by its name: a version written meanwhile
+		// must not get this lock.
 		version = o.VersionID
+		if version == "" {
+			version = nullVersion
+		}
 	}
 	return o, version, nil
 }

@@ -26,6 +26,9 @@ func (s *Server) objectOp(q *request) error {
 	if !utf8.ValidString(q.key) {
 		return errInvalidArgument("object keys must be UTF-8")
 	}
+	if v := q.r.URL.Query(); v.Has("versionId") && v.Get("versionId") == "" {
+		return errInvalidArgument("Version id cannot be the empty string")
+	}
 	return s.dispatch(q)
 }
 
@@ -433,11 +436,6 @@ func (s *Server) putObject(q *request) error {
 		q.w.Header().Set("x-amz-checksum-type", "FULL_OBJECT")
 	}
 	writeSSEHeaders(q.w.Header(), enc.mode(), enc.keyMD5)
-	for name := range q.r.Header {
-		if strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
-			q.w.Header().Set(name, q.r.Header.Get(name))
-		}
-	}
 	q.w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -468,7 +466,14 @@ type copySrc struct {
 // copySource reads the object a copy names, authorised as a read of it,
 // and sets x-amz-copy-source-version-id. A delete marker cannot be copied.
 func (s *Server) copySourceObject(q *request, c copySrc) (depot.Object, error) {
-	if err := s.authorize(q, actGetObject, c.bucket, c.key); err != nil {
+	action := actGetObject
+	if c.versioned {
+		action = "s3:GetObjectVersion"
+		if c.version == "" {
+			return depot.Object{}, errInvalidArgument("Version id cannot be the empty string")
+		}
+	}
+	if err := s.authorize(q, action, c.bucket, c.key); err != nil {
 		return depot.Object{}, err
 	}
 	if !c.versioned {
@@ -536,7 +541,7 @@ func (s *Server) copyObject(q *request) error {
 		Meta: maps.Clone(src.Meta), PartSizes: src.PartSizes, Encryption: enc.record(), Precondition: cond}
 	switch d := q.r.Header.Get("X-Amz-Metadata-Directive"); d {
 	case "", "COPY":
-		if sb == q.bucket && sk == q.key && !sseRequested(q.r.Header) {
+		if sb == q.bucket && sk == q.key && !cs.versioned && !sseRequested(q.r.Header) {
 			return s3err("InvalidRequest", http.StatusBadRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	case "REPLACE":
@@ -677,7 +682,11 @@ func (s *Server) deleteObjects(q *request) error {
 	}
 	res := deleteResult{NS: s3NS}
 	for _, o := range req.Objects {
-		ok, err := s.allowed(q, actDeleteObject, q.bucket, o.Key)
+		action := actDeleteObject
+		if o.VersionID != "" {
+			action = "s3:DeleteObjectVersion"
+		}
+		ok, err := s.allowed(q, action, q.bucket, o.Key)
 		if err != nil {
 			return err
 		}

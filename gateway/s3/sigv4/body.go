@@ -40,6 +40,16 @@ func checksumHash(name string) hash.Hash {
 	return nil
 }
 
+// checksumHeaderName returns the name of a checksum header of h, if any.
+func checksumHeaderName(h http.Header) (string, bool) {
+	for name := range h {
+		if checksumHash(name) != nil {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // Checksum returns the x-amz-checksum-* a body read from Body carried
 // (header or trailer: lower-case name and base64 value) once it has been
 // read to its end and verified; ok is false before that, or when the body
@@ -97,6 +107,9 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 			trailer: payload != StreamingPayload, prevSig: a.signature, trailerName: r.Header.Get("X-Amz-Trailer"),
 			sum: checksumHash(r.Header.Get("X-Amz-Trailer")), declared: declared}
 		if cr.sum != nil {
+			if name, ok := checksumHeaderName(r.Header); ok && !strings.EqualFold(name, cr.trailerName) {
+				return errReader{fmt.Errorf("%w: %s beside the trailer %s", ErrChecksumHeader, name, cr.trailerName)}
+			}
 			return cr
 		}
 		body, payload = cr, "" // a checksum header, if any, is checked on the decoded bytes
@@ -107,12 +120,17 @@ func (a *Auth) Body(r *http.Request) io.Reader {
 			checks = append(checks, check{h: sha256.New(), want: want, err: ErrContentSHA256})
 		}
 	}
+	sums := 0
 	for name, vs := range r.Header {
-		if h := checksumHash(name); h != nil && len(vs) == 1 {
-			if want, err := base64.StdEncoding.DecodeString(vs[0]); err == nil {
-				checks = append(checks, check{h: h, want: want, err: ErrChecksum, name: strings.ToLower(name), value: vs[0]})
-			}
+		h := checksumHash(name)
+		if h == nil {
+			continue
 		}
+		want, err := base64.StdEncoding.DecodeString(vs[0])
+		if sums++; len(vs) != 1 || err != nil || len(want) != h.Size() || sums > 1 {
+			return errReader{fmt.Errorf("%w: %s", ErrChecksumHeader, name)}
+		}
+		checks = append(checks, check{h: h, want: want, err: ErrChecksum, name: strings.ToLower(name), value: vs[0]})
 	}
 	if len(checks) == 0 {
 		return body

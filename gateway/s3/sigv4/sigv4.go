@@ -48,6 +48,9 @@ var (
 	// ErrChecksum is returned when a trailing or header checksum does not
 	// match the body.
 	ErrChecksum = errors.New("checksum does not match the body")
+	// ErrChecksumHeader: an x-amz-checksum-* header that is not one
+	// well-formed value of a known algorithm, or more than one checksum.
+	ErrChecksumHeader = errors.New("malformed or conflicting x-amz-checksum header")
 	// ErrHeadersNotSigned is returned (as a *HeadersNotSignedError) when
 	// a request carries x-amz-* headers that its signature does not
 	// cover. Its text is S3's message for the case.
