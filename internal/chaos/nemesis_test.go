@@ -743,12 +743,17 @@ func (n *nemesis) repaired(ctx context.Context, d *damage) (bool, string) {
 		}
 		return true, "no volume names it"
 	}
-	if d.ds.getState() != stateUp {
+	// The damaged shard may have moved (a drain or rebalance of the
+	// damaged dataserver): then it must be whole where it lives now.
+	addr, where := d.ds.http, ""
+	if v, err := n.c.nsc.Volume(ctx, d.vol); err == nil && d.idx < len(v.Members) && v.Members[d.idx].Node != d.ds.id {
+		addr, where = v.Members[d.idx].Addr, " on "+v.Members[d.idx].Node+", where the shard moved"
+	} else if d.ds.getState() != stateUp {
 		return false, ""
 	}
 	deleted := 0
 	for _, nr := range d.needles {
-		code := n.c.shardStatus(ctx, d.ds.http, d.vol, d.idx, nr, http.MethodGet)
+		code := n.c.shardStatus(ctx, addr, d.vol, d.idx, nr, http.MethodGet)
 		switch {
 		case code == http.StatusOK:
 		case code == http.StatusNotFound && n.deletedElsewhere(ctx, d, nr):
@@ -757,7 +762,7 @@ func (n *nemesis) repaired(ctx context.Context, d *damage) (bool, string) {
 			return false, ""
 		}
 	}
-	return true, fmt.Sprintf("%d needle(s) whole again, %d deleted since", len(d.needles)-deleted, deleted)
+	return true, fmt.Sprintf("%d needle(s) whole again%s, %d deleted since", len(d.needles)-deleted, where, deleted)
 }
 
 // deletedElsewhere reports whether the other members of the needle's
