@@ -13,9 +13,10 @@ import (
 	"depot/internal/testcluster"
 )
 
-// TestS3AWSCLI drives the aws binary against the in-process cluster. It is
-// skipped when aws is absent, unless CI is set.
-func TestS3AWSCLI(t *testing.T) {
+// needAWS returns the aws binary's path; without one the test skips, or
+// fails under CI.
+func needAWS(t *testing.T) string {
+	t.Helper()
 	awsBin, err := exec.LookPath("aws")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -23,12 +24,17 @@ func TestS3AWSCLI(t *testing.T) {
 		}
 		t.Skip("aws not installed (apt-get install awscli)")
 	}
-	c := testcluster.New(t, testcluster.Options{})
+	return awsBin
+}
+
+// awsRunner returns aws's home directory and a function that runs aws
+// against c with c's root credentials, failing the test on an error.
+func awsRunner(t *testing.T, awsBin string, c *testcluster.Cluster) (string, func(args ...string) string) {
 	home := t.TempDir()
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+c.User, "AWS_SECRET_ACCESS_KEY="+c.Password,
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE="+filepath.Join(home, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "creds"), "HOME="+home, "AWS_PAGER=")
-	run := func(args ...string) string {
+	return home, func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", c.Endpoint()}, args...)...)
 		cmd.Env = env
@@ -39,6 +45,14 @@ func TestS3AWSCLI(t *testing.T) {
 		}
 		return out.String()
 	}
+}
+
+// TestS3AWSCLI drives the aws binary against the in-process cluster. It is
+// skipped when aws is absent, unless CI is set.
+func TestS3AWSCLI(t *testing.T) {
+	awsBin := needAWS(t)
+	c := testcluster.New(t, testcluster.Options{})
+	home, run := awsRunner(t, awsBin, c)
 	dir := t.TempDir()
 	write := func(name string, n int) []byte {
 		b := make([]byte, n)
@@ -115,32 +129,12 @@ func TestS3AWSCLI(t *testing.T) {
 // between buckets (aws-cli asks GetObjectTagging first); the owner's
 // second create-bucket in us-east-1 succeeds; object tagging round-trips.
 func TestS3AWSCLI_Everyday(t *testing.T) {
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("aws not found and CI is set: install awscli (scripts/test.sh does)")
-		}
-		t.Skip("aws not installed (apt-get install awscli)")
-	}
+	awsBin := needAWS(t)
 	c := testcluster.New(t, testcluster.Options{})
-	home := t.TempDir()
-	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+c.User, "AWS_SECRET_ACCESS_KEY="+c.Password,
-		"AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE="+filepath.Join(home, "config"),
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "creds"), "HOME="+home, "AWS_PAGER=")
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", c.Endpoint(), "--output", "json"}, args...)...)
-		cmd.Env = env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("aws %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), errb.String())
-		}
-		return out.String()
-	}
+	_, run := awsRunner(t, awsBin, c)
 	runJSON := func(v any, args ...string) {
 		t.Helper()
-		if err := json.Unmarshal([]byte(run(args...)), v); err != nil {
+		if err := json.Unmarshal([]byte(run(append([]string{"--output", "json"}, args...)...)), v); err != nil {
 			t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
 		}
 	}

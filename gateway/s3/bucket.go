@@ -350,23 +350,32 @@ func encodeKey(enc bool, k string) string {
 	return url.QueryEscape(k)
 }
 
-func (s *Server) listObjects(q *request, v2 bool) error {
-	v := q.r.URL.Query()
-	maxKeys := s.cfg.MaxListKeys
+// listParams reads what every listing takes: max-keys (at most
+// MaxListKeys) and encoding-type.
+func (s *Server) listParams(v url.Values) (maxKeys int, enc bool, err error) {
+	maxKeys = s.cfg.MaxListKeys
 	if mk := v.Get("max-keys"); mk != "" {
 		n, err := strconv.Atoi(mk)
 		if err != nil || n < 0 {
-			return errInvalidArgument("max-keys must be a non-negative integer")
+			return 0, false, errInvalidArgument("max-keys must be a non-negative integer")
 		}
 		maxKeys = min(n, s.cfg.MaxListKeys)
 	}
-	enc := false
 	switch et := v.Get("encoding-type"); et {
 	case "":
 	case "url":
 		enc = true
 	default:
-		return errInvalidArgument("Invalid Encoding Method specified in Request: %q", et)
+		return 0, false, errInvalidArgument("Invalid Encoding Method specified in Request: %q", et)
+	}
+	return maxKeys, enc, nil
+}
+
+func (s *Server) listObjects(q *request, v2 bool) error {
+	v := q.r.URL.Query()
+	maxKeys, enc, err := s.listParams(v)
+	if err != nil {
+		return err
 	}
 	res := listBucketResult{NS: s3NS, Name: q.bucket, Prefix: encodeKey(enc, v.Get("prefix")), MaxKeys: maxKeys,
 		Delimiter: encodeKey(enc, v.Get("delimiter")), Contents: []listEntry{}}

@@ -4,7 +4,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"depot"
 	"depot/nameserver/nsclient"
@@ -174,21 +173,9 @@ type listVersionsResult struct {
 // key's versions newest first, delete markers among them.
 func (s *Server) listObjectVersions(q *request) error {
 	v := q.r.URL.Query()
-	maxKeys := s.cfg.MaxListKeys
-	if mk := v.Get("max-keys"); mk != "" {
-		n, err := strconv.Atoi(mk)
-		if err != nil || n < 0 {
-			return errInvalidArgument("max-keys must be a non-negative integer")
-		}
-		maxKeys = min(n, s.cfg.MaxListKeys)
-	}
-	enc := false
-	switch et := v.Get("encoding-type"); et {
-	case "":
-	case "url":
-		enc = true
-	default:
-		return errInvalidArgument("Invalid Encoding Method specified in Request: %q", et)
+	maxKeys, enc, err := s.listParams(v)
+	if err != nil {
+		return err
 	}
 	keyMarker, vidMarker := v.Get("key-marker"), v.Get("version-id-marker")
 	if vidMarker != "" && keyMarker == "" {
