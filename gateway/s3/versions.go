@@ -46,6 +46,12 @@ func requestedVersion(q *request) (string, bool) {
 	return v.Get("versionId"), true
 }
 
+// versioned reports whether bucket has versioning configured (cached).
+func (s *Server) versioned(q *request, bucket string) bool {
+	bi, err := s.bucketInfo(q.ctx, q, bucket)
+	return err == nil && bi.versioning != ""
+}
+
 // s3VersionOf is how S3 names o's version in bucket: its id, "null" for
 // the null version of a bucket with versioning configured, "" otherwise.
 func (s *Server) s3VersionOf(q *request, bucket string, o depot.Object) string {
@@ -66,7 +72,9 @@ func (s *Server) s3VersionOf(q *request, bucket string, o depot.Object) string {
 func (s *Server) objectVersion(q *request, bucket, key, version string, versioned bool) (depot.Object, error) {
 	if !versioned {
 		o, err := s.getMeta(q, bucket, key)
-		if hasCode(err, "NoSuchKey") {
+		// Only a bucket with versioning has delete markers: a 404 of any
+		// other costs no second lookup.
+		if hasCode(err, "NoSuchKey") && s.versioned(q, bucket) {
 			if m, merr := q.ns.GetObjectVersion(q.ctx, bucket, key, ""); merr == nil && m.DeleteMarker {
 				q.w.Header().Set("x-amz-delete-marker", "true")
 				setVersionHeader(q, s.s3VersionOf(q, bucket, m))
