@@ -122,6 +122,15 @@ func (s *Server) Restore(ctx context.Context, r io.Reader) (nsclient.RestoreResu
 		return res, err
 	}
 	res = restoreResult(bt, now, s.cfg.DeleteGrace, restored)
+	if n, err := lockedNotIn(s.store.db, tmp.Name(), now); err != nil {
+		return res, fmt.Errorf("nameserver: restore: %w", err)
+	} else if n > 0 {
+		w := fmt.Sprintf("%d object version(s) under Object Lock are not in the backup: the restore takes them out of the namespace, and their data is reclaimed as orphans", n)
+		if res.Warning != "" {
+			w = res.Warning + "; " + w
+		}
+		res.Warning, res.LockedRewound = w, n
+	}
 	f, err := os.Open(tmp.Name())
 	if err != nil {
 		return res, fmt.Errorf("nameserver: restore: %w", err)
@@ -147,6 +156,74 @@ func (s *Server) Restore(ctx context.Context, r io.Reader) (nsclient.RestoreResu
 		s.log.Warn("restore: " + res.Warning)
 	}
 	return res, nil
+}
+
+// lockedNotIn counts the object versions of cur that Object Lock protects
+// at now and that the database at path (a backup being restored) does not
+// hold: what a restore would rewind despite their lock.
+func lockedNotIn(cur *bbolt.DB, path string, now time.Time) (int, error) {
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer bdb.Close()
+	n := 0
+	err = cur.View(func(tx *bbolt.Tx) error {
+		return bdb.View(func(btx *bbolt.Tx) error {
+			check := func(bucket string, raw []byte) error {
+				if !bytes.Contains(raw, []byte(`"lock":`)) {
+					return nil
+				}
+				var o depot.Object
+				if err := json.Unmarshal(raw, &o); err != nil || !o.Lock.Protects(now, false) {
+					return nil
+				}
+				has, err := holdsVersion(btx, bucket, o.Key, o.VersionID)
+				if err == nil && !has {
+					n++
+				}
+				return err
+			}
+			for _, top := range [][]byte{bktObjects, bktVersions} {
+				tb := tx.Bucket(top)
+				if tb == nil {
+					continue
+				}
+				err := tb.ForEachBucket(func(name []byte) error {
+					return tb.Bucket(name).ForEach(func(_, v []byte) error { return check(string(name), v) })
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// holdsVersion reports whether tx holds version vid of bucket/key, as
+// its current version or another.
+func holdsVersion(tx *bbolt.Tx, bucket, key, vid string) (bool, error) {
+	if ob := tx.Bucket(bktObjects); ob != nil {
+		if b := ob.Bucket([]byte(bucket)); b != nil {
+			if cur, err := currentObject(b, bucket, key); err != nil {
+				return false, err
+			} else if cur != nil && cur.VersionID == vid {
+				return true, nil
+			}
+		}
+	}
+	vb, err := versionsOf(tx, bucket, false)
+	if err != nil || vb == nil {
+		return false, err
+	}
+	found := false
+	err = keyVersions(vb, key, func(_ []byte, o depot.Object) (bool, error) {
+		found = o.VersionID == vid
+		return !found, nil
+	})
+	return found, err
 }
 
 // restoreResult describes a restore of a backup taken at bt, done at now.

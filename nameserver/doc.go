@@ -474,7 +474,8 @@
 // removed or weakened only with bypass; a legal hold is set and cleared
 // freely. The gateway decides who may (s3:PutObjectRetention,
 // s3:PutObjectLegalHold, s3:BypassGovernanceRetention). A restore rewinds
-// the namespace, locks included (see "Backup and restore").
+// the namespace, locks included (see "Backup and restore"): its answer
+// counts the protected versions it takes out (locked_rewound) and warns.
 //
 // # Lifecycle
 //

@@ -200,3 +200,37 @@ func TestRestore_Answer(t *testing.T) {
 		t.Fatalf("a backup 2h old against a 1h grace: %+v", old)
 	}
 }
+
+// TestRestore_WarnsOfLockedVersions: a restore of a backup taken before a
+// version under Object Lock was written says so, with their count.
+func TestRestore_WarnsOfLockedVersions(t *testing.T) {
+	c := mustNamespace(t)
+	ctx := ctxT(t)
+	cl := c.client
+	if _, err := cl.CreateBucket(ctx, "vault"); err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	if _, err := cl.SetBucket(ctx, "vault", nsclient.BucketSettings{ObjectLock: &on}); err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if _, err := c.srv.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	o := object("vault", "contract", 1, 10)
+	o.Lock = &depot.ObjectLock{Mode: depot.LockCompliance, RetainUntil: time.Now().Add(time.Hour)}
+	if _, err := cl.PutObject(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PutObject(ctx, object("vault", "plain", 2, 10)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.srv.Restore(ctx, bytes.NewReader(backup.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LockedRewound != 1 || !strings.Contains(res.Warning, "Object Lock") {
+		t.Fatalf("restore answer: %+v", res)
+	}
+}

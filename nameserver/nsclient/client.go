@@ -599,6 +599,9 @@ type RestoreResult struct {
 	Whole bool `json:"whole"`
 	// Warning says why the restore may not be whole, when it may not.
 	Warning string `json:"warning,omitempty"`
+	// LockedRewound counts the object versions under Object Lock that
+	// the restore took out of the namespace (written after the backup).
+	LockedRewound int `json:"locked_rewound,omitempty"`
 	// Restored counts the restores the database went through, this one
 	// included.
 	Restored uint64 `json:"restored"`
