@@ -304,6 +304,7 @@ func (s *Server) completedAgain(q *request, req completeRequest, notFound error)
 		return err
 	}
 	writeSSEHeaders(q.w.Header(), encMode(o.Encryption), "")
+	setVersionHeader(q, s.s3VersionOf(q, q.bucket, o))
 	s.writeXML(q, completeResult{NS: s3NS, Location: "/" + q.bucket + "/" + q.key, Bucket: q.bucket, Key: q.key, ETag: quote(done.ETag)})
 	return nil
 }
