@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -91,14 +92,44 @@ const repairAfter = 8 * time.Second
 // sweep reclaims it: longer than any upload of the run takes to commit.
 const orphanGrace = 30 * time.Second
 
-// freeAddr returns a loopback address nobody listens on now.
+// freeAddr returns a loopback address free now for TCP and UDP (gossip
+// takes both), below the kernel's ephemeral port range. A port from that
+// range can be taken as the source port of an outgoing connection between
+// now and the process's bind, and stay taken for as long as that
+// connection lives (CI and a long run saw "bind: address already in use"
+// five times in a row); ports below it are only ever taken by a listener.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	low := ephemeralLow()
+	const first = 10000
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", first+mrand.IntN(low-first))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("no free port from %d to %d", first, low)
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 11000 {
+		return 32768
+	}
+	return lo
 }
 
 func newNode(dir, role, id, rack string, raft bool) (*node, error) {
