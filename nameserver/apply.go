@@ -586,8 +586,7 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 		return nil, err
 	}
 	state := bk.Versioning
-	sameVersion := old != nil && !old.DeleteMarker &&
-		(len(o.Segments) > 0 && segmentsEqual(old.Segments, o.Segments) || o.Precondition != nil && o.Precondition.IfUnchanged != nil)
+	sameVersion := isSameVersion(&o, old)
 	if !sameVersion && state != "" {
 		// Segments an object version already references: this is a
 		// replay of the write that made that version (fids are never
@@ -613,7 +612,7 @@ func (s *store) applyPutObject(tx *bbolt.Tx, cmd Command, o depot.Object) (any, 
 	}
 	// What becomes of the old version (versions.go): the segments it
 	// releases are queued for deletion; a version kept keeps its own.
-	replaced, err := applyVersionedPut(tx, cmd, state, &o, old)
+	replaced, err := applyVersionedPut(tx, cmd, state, &o, old, sameVersion)
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,13 @@ func (s *Server) Restore(ctx context.Context, r io.Reader) (nsclient.RestoreResu
 	if err != nil {
 		return res, fmt.Errorf("nameserver: restore: %w", err)
 	}
+	// Versions under Object Lock that the restore would take out,
+	// counted before the fence: the scan reads the whole namespace, and
+	// no write should wait for it.
+	locked, err := lockedNotIn(s.store.db, tmp.Name(), time.Now())
+	if err != nil {
+		return res, fmt.Errorf("nameserver: restore: %w", err)
+	}
 	s.store.fence.Lock()
 	defer s.store.fence.Unlock()
 	now := time.Now()
@@ -122,14 +129,12 @@ func (s *Server) Restore(ctx context.Context, r io.Reader) (nsclient.RestoreResu
 		return res, err
 	}
 	res = restoreResult(bt, now, s.cfg.DeleteGrace, restored)
-	if n, err := lockedNotIn(s.store.db, tmp.Name(), now); err != nil {
-		return res, fmt.Errorf("nameserver: restore: %w", err)
-	} else if n > 0 {
-		w := fmt.Sprintf("%d object version(s) under Object Lock are not in the backup: the restore takes them out of the namespace, and their data is reclaimed as orphans", n)
+	if locked > 0 {
+		w := fmt.Sprintf("%d object version(s) under Object Lock are not in the backup: the restore takes them out of the namespace, and their data is reclaimed as orphans", locked)
 		if res.Warning != "" {
 			w = res.Warning + "; " + w
 		}
-		res.Warning, res.LockedRewound = w, n
+		res.Warning, res.LockedRewound = w, locked
 	}
 	f, err := os.Open(tmp.Name())
 	if err != nil {

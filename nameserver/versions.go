@@ -206,10 +206,8 @@ func liveObject(cur *depot.Object) *depot.Object {
 // update: the same segments, or IfUnchanged), o takes old's place;
 // enabled, old becomes a non-current version and o gets a new id;
 // suspended, o is the null version, which replaces the null version
-// wherever it was.
-func applyVersionedPut(tx *bbolt.Tx, cmd Command, state string, o *depot.Object, old *depot.Object) ([]depot.Segment, error) {
-	sameVersion := old != nil && !old.DeleteMarker &&
-		(len(o.Segments) > 0 && segmentsEqual(old.Segments, o.Segments) || o.Precondition != nil && o.Precondition.IfUnchanged != nil)
+// wherever it was. sameVersion is isSameVersion(o, old).
+func applyVersionedPut(tx *bbolt.Tx, cmd Command, state string, o *depot.Object, old *depot.Object, sameVersion bool) ([]depot.Segment, error) {
 	if state == "" || sameVersion {
 		o.VersionID = ""
 		if old == nil {
@@ -264,6 +262,14 @@ func supersede(tx *bbolt.Tx, cmd Command, vb *bbolt.Bucket, state string, o, old
 	}
 	// Never what the new version itself holds.
 	return unusedSegments(released, o.Segments), nil
+}
+
+// isSameVersion reports whether o updates old itself rather than making
+// a new version: the same segments (a retried write, a metadata update),
+// or a write conditional on old being unchanged.
+func isSameVersion(o, old *depot.Object) bool {
+	return old != nil && !old.DeleteMarker &&
+		(len(o.Segments) > 0 && segmentsEqual(old.Segments, o.Segments) || o.Precondition != nil && o.Precondition.IfUnchanged != nil)
 }
 
 // heldByObject reports whether any of segs is referenced by an object
